@@ -77,7 +77,13 @@ type Event struct {
 }
 
 // Position is an opaque point in the global log. The zero value is the start.
+// Positions of one store compare in log order by plain string comparison
+// (adapters encode them as fixed-width hex), so a caller can tell whether a
+// consumer's checkpoint has reached an append: see After.
 type Position string
+
+// After tells whether p lies after q in the log of one store.
+func (p Position) After(q Position) bool { return p > q }
 
 // Start is the position before the first event.
 const Start Position = ""

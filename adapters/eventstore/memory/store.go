@@ -34,17 +34,17 @@ func New() *Store {
 	}
 }
 
-func position(i int) es.Position { return es.Position(strconv.Itoa(i + 1)) }
+func position(i int) es.Position { return es.Position(fmt.Sprintf("%016x", i+1)) }
 
 func parsePosition(p es.Position) (int, error) {
 	if p == es.Start {
 		return 0, nil
 	}
-	n, err := strconv.Atoi(string(p))
+	n, err := strconv.ParseInt(string(p), 16, 64)
 	if err != nil || n < 0 {
 		return 0, fmt.Errorf("memory store: bad position %q", p)
 	}
-	return n, nil
+	return int(n), nil
 }
 
 // Append implements es.Store.
