@@ -114,4 +114,3 @@ func redact(raw string) string {
 }
 
 var _ TB = (testing.TB)(nil)
-
