@@ -1,0 +1,213 @@
+package answer
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+var (
+	hoursQA = Passage{KnowledgeID: "k-hours", Title: "Business hours", Kind: QA, Score: 0.9,
+		Question: "What are your business hours?", Text: "We are open Monday to Friday, 9 AM to 6 PM EST."}
+	passwordQA = Passage{KnowledgeID: "k-pw", Title: "Passwort", Kind: QA, Score: 0.8,
+		Question: "Wie setze ich mein Passwort zurück?", Text: `Gehe zu Einstellungen und klicke auf "Passwort zurücksetzen".`}
+	manual = Passage{KnowledgeID: "k-manual", Title: "Product Manual", Kind: Chunk, Score: 0.7, Text: `# Router X100
+The X100 ships with a quick start guide and a power adapter. It supports Wi-Fi 6.
+## Resetting the router
+To reset the router, press and hold the reset button on the back for 10 seconds until the light blinks orange. All settings return to factory defaults.
+## Warranty
+The warranty covers two years from the date of purchase. Keep your receipt.`}
+	handbuch = Passage{KnowledgeID: "k-handbuch", Title: "Handbuch", Kind: Chunk, Score: 0.7, Text: `Lieferung und Versand
+Die Lieferung erfolgt innerhalb von 3 bis 5 Werktagen. Bestellungen vor 14 Uhr verlassen das Lager am selben Tag.
+Rücksendungen sind innerhalb von 30 Tagen kostenlos möglich.`}
+)
+
+func TestEmbeddedAnswers(t *testing.T) {
+	tests := []struct {
+		name         string
+		req          Request
+		strategy     Strategy
+		want         []string // substrings the reply must contain
+		wantNot      []string // substrings it must not contain
+		wantSources  []string // knowledge ids, in order
+		maxSentences int
+	}{
+		{
+			name:        "qa pair asked the same way",
+			req:         Request{Question: "What are your business hours?", Passages: []Passage{hoursQA, manual}},
+			strategy:    StrategyQA,
+			want:        []string{"We are open Monday to Friday, 9 AM to 6 PM EST."},
+			wantSources: []string{"k-hours"},
+		},
+		{
+			name:        "qa pair asked in other words",
+			req:         Request{Question: "When are you open?", Passages: []Passage{manual, hoursQA}},
+			strategy:    StrategyQA,
+			want:        []string{"Monday to Friday"},
+			wantSources: []string{"k-hours"},
+		},
+		{
+			name:        "german qa pair with a compound verb",
+			req:         Request{Question: "Wie kann ich mein Passwort zurücksetzen?", Persona: Persona{Language: "de"}, Passages: []Passage{passwordQA}},
+			strategy:    StrategyQA,
+			want:        []string{"Einstellungen"},
+			wantSources: []string{"k-pw"},
+		},
+		{
+			name:         "extractive: the sentences that answer, not the page",
+			req:          Request{Question: "How do I reset my router?", Persona: Persona{Language: "en", Tone: Professional}, Passages: []Passage{manual, hoursQA}},
+			strategy:     StrategyExtractive,
+			want:         []string{"According to our documentation (“Product Manual”)", "press and hold the reset button"},
+			wantNot:      []string{"warranty", "Wi-Fi 6", "Monday"},
+			wantSources:  []string{"k-manual"},
+			maxSentences: 3,
+		},
+		{
+			name:         "extractive in german",
+			req:          Request{Question: "Wie lange dauert die Lieferung?", Persona: Persona{Language: "de", Tone: Professional}, Passages: []Passage{handbuch}},
+			strategy:     StrategyExtractive,
+			want:         []string{"Laut unserer Dokumentation („Handbuch“)", "3 bis 5 Werktagen"},
+			wantNot:      []string{"Rücksendungen"},
+			wantSources:  []string{"k-handbuch"},
+			maxSentences: 3,
+		},
+		{
+			name:     "unknown, professional",
+			req:      Request{Question: "What is the weather on Mars tomorrow?", Persona: Persona{Language: "en", Tone: Professional}, Passages: []Passage{manual, hoursQA}},
+			strategy: StrategyUnknown,
+			want:     []string{"could not find", "member of our team"},
+		},
+		{
+			name:     "unknown, friendly",
+			req:      Request{Question: "Do you sell garden furniture?", Persona: Persona{Tone: Friendly}, Passages: []Passage{manual}},
+			strategy: StrategyUnknown,
+			want:     []string{"rather not guess", "hand you over"},
+		},
+		{
+			name:     "unknown, casual german with nothing retrieved",
+			req:      Request{Question: "Ich brauche Hilfe bei meiner Bestellung", Persona: Persona{Language: "de", Tone: Casual}},
+			strategy: StrategyUnknown,
+			want:     []string{"weiß ich nicht", "dich"},
+		},
+		{
+			name:     "language from the question when the assistant has none",
+			req:      Request{Question: "Welchen Laptop empfiehlst du?"},
+			strategy: StrategyUnknown,
+			want:     []string{"Wissensdatenbank"},
+		},
+		{
+			name:     "two similar pairs: no coin toss",
+			req:      Request{Question: "What are your opening hours?", Passages: []Passage{hoursQA, {KnowledgeID: "k-hours2", Kind: QA, Question: "What are your holiday opening hours?", Text: "Closed on public holidays."}}},
+			strategy: StrategyExtractive,
+		},
+		{
+			name:     "greeting with the customer's name",
+			req:      Request{Question: "Hello!", Persona: Persona{Name: "Ava", Tone: Friendly}, Traits: map[string]any{"name": "John Doe"}, Passages: []Passage{manual}},
+			strategy: StrategyGreeting,
+			want:     []string{"Hi John!", "I'm Ava"},
+		},
+		{
+			name: "follow-up uses the earlier question",
+			req: Request{Question: "And how long does it take?", Persona: Persona{Language: "en"},
+				History:  []Turn{{Role: "user", Content: "Tell me about the warranty"}, {Role: "assistant", Content: "..."}},
+				Passages: []Passage{manual}},
+			strategy:    StrategyExtractive,
+			want:        []string{"two years"},
+			wantSources: []string{"k-manual"},
+		},
+	}
+	e := NewEmbedded()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := e.Answer(context.Background(), tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Trace.Strategy != tt.strategy {
+				t.Fatalf("strategy %s, want %s; reply %q", r.Trace.Strategy, tt.strategy, r.Text)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(r.Text, w) {
+					t.Errorf("reply %q lacks %q", r.Text, w)
+				}
+			}
+			for _, w := range tt.wantNot {
+				if strings.Contains(strings.ToLower(r.Text), strings.ToLower(w)) {
+					t.Errorf("reply %q contains %q", r.Text, w)
+				}
+			}
+			if tt.wantSources != nil {
+				var got []string
+				for _, s := range r.Sources {
+					got = append(got, s.KnowledgeID)
+					if s.Snippet == "" || len([]rune(s.Snippet)) > SnippetLen+2 {
+						t.Errorf("source %s snippet %q", s.KnowledgeID, s.Snippet)
+					}
+				}
+				if strings.Join(got, ",") != strings.Join(tt.wantSources, ",") {
+					t.Errorf("sources %v, want %v", got, tt.wantSources)
+				}
+			}
+			if tt.strategy == StrategyUnknown && len(r.Sources) != 0 {
+				t.Errorf("a reply that knows nothing cites %v", r.Sources)
+			}
+			if tt.maxSentences > 0 {
+				if n := strings.Count(r.Text, ". ") + 1; n > tt.maxSentences+1 {
+					t.Errorf("reply has %d sentences: %q", n, r.Text)
+				}
+			}
+			if r.Trace.Engine != EngineName || len(r.Trace.Candidates) != len(tt.req.Passages) {
+				t.Errorf("trace %+v", r.Trace)
+			}
+		})
+	}
+}
+
+func TestEmbeddedRejectsEmptyQuestion(t *testing.T) {
+	_, err := NewEmbedded().Answer(context.Background(), Request{Question: "  "})
+	if !errors.Is(err, ErrEmptyQuestion) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestEmbeddedStreamsTheSameText(t *testing.T) {
+	var b strings.Builder
+	n := 0
+	r, err := NewEmbedded().AnswerStream(context.Background(), Request{Question: "How do I reset my router?", Passages: []Passage{manual}},
+		func(d string) error { n++; b.WriteString(d); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != r.Text || n < 5 {
+		t.Fatalf("%d deltas %q, reply %q", n, b.String(), r.Text)
+	}
+	stop := errors.New("client gone")
+	if _, err := NewEmbedded().AnswerStream(context.Background(), Request{Question: "How do I reset my router?", Passages: []Passage{manual}},
+		func(string) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestAnalyzer(t *testing.T) {
+	tests := []struct{ a, b string }{
+		{"hours", "hour"}, {"Bestellungen", "Bestellung"}, {"setzen", "setze"}, {"shipping", "ship"},
+		{"returned", "returns"}, {"deliveries", "delivery"}, {"Laptops", "Laptop"},
+	}
+	for _, tt := range tests {
+		if stem(tt.a) != stem(tt.b) {
+			t.Errorf("stem(%q)=%q, stem(%q)=%q", tt.a, stem(tt.a), tt.b, stem(tt.b))
+		}
+	}
+	var got []string
+	for _, s := range sentences("# Heading\nCall us e.g. on Monday. Version 3.5 is out! Was nun? Ja.\n- item one\nlast line") {
+		got = append(got, s.text)
+	}
+	want := []string{"Call us e.g. on Monday.", "Version 3.5 is out!", "Was nun?", "Ja.", "item one", "last line"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("sentences %q", got)
+	}
+	if detectLanguage("Wie setze ich mein Passwort zurück?") != "de" || detectLanguage("How do I reset it?") != "en" {
+		t.Error("language detection")
+	}
+}
