@@ -113,9 +113,9 @@ type Candidate struct {
 	ChunkID     string  `json:"chunk_id,omitempty"`
 	Title       string  `json:"title"`
 	Kind        Kind    `json:"kind"`
-	Score       float64 `json:"score"`       // retrieval's score
-	Match       float64 `json:"match"`       // the engine's own coverage of the question, 0..1
-	Used        bool    `json:"used"`        // cited in the reply
+	Score       float64 `json:"score"` // retrieval's score
+	Match       float64 `json:"match"` // the engine's own coverage of the question, 0..1
+	Used        bool    `json:"used"`  // cited in the reply
 }
 
 // Trace records why the assistant said what it said.
