@@ -1,0 +1,319 @@
+// Package esdb is the EventStoreDB adapter of the event log port (es.Store),
+// for operators who already run EventStoreDB or want its clustering. It is
+// chosen with COMPANIN_EVENTSTORE=esdb and COMPANIN_ESDB_URL; PostgreSQL stays
+// the default.
+//
+// How the port maps onto EventStoreDB:
+//   - Versions: es versions start at 1, EventStoreDB revisions at 0; version v
+//     is revision v-1 both ways. Expected versions map one to one (any,
+//     no-stream, stream-exists, exact).
+//   - Positions: the $all position (commit, prepare) as 32 lower-case hex
+//     digits, so that string order is log order. GlobalPosition is the commit
+//     position: ordered but not contiguous.
+//   - Metadata: es.Metadata's JSON fields, plus schema_version and append_id,
+//     are the event's user metadata (see envelope).
+//   - Idempotency: EventStoreDB acknowledges a retried append (same event ids at
+//     the same place of the same stream) without writing. Append reads the
+//     events back after every append, which tells a retry from a fresh write
+//     (by append_id) and a retry with other content (compared like
+//     es.Event.SameContent) from a true retry: the latter fails with
+//     es.ErrDuplicateEventID. Limits, EventStoreDB's own: an event id is only
+//     checked within its stream (the same id in another stream is stored
+//     again), and with es.Any the check relies on the server's cache of recent
+//     event ids, so a late retry with es.Any may be stored twice; retry with an
+//     exact expected version for a reliable check. A batch that is partly
+//     stored already fails with es.ErrWrongExpectedVersion.
+//   - ReadAll skips EventStoreDB's system events ($-prefixed types and
+//     streams) and filters by type, stream and organization in the client: the
+//     v4 client's ReadAll has no server-side filter (only subscriptions do,
+//     and a filtered catch-up subscription cannot tell where the log ends on
+//     every server version).
+//   - WaitForEvents is a $all subscription, excluding system events, started
+//     at the given position.
+package esdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/companin/companin/domain/es"
+	"github.com/google/uuid"
+)
+
+// pageSize is how many events one read of $all or a stream asks for.
+const pageSize = 512
+
+// Store is an es.Store on EventStoreDB. It is safe for concurrent use.
+type Store struct {
+	client *esdb.Client
+}
+
+var _ es.Store = (*Store)(nil)
+
+// New connects to the EventStoreDB that url names, e.g.
+// esdb://127.0.0.1:2113?tls=false, and checks that $all can be read, so that
+// a wrong URL or missing rights fail at start rather than at the first request.
+func New(ctx context.Context, url string) (*Store, error) {
+	cfg, err := esdb.ParseConnectionString(url)
+	if err != nil {
+		return nil, fmt.Errorf("esdb: parse url: %w", err)
+	}
+	cfg.Logger = esdb.NoopLogging()
+	c, err := esdb.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("esdb: client: %w", err)
+	}
+	s := &Store{client: c}
+	rs, err := c.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
+	if err == nil {
+		_, err = rs.Recv()
+		rs.Close()
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+	}
+	if err != nil {
+		_ = c.Close()
+		return nil, mapError("connect", err)
+	}
+	return s, nil
+}
+
+// Close releases the connection.
+func (s *Store) Close() error { return s.client.Close() }
+
+// Append implements es.Store. See the package comment for idempotency.
+func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedVersion, events ...es.NewEvent) (es.AppendResult, error) {
+	if stream == "" || strings.HasPrefix(stream, "$") {
+		return es.AppendResult{}, fmt.Errorf("%w: stream name %q", es.ErrInvalidEvent, stream)
+	}
+	if len(events) == 0 {
+		return s.appendNothing(ctx, stream, expected)
+	}
+	appendID := uuid.NewString()
+	data := make([]esdb.EventData, len(events))
+	for i, e := range events {
+		if err := e.Validate(); err != nil {
+			return es.AppendResult{}, err
+		}
+		d, err := toEventData(e, appendID)
+		if err != nil {
+			return es.AppendResult{}, err
+		}
+		data[i] = d
+	}
+	res, err := s.client.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: expectedRevision(expected)}, data...)
+	if err != nil {
+		return es.AppendResult{}, mapError("append to "+stream, err)
+	}
+	// The result's revision is that of the last event of this batch, written
+	// now or by the call this one retries. Read the batch back: for the exact
+	// position of its last event in $all, and to check a retry's content.
+	last := res.NextExpectedVersion
+	if last+1 < uint64(len(events)) {
+		return es.AppendResult{}, fmt.Errorf("esdb: append to %s: server reports revision %d for %d events", stream, last, len(events))
+	}
+	first := last + 1 - uint64(len(events))
+	stored, err := s.readStream(ctx, stream, first, len(events))
+	if err != nil {
+		return es.AppendResult{}, err
+	}
+	return checkStored(stream, events, stored, appendID)
+}
+
+// checkStored compares the events an append asked for with those found at
+// the revisions the server reported, in order.
+func checkStored(stream string, events []es.NewEvent, stored []recorded, appendID string) (es.AppendResult, error) {
+	if len(stored) != len(events) {
+		return es.AppendResult{}, fmt.Errorf("esdb: append to %s: read back %d of %d events", stream, len(stored), len(events))
+	}
+	replayed := false
+	for i, e := range events {
+		got := stored[i]
+		if got.event.ID != e.ID || !got.event.SameContent(e) {
+			return es.AppendResult{}, fmt.Errorf("append to %s: event %s: %w", stream, e.ID, es.ErrDuplicateEventID)
+		}
+		if got.appendID != appendID {
+			replayed = true
+		}
+	}
+	lastEvent := stored[len(stored)-1].event
+	return es.AppendResult{NextExpectedVersion: lastEvent.Version, Position: lastEvent.Position, Replayed: replayed}, nil
+}
+
+// appendNothing answers an empty append like the other adapters: it checks
+// the expectation against the stream's current version and writes nothing.
+func (s *Store) appendNothing(ctx context.Context, stream string, expected es.ExpectedVersion) (es.AppendResult, error) {
+	rs, err := s.client.ReadStream(ctx, stream, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
+	if err != nil {
+		return es.AppendResult{}, mapError("read "+stream, err)
+	}
+	defer rs.Close()
+	var current uint64
+	var pos es.Position
+	ev, err := rs.Recv()
+	switch {
+	case err == nil:
+		e, _ := toEvent(ev.OriginalEvent())
+		current, pos = e.Version, e.Position
+	case errors.Is(err, io.EOF):
+	default:
+		if mapped := mapError("read "+stream, err); !errors.Is(mapped, es.ErrStreamNotFound) {
+			return es.AppendResult{}, mapped
+		}
+	}
+	if !expected.Accepts(current) {
+		return es.AppendResult{}, fmt.Errorf("append to %s: expected %s, stream at %d: %w", stream, expected, current, es.ErrWrongExpectedVersion)
+	}
+	return es.AppendResult{NextExpectedVersion: current, Position: pos}, nil
+}
+
+// recorded is an event read back with the append id it was written with.
+type recorded struct {
+	event    es.Event
+	appendID string
+}
+
+// readStream reads up to limit events (all when limit <= 0) of stream from
+// a revision on.
+func (s *Store) readStream(ctx context.Context, stream string, fromRevision uint64, limit int) ([]recorded, error) {
+	var out []recorded
+	next := fromRevision
+	for {
+		count := pageSize
+		if limit > 0 {
+			count = min(pageSize, limit-len(out))
+		}
+		rs, err := s.client.ReadStream(ctx, stream, esdb.ReadStreamOptions{From: esdb.Revision(next)}, uint64(count))
+		if err != nil {
+			return nil, mapError("read "+stream, err)
+		}
+		n := 0
+		for {
+			ev, err := rs.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				rs.Close()
+				return nil, mapError("read "+stream, err)
+			}
+			n++
+			e, id := toEvent(ev.OriginalEvent())
+			out = append(out, recorded{event: e, appendID: id})
+			next = ev.OriginalEvent().EventNumber + 1
+		}
+		rs.Close()
+		if n < count || (limit > 0 && len(out) >= limit) {
+			return out, nil
+		}
+	}
+}
+
+// ReadStream implements es.Store.
+func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]es.Event, error) {
+	rs, err := s.readStream(ctx, stream, revisionOf(from), limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]es.Event, len(rs))
+	for i, r := range rs {
+		out[i] = r.event
+	}
+	return out, nil
+}
+
+// ReadAll implements es.Store. It pages through $all from the position on,
+// filtering in the client (see the package comment).
+func (s *Store) ReadAll(ctx context.Context, after es.Position, limit int, f es.Filter) ([]es.Event, error) {
+	afterPos, hasAfter, err := decodePosition(after)
+	if err != nil {
+		return nil, err
+	}
+	var out []es.Event
+	for {
+		opts := esdb.ReadAllOptions{From: esdb.Start{}}
+		if hasAfter {
+			// Reading forwards from a position includes the event at it.
+			opts.From = afterPos
+		}
+		rs, err := s.client.ReadAll(ctx, opts, pageSize)
+		if err != nil {
+			return nil, mapError("read $all", err)
+		}
+		n := 0
+		for {
+			ev, err := rs.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				rs.Close()
+				return nil, mapError("read $all", err)
+			}
+			n++
+			r := ev.OriginalEvent()
+			if hasAfter && !positionAfter(r.Position, afterPos) {
+				continue
+			}
+			afterPos, hasAfter = r.Position, true
+			if isSystem(r) {
+				continue
+			}
+			e, _ := toEvent(r)
+			if !f.Matches(e) {
+				continue
+			}
+			out = append(out, e)
+			if limit > 0 && len(out) == limit {
+				rs.Close()
+				return out, nil
+			}
+		}
+		rs.Close()
+		if n < pageSize {
+			return out, nil
+		}
+	}
+}
+
+// WaitForEvents implements es.Store with a $all subscription that starts
+// after the position (subscriptions exclude their start) and skips system
+// events: it returns at the first event after the position.
+func (s *Store) WaitForEvents(ctx context.Context, after es.Position) error {
+	pos, ok, err := decodePosition(after)
+	if err != nil {
+		return err
+	}
+	opts := esdb.SubscribeToAllOptions{From: esdb.Start{}, Filter: esdb.ExcludeSystemEventsFilter()}
+	if ok {
+		opts.From = pos
+	}
+	sub, err := s.client.SubscribeToAll(ctx, opts)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return mapError("subscribe to $all", err)
+	}
+	defer sub.Close()
+	for {
+		ev := sub.Recv()
+		switch {
+		case ev.EventAppeared != nil:
+			r := ev.EventAppeared.OriginalEvent()
+			if r != nil && (!ok || positionAfter(r.Position, pos)) && !isSystem(r) {
+				return nil
+			}
+		case ev.SubscriptionDropped != nil:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return mapError("subscription to $all dropped", ev.SubscriptionDropped.Error)
+		}
+	}
+}
