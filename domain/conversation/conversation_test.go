@@ -1,0 +1,84 @@
+package conversation_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/companin/companin/domain"
+	"github.com/companin/companin/domain/assistant"
+	"github.com/companin/companin/domain/conversation"
+	"github.com/companin/companin/domain/message"
+	"github.com/google/uuid"
+)
+
+var at = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func TestStartAndPost(t *testing.T) {
+	a := assistant.New(uuid.New())
+	a.Apply(assistant.Created{AssistantID: a.ID(), Settings: assistant.Settings{Name: "Bot", IsActive: true}})
+	ctxID := uuid.New()
+	tests := []struct {
+		name        string
+		userContext uuid.UUID
+		wantSubject string
+	}{
+		{"without user context", uuid.Nil, ""},
+		{"linked to a user context", ctxID, ctxID.String()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, err := conversation.ParseStart("user-456", "Order Support", "en", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in.UserContextID = tt.userContext
+			c := conversation.New(uuid.New())
+			if err := c.Start(a, in, at); err != nil {
+				t.Fatal(err)
+			}
+			body, _ := message.ParseContent("Can you help me track my order?")
+			if _, err := c.PostMessage(message.Draft{Role: message.User, Content: body, Metadata: map[string]any{"order_id": "12345"}}, at); err != nil {
+				t.Fatal(err)
+			}
+			ev := c.Changes()
+			st := ev[0].(conversation.Started)
+			if st.CustomerID != "user-456" || st.Title != "Order Support" || (st.UserContextID != nil) != (tt.userContext != uuid.Nil) {
+				t.Fatalf("started = %#v", st)
+			}
+			subj, fields := ev[1].(message.Posted).PersonalData()
+			if subj != tt.wantSubject || (subj != "" && !slices.Equal(fields, []string{"content"})) {
+				t.Fatalf("personal = %q %v", subj, fields)
+			}
+		})
+	}
+}
+
+func TestParseStartRequiresCustomer(t *testing.T) {
+	_, err := conversation.ParseStart(" ", "", "", nil)
+	var ie *domain.InvalidError
+	if !errors.As(err, &ie) || ie.Field != "customer_id" {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := conversation.ParseStart("c", "", "not a locale!", nil); !errors.Is(err, domain.ErrInvalid) {
+		t.Fatalf("bad locale: %v", err)
+	}
+}
+
+func TestNoMessageIntoUnknownConversation(t *testing.T) {
+	body, _ := message.ParseContent("hi")
+	_, err := conversation.New(uuid.New()).PostMessage(message.Draft{Role: message.User, Content: body}, at)
+	if !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestNoConversationOnInactiveAssistant(t *testing.T) {
+	a := assistant.New(uuid.New())
+	a.Apply(assistant.Created{AssistantID: a.ID(), Settings: assistant.Settings{Name: "Bot", IsActive: false}})
+	in, _ := conversation.ParseStart("c", "", "", nil)
+	if err := conversation.New(uuid.New()).Start(a, in, at); !errors.Is(err, assistant.ErrInactive) {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,148 @@
+// Package message holds what sessions and conversations share about the
+// messages posted in them: the MessagePosted event (one type name for both
+// kinds of stream), roles and content.
+package message
+
+import (
+	"time"
+
+	"github.com/companin/companin/domain"
+	"github.com/google/uuid"
+)
+
+// TypePosted is MessagePosted's stored name, the same in session and
+// conversation streams, so that the reply worker subscribes to one type.
+const TypePosted = "MessagePosted"
+
+// Role says who wrote a message.
+type Role string
+
+const (
+	// User is the visitor or customer talking to the assistant.
+	User Role = "user"
+	// Assistant is the reply of the assistant (written by the reply worker).
+	Assistant Role = "assistant"
+)
+
+// ParseRole accepts "user" and "assistant".
+func ParseRole(s string) (Role, error) {
+	switch r := Role(s); r {
+	case User, Assistant:
+		return r, nil
+	}
+	return "", domain.Invalid("role", "must be user or assistant")
+}
+
+// MaxContent is the longest message content accepted, in characters.
+const MaxContent = 32000
+
+// Content is a message's text: trimmed, not empty, at most MaxContent characters.
+type Content struct{ s string }
+
+// ParseContent parses a client's message text.
+func ParseContent(s string) (Content, error) {
+	s, err := domain.Text("content", s, MaxContent, true)
+	if err != nil {
+		return Content{}, err
+	}
+	return Content{s: s}, nil
+}
+
+func (c Content) String() string { return c.s }
+
+// Source is a piece of knowledge an assistant's reply is grounded in.
+type Source struct {
+	KnowledgeID uuid.UUID `json:"knowledge_id"`
+	Title       string    `json:"title"`
+	Snippet     string    `json:"snippet"`
+	Score       float64   `json:"score"`
+}
+
+// Draft is a message about to be posted.
+type Draft struct {
+	// ID is the message id, also the event id of its MessagePosted: posting
+	// the same id twice records nothing the second time (a retry, a
+	// redelivered job). uuid.Nil: a new id is chosen.
+	ID       uuid.UUID
+	Role     Role
+	Content  Content
+	Metadata map[string]any
+	// ReplyTo and Sources are set on assistant replies.
+	ReplyTo *uuid.UUID
+	Sources []Source
+}
+
+// Posted (MessagePosted) records a message in a session or conversation
+// stream; the stream says which. Its JSON is a contract: add fields with
+// omitempty (older events must keep decoding), never rename one. Fields for
+// replies (reply_to, sources) are set by the reply worker on role=assistant
+// messages; more reply fields belong here too, with omitempty.
+//
+// Content is personal data in conversations linked to a user context: the
+// event's metadata names the context as subject and the crypto-shredding
+// store encrypts content; once the key is destroyed, content reads as null
+// (decodes as ""), and readers must cope with that.
+type Posted struct {
+	MessageID uuid.UUID      `json:"message_id"`
+	Role      Role           `json:"role"`
+	Content   string         `json:"content"`
+	Metadata  map[string]any `json:"metadata,omitempty"`
+	PostedAt  time.Time      `json:"posted_at"`
+	ReplyTo   *uuid.UUID     `json:"reply_to,omitempty"`
+	Sources   []Source       `json:"sources,omitempty"`
+
+	// subject is the user context whose key encrypts Content; not stored in
+	// the data, it travels in the event metadata.
+	subject string
+}
+
+// EventType implements domain.Event.
+func (Posted) EventType() string { return TypePosted }
+
+// EventID makes the message id the event id: posting is idempotent.
+func (p Posted) EventID() uuid.UUID { return p.MessageID }
+
+// PersonalData implements domain.Personal for messages of a person.
+func (p Posted) PersonalData() (string, []string) {
+	if p.subject == "" {
+		return "", nil
+	}
+	return p.subject, []string{"content"}
+}
+
+// Thread is the part of a session or conversation that tracks its messages.
+// Embed it in the aggregate.
+type Thread struct {
+	seen map[uuid.UUID]bool
+}
+
+// NewPosted builds the event for d, or returns ok=false when d's id was
+// already posted in this thread (nothing to record). subject is the data
+// subject of the content, "" if none.
+func (t *Thread) NewPosted(d Draft, subject string, at time.Time) (Posted, bool) {
+	if d.ID == uuid.Nil {
+		d.ID = uuid.New()
+	}
+	if t.seen[d.ID] {
+		return Posted{}, false
+	}
+	meta := d.Metadata
+	if meta == nil {
+		meta = map[string]any{}
+	}
+	return Posted{
+		MessageID: d.ID, Role: d.Role, Content: d.Content.s, Metadata: meta, PostedAt: at.UTC(),
+		ReplyTo: d.ReplyTo, Sources: d.Sources, subject: subject,
+	}, true
+}
+
+// Seen records that a message was posted (called from the aggregate's Apply).
+func (t *Thread) Seen(p Posted) {
+	if t.seen == nil {
+		t.seen = map[uuid.UUID]bool{}
+	}
+	t.seen[p.MessageID] = true
+}
+
+// Count is the number of messages posted so far.
+func (t *Thread) Count() int { return len(t.seen) }
