@@ -1,0 +1,270 @@
+package extract
+
+import (
+	"bytes"
+	"fmt"
+	"net/url"
+	"strings"
+
+	readability "codeberg.org/readeck/go-readability/v2"
+	"github.com/PuerkitoBio/goquery"
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+
+	"github.com/companin/companin/domain/knowledge"
+)
+
+// HTML extracts the main content of a web page or HTML file. Readability finds
+// the article and drops navigation, ads and footers; when it keeps less than
+// half of the page's visible text (a help page made of tables and lists, say),
+// the whole body is used instead, still without navigation, scripts and forms.
+// pageURL, when known, resolves relative links; it may be empty.
+func HTML(data []byte, pageURL string) (knowledge.Document, error) {
+	src := toUTF8(data)
+	root, err := html.Parse(strings.NewReader(src))
+	if err != nil {
+		return knowledge.Document{}, fmt.Errorf("%w: the HTML cannot be parsed (%v)", ErrCorrupt, err)
+	}
+	gdoc := goquery.NewDocumentFromNode(root)
+	title := strings.TrimSpace(gdoc.Find("title").First().Text())
+
+	gdoc.Find("script, style, noscript, template, svg, iframe, nav, header, footer, aside, form, button, [hidden], [aria-hidden=true]").Remove()
+	body := gdoc.Find("body").First()
+	var bodyNode *html.Node
+	if body.Length() > 0 {
+		bodyNode = body.Get(0)
+	} else {
+		bodyNode = root
+	}
+	bodyLen := len(strings.Fields(textOf(bodyNode)))
+
+	var u *url.URL
+	if pageURL != "" {
+		u, _ = url.Parse(pageURL)
+	}
+	content := bodyNode
+	if art, err := readability.FromReader(strings.NewReader(src), u); err == nil && art.Node != nil {
+		if n := len(strings.Fields(textOf(art.Node))); n*2 >= bodyLen && n > 0 {
+			content = art.Node
+		}
+		if title == "" {
+			title = art.Title()
+		}
+	}
+	var w htmlWalker
+	w.walk(content)
+	w.flush()
+	return knowledge.Document{Title: title, Blocks: w.blocks}, nil
+}
+
+type htmlWalker struct {
+	blocks []knowledge.Block
+	inline bytes.Buffer
+}
+
+func (w *htmlWalker) flush() {
+	if t := normalizeSpace(w.inline.String()); t != "" {
+		w.blocks = append(w.blocks, knowledge.Block{Kind: knowledge.Paragraph, Text: t})
+	}
+	w.inline.Reset()
+}
+
+func (w *htmlWalker) add(kind knowledge.BlockKind, level int, text string) {
+	w.flush()
+	if kind != knowledge.Code && kind != knowledge.Table {
+		text = normalizeSpace(text)
+	}
+	if strings.TrimSpace(text) != "" {
+		w.blocks = append(w.blocks, knowledge.Block{Kind: kind, Level: level, Text: text})
+	}
+}
+
+func (w *htmlWalker) walk(n *html.Node) {
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		switch c.Type {
+		case html.TextNode:
+			w.inline.WriteString(c.Data)
+			continue
+		case html.ElementNode:
+		default:
+			continue
+		}
+		switch c.DataAtom {
+		case atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6:
+			w.add(knowledge.Heading, int(c.Data[1]-'0'), textOf(c))
+		case atom.P, atom.Dt, atom.Dd, atom.Figcaption, atom.Caption, atom.Summary:
+			w.add(knowledge.Paragraph, 0, textOf(c))
+		case atom.Li:
+			w.flush()
+			w.listItem(c)
+		case atom.Table:
+			w.add(knowledge.Table, 0, tableText(c))
+		case atom.Pre:
+			w.add(knowledge.Code, 0, rawText(c))
+		case atom.Br:
+			w.inline.WriteString("\n")
+		case atom.Div, atom.Section, atom.Article, atom.Main, atom.Ul, atom.Ol, atom.Dl, atom.Blockquote,
+			atom.Details, atom.Figure, atom.Body, atom.Html, atom.Center, atom.Address, atom.Fieldset, atom.Hr:
+			w.flush()
+			w.walk(c)
+			w.flush()
+		case atom.Img:
+			if alt := attrOf(c, "alt"); alt != "" {
+				w.inline.WriteString(" " + alt + " ")
+			}
+		default:
+			if hasBlockChild(c) {
+				w.flush()
+				w.walk(c)
+				w.flush()
+			} else {
+				w.inline.WriteString(textOf(c))
+			}
+		}
+	}
+}
+
+// listItem emits the item's own text, then its nested lists as items of their own.
+func (w *htmlWalker) listItem(li *html.Node) {
+	var own bytes.Buffer
+	var nested []*html.Node
+	for c := li.FirstChild; c != nil; c = c.NextSibling {
+		if c.Type == html.ElementNode && (c.DataAtom == atom.Ul || c.DataAtom == atom.Ol) {
+			nested = append(nested, c)
+			continue
+		}
+		own.WriteString(textOf(c))
+		if c.Type == html.ElementNode && isBlock(c) {
+			own.WriteString("\n")
+		}
+	}
+	w.add(knowledge.ListItem, 0, own.String())
+	for _, n := range nested {
+		w.walk(n)
+		w.flush()
+	}
+}
+
+func hasBlockChild(n *html.Node) bool {
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if c.Type == html.ElementNode && (isBlock(c) || hasBlockChild(c)) {
+			return true
+		}
+	}
+	return false
+}
+
+func isBlock(n *html.Node) bool {
+	switch n.DataAtom {
+	case atom.P, atom.Div, atom.Section, atom.Article, atom.Main, atom.Ul, atom.Ol, atom.Li, atom.Table,
+		atom.Pre, atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6, atom.Blockquote, atom.Dl, atom.Dt,
+		atom.Dd, atom.Figure, atom.Details, atom.Hr, atom.Address, atom.Fieldset, atom.Tr, atom.Td, atom.Th:
+		return true
+	}
+	return false
+}
+
+func attrOf(n *html.Node, key string) string {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+// textOf returns the visible text under n, with line breaks for <br> and
+// between block elements.
+func textOf(n *html.Node) string {
+	var b strings.Builder
+	var rec func(*html.Node)
+	rec = func(n *html.Node) {
+		switch n.Type {
+		case html.TextNode:
+			b.WriteString(n.Data)
+			return
+		case html.ElementNode:
+			switch n.DataAtom {
+			case atom.Script, atom.Style, atom.Noscript, atom.Template:
+				return
+			case atom.Br:
+				b.WriteString("\n")
+				return
+			case atom.Img:
+				if alt := attrOf(n, "alt"); alt != "" {
+					b.WriteString(" " + alt + " ")
+				}
+				return
+			}
+		}
+		block := n.Type == html.ElementNode && isBlock(n)
+		if block {
+			b.WriteString("\n")
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			rec(c)
+		}
+		if block {
+			b.WriteString("\n")
+		}
+	}
+	rec(n)
+	return b.String()
+}
+
+func rawText(n *html.Node) string {
+	var b strings.Builder
+	var rec func(*html.Node)
+	rec = func(n *html.Node) {
+		if n.Type == html.TextNode {
+			b.WriteString(n.Data)
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			rec(c)
+		}
+	}
+	rec(n)
+	return strings.Trim(b.String(), "\n")
+}
+
+// tableText renders a table row by row, cells separated by " | ".
+func tableText(t *html.Node) string {
+	var rows []string
+	var rec func(*html.Node)
+	rec = func(n *html.Node) {
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			if c.Type != html.ElementNode {
+				continue
+			}
+			switch c.DataAtom {
+			case atom.Table:
+				continue // nested tables are rendered in their cell's text
+			case atom.Tr:
+				var cells []string
+				for td := c.FirstChild; td != nil; td = td.NextSibling {
+					if td.Type == html.ElementNode && (td.DataAtom == atom.Td || td.DataAtom == atom.Th) {
+						cells = append(cells, normalizeSpace(textOf(td)))
+					}
+				}
+				if strings.TrimSpace(strings.Join(cells, "")) != "" {
+					rows = append(rows, tableRow(cells))
+				}
+			default:
+				rec(c)
+			}
+		}
+	}
+	rec(t)
+	return strings.Join(rows, "\n")
+}
+
+// normalizeSpace collapses runs of spaces within lines and drops empty lines.
+func normalizeSpace(s string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			out = append(out, strings.Join(f, " "))
+		}
+	}
+	return strings.Join(out, "\n")
+}
