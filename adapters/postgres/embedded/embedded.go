@@ -58,6 +58,10 @@ type Config struct {
 	// Ephemeral trades durability for speed (fsync off) and deletes DataDir
 	// once the server has stopped. For tests.
 	Ephemeral bool
+	// UseRunning connects to the server another process (a running
+	// `companin serve`) keeps on DataDir, instead of waiting for it to end.
+	// For short commands: migrate, org create, events export.
+	UseRunning bool
 	// Logf reports what happens (nil: silent).
 	Logf func(format string, args ...any)
 }
@@ -90,6 +94,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded postgres: %w", err)
+	}
+	if cfg.UseRunning {
+		if url, ok := runningServer(dir); ok {
+			logf("embedded postgres: using the server another process runs in %s", dir)
+			return &Server{url: url}, nil
+		}
 	}
 	lock, err := lockDir(ctx, dir)
 	if err != nil {
@@ -190,7 +200,7 @@ func (s *Server) URL() string { return s.url }
 // Stop shuts the server down (fast: open transactions are rolled back) and
 // releases the data directory.
 func (s *Server) Stop() error {
-	if s == nil || s.pg == nil {
+	if s == nil || s.pg == nil { // stopped, or another process's server
 		return nil
 	}
 	err := s.pg.Stop()
@@ -236,6 +246,33 @@ func (s *Server) startWatcher(pgCtl, pgData, remove string) error {
 	_ = r.Close()
 	s.guard, s.watcher = w, cmd
 	return nil
+}
+
+// runningServer returns the URL of the server another process runs on dir,
+// if one does: the directory is locked and its postmaster.pid says ready.
+func runningServer(dir string) (string, bool) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		return "", false // nobody holds it
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "postgres", "data", "postmaster.pid"))
+	if err != nil {
+		return "", false
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 8 || strings.TrimSpace(lines[7]) != "ready" {
+		return "", false
+	}
+	port, err := strconv.Atoi(strings.TrimSpace(lines[3]))
+	if err != nil {
+		return "", false
+	}
+	return fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable", superuser, password, port, database), true
 }
 
 // lockDir takes the data directory's lock. A predecessor that was killed

@@ -228,3 +228,27 @@ func TestRootWithoutUserNamespaces(t *testing.T) {
 		t.Fatalf("%d rows, want 0", n)
 	}
 }
+
+func TestUseRunningConnectsToTheServerOfAnotherProcess(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := embedded.Start(ctx, embedded.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	exec1(t, s.URL(), "CREATE TABLE kept (n int)")
+	s2, err := embedded.Start(ctx, embedded.Config{DataDir: dir, UseRunning: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.URL() != s.URL() {
+		t.Fatalf("url %s, want %s", s2.URL(), s.URL())
+	}
+	if err := s2.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, s.URL()); n != 0 { // still up after the user's Stop
+		t.Fatalf("%d rows", n)
+	}
+}
