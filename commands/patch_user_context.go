@@ -1,0 +1,45 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/companin/companin/domain"
+	"github.com/companin/companin/domain/es"
+	"github.com/companin/companin/domain/usercontext"
+)
+
+// PatchUserContext merges traits (RFC 7386) into a context named by id or user_reference.
+type PatchUserContext struct {
+	Ref    string
+	Traits map[string]any
+}
+
+// PatchUserContextHandler patches user contexts.
+type PatchUserContextHandler struct {
+	Store es.Store
+	Now   func() time.Time
+}
+
+// Handle merges the traits; an unknown or erased context is not found.
+func (h PatchUserContextHandler) Handle(ctx context.Context, cmd PatchUserContext) (Written, error) {
+	traits, err := usercontext.ParseTraits(cmd.Traits)
+	if err != nil {
+		return Written{}, err
+	}
+	id, err := UserContextID(ctx, h.Store, cmd.Ref)
+	if err != nil {
+		return Written{}, err
+	}
+	res, err := userContexts(h.Store).Update(ctx, id, func(u *usercontext.UserContext) error {
+		return u.Merge(traits, Clock(h.Now))
+	})
+	if errors.Is(err, domain.ErrNotFound) {
+		return Written{}, usercontext.ErrNotFound
+	}
+	if err != nil {
+		return Written{}, err
+	}
+	return Written{ID: id, Position: res.Position}, nil
+}

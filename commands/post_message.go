@@ -1,0 +1,87 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/companin/companin/domain"
+	"github.com/companin/companin/domain/conversation"
+	"github.com/companin/companin/domain/es"
+	"github.com/companin/companin/domain/message"
+	"github.com/companin/companin/domain/session"
+	"github.com/google/uuid"
+)
+
+// PostMessage adds a message to a session or a conversation. The HTTP layer
+// posts role=user messages; the reply worker posts role=assistant replies with
+// ReplyTo and Sources (and a MessageID derived from the user message, so a
+// redelivery appends nothing twice).
+type PostMessage struct {
+	// Kind is session.Kind or conversation.Kind.
+	Kind     string
+	ThreadID uuid.UUID
+	// MessageID: uuid.Nil chooses a new one.
+	MessageID uuid.UUID
+	Role      message.Role
+	Content   string
+	Metadata  map[string]any
+	ReplyTo   *uuid.UUID
+	Sources   []message.Source
+}
+
+// PostMessageHandler posts messages.
+type PostMessageHandler struct {
+	Store es.Store
+	Now   func() time.Time
+}
+
+// Handle posts the message; Written.ID is the message id.
+func (h PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (Written, error) {
+	body, err := message.ParseContent(cmd.Content)
+	if err != nil {
+		return Written{}, err
+	}
+	meta, err := domain.Object("metadata", cmd.Metadata)
+	if err != nil {
+		return Written{}, err
+	}
+	role := cmd.Role
+	if role == "" {
+		role = message.User
+	}
+	if _, err := message.ParseRole(string(role)); err != nil {
+		return Written{}, err
+	}
+	d := message.Draft{ID: cmd.MessageID, Role: role, Content: body, Metadata: meta, ReplyTo: cmd.ReplyTo, Sources: cmd.Sources}
+	if d.ID == uuid.Nil {
+		d.ID = uuid.New()
+	}
+	at := Clock(h.Now)
+	var res es.AppendResult
+	switch cmd.Kind {
+	case session.Kind:
+		res, err = sessions(h.Store).Update(ctx, cmd.ThreadID, func(s *session.Session) error {
+			_, err := s.PostMessage(d, at)
+			return err
+		})
+		if errors.Is(err, domain.ErrNotFound) {
+			err = session.ErrNotFound
+		}
+	case conversation.Kind:
+		res, err = conversations(h.Store).Update(ctx, cmd.ThreadID, func(c *conversation.Conversation) error {
+			_, err := c.PostMessage(d, at)
+			return err
+		})
+		if errors.Is(err, domain.ErrNotFound) {
+			err = conversation.ErrNotFound
+		}
+	default:
+		return Written{}, fmt.Errorf("post message: unknown thread kind %q", cmd.Kind)
+	}
+	if err != nil {
+		return Written{}, err
+	}
+	return Written{ID: d.ID, Position: res.Position}, nil
+}

@@ -1,0 +1,102 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/companin/companin/domain"
+	"github.com/companin/companin/domain/assistant"
+	"github.com/companin/companin/domain/conversation"
+	"github.com/companin/companin/domain/es"
+	"github.com/companin/companin/domain/session"
+	"github.com/companin/companin/domain/usercontext"
+	"github.com/google/uuid"
+)
+
+// Written is what a write use case returns: the id of what it wrote and the
+// log position of its append, for the caller to wait on read-your-writes
+// (Runtime.WaitForProjections).
+type Written struct {
+	ID       uuid.UUID
+	Position es.Position
+}
+
+func assistants(store es.Store) Repository[*assistant.Assistant] {
+	return Repository[*assistant.Assistant]{Store: store, Kind: assistant.Kind, New: assistant.New, Decode: assistant.Decode}
+}
+
+func sessions(store es.Store) Repository[*session.Session] {
+	return Repository[*session.Session]{Store: store, Kind: session.Kind, New: session.New, Decode: session.Decode}
+}
+
+func conversations(store es.Store) Repository[*conversation.Conversation] {
+	return Repository[*conversation.Conversation]{Store: store, Kind: conversation.Kind, New: conversation.New, Decode: conversation.Decode}
+}
+
+func userContexts(store es.Store) Repository[*usercontext.UserContext] {
+	return Repository[*usercontext.UserContext]{Store: store, Kind: usercontext.Kind, New: usercontext.New, Decode: usercontext.Decode}
+}
+
+// loadAssistant loads an assistant of the caller's organization; a missing,
+// foreign or deleted one is assistant.ErrNotFound.
+func loadAssistant(ctx context.Context, store es.Store, id uuid.UUID) (*assistant.Assistant, error) {
+	l, err := assistants(store).Load(ctx, id)
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil, assistant.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return l.Aggregate, nil
+}
+
+// reservation reads the reservation stream of ref in the caller's organization.
+func reservation(ctx context.Context, store es.Store, ref string) (*usercontext.Reservation, uint64, error) {
+	stream := usercontext.ReferenceStream(es.MetadataFrom(ctx).OrganizationID, ref)
+	var r usercontext.Reservation
+	events, err := ReadStream(ctx, store, stream)
+	if errors.Is(err, domain.ErrNotFound) {
+		return &r, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, e := range events {
+		de, err := usercontext.Decode(e.Type, e.Data)
+		if err != nil {
+			return nil, 0, fmt.Errorf("load %s: %w", stream, err)
+		}
+		if de != nil {
+			r.Apply(de)
+		}
+	}
+	return &r, events[len(events)-1].Version, nil
+}
+
+// UserContextID finds the user context that ref names in the caller's
+// organization: a context id, or else a user_reference. Unknown is
+// usercontext.ErrNotFound. Erased contexts are found by id (their stream
+// stays), not by reference (erasure released it).
+func UserContextID(ctx context.Context, store es.Store, ref string) (uuid.UUID, error) {
+	if id, err := uuid.Parse(ref); err == nil {
+		events, err := store.ReadStream(ctx, StreamName(usercontext.Kind, id), 1, 1)
+		switch {
+		case err == nil && len(events) == 1:
+			org := es.MetadataFrom(ctx).OrganizationID
+			if org == "" || events[0].Metadata.OrganizationID == org {
+				return id, nil
+			}
+		case err != nil && !errors.Is(err, es.ErrStreamNotFound):
+			return uuid.Nil, fmt.Errorf("find user context %s: %w", ref, err)
+		}
+	}
+	r, _, err := reservation(ctx, store, ref)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	if r.Holder() == uuid.Nil {
+		return uuid.Nil, usercontext.ErrNotFound
+	}
+	return r.Holder(), nil
+}

@@ -1,0 +1,197 @@
+package commands_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/companin/companin/adapters/eventstore/memory"
+	"github.com/companin/companin/commands"
+	"github.com/companin/companin/domain"
+	"github.com/companin/companin/domain/assistant"
+	"github.com/companin/companin/domain/conversation"
+	"github.com/companin/companin/domain/es"
+	"github.com/companin/companin/domain/message"
+	"github.com/companin/companin/domain/session"
+	"github.com/companin/companin/domain/usercontext"
+	"github.com/google/uuid"
+)
+
+func orgCtx(org string) context.Context {
+	return es.WithMetadata(context.Background(), es.Metadata{OrganizationID: org, Actor: "api_key:" + org})
+}
+
+func str(s string) *string { return &s }
+
+func newAssistant(t *testing.T, ctx context.Context, store es.Store) uuid.UUID {
+	t.Helper()
+	w, err := commands.CreateAssistantHandler{Store: store}.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{Name: str("Bot")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w.ID
+}
+
+func TestTenancy(t *testing.T) {
+	store := memory.New()
+	a, b := orgCtx("org-a"), orgCtx("org-b")
+	asst := newAssistant(t, a, store)
+	sess, err := commands.StartSessionHandler{Store: store}.Handle(a, commands.StartSession{AssistantID: asst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, err := commands.StartConversationHandler{Store: store}.Handle(a, commands.StartConversation{AssistantID: asst, CustomerID: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (commands.SaveUserContextHandler{Store: store}).Handle(a, commands.SaveUserContext{UserReference: "user-1"}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		do   func() error
+	}{
+		{"update assistant", func() error {
+			_, err := commands.UpdateAssistantHandler{Store: store}.Handle(b, commands.UpdateAssistant{ID: asst, Input: assistant.Input{Tone: str("x")}})
+			return err
+		}},
+		{"delete assistant", func() error {
+			_, err := commands.DeleteAssistantHandler{Store: store}.Handle(b, commands.DeleteAssistant{ID: asst})
+			return err
+		}},
+		{"session on foreign assistant", func() error {
+			_, err := commands.StartSessionHandler{Store: store}.Handle(b, commands.StartSession{AssistantID: asst})
+			return err
+		}},
+		{"conversation on foreign assistant", func() error {
+			_, err := commands.StartConversationHandler{Store: store}.Handle(b, commands.StartConversation{AssistantID: asst, CustomerID: "c"})
+			return err
+		}},
+		{"message into foreign session", func() error {
+			_, err := commands.PostMessageHandler{Store: store}.Handle(b, commands.PostMessage{Kind: session.Kind, ThreadID: sess.ID, Content: "hi"})
+			return err
+		}},
+		{"message into foreign conversation", func() error {
+			_, err := commands.PostMessageHandler{Store: store}.Handle(b, commands.PostMessage{Kind: conversation.Kind, ThreadID: conv.ID, Content: "hi"})
+			return err
+		}},
+		{"patch foreign context", func() error {
+			_, err := commands.PatchUserContextHandler{Store: store}.Handle(b, commands.PatchUserContext{Ref: "user-1", Traits: map[string]any{"a": 1}})
+			return err
+		}},
+		{"erase foreign context", func() error {
+			_, err := commands.EraseUserContextHandler{Store: store}.Handle(b, commands.EraseUserContext{Ref: "user-1"})
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.do(); !errors.Is(err, domain.ErrNotFound) {
+				t.Fatalf("err = %v, want not found", err)
+			}
+		})
+	}
+	// Another organization may use the same reference: its own context.
+	w, err := commands.SaveUserContextHandler{Store: store}.Handle(b, commands.SaveUserContext{UserReference: "user-1"})
+	if err != nil || !w.Created {
+		t.Fatalf("same reference in another org: %+v %v", w, err)
+	}
+}
+
+func TestSaveUserContextIsUniquePerReference(t *testing.T) {
+	store := memory.New()
+	ctx := orgCtx("org")
+	h := commands.SaveUserContextHandler{Store: store}
+	ids := make([]uuid.UUID, 8)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Go(func() {
+			w, err := h.Handle(ctx, commands.SaveUserContext{UserReference: "user-456", Traits: map[string]any{"k": i}})
+			if err != nil {
+				t.Error(err)
+			}
+			ids[i] = w.ID
+		})
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] {
+			t.Fatalf("two contexts for one reference: %v", ids)
+		}
+	}
+	events, err := store.ReadStream(ctx, commands.StreamName(usercontext.Kind, ids[0]), 1, 0)
+	if err != nil || events[0].Type != usercontext.TypeCreated || events[0].Metadata.Subject != ids[0].String() {
+		t.Fatalf("events %+v %v", events, err)
+	}
+}
+
+type eraser struct{ subjects []string }
+
+func (e *eraser) Erase(_ context.Context, s string) error { e.subjects = append(e.subjects, s); return nil }
+
+func TestEraseFreesReferenceAndDestroysKey(t *testing.T) {
+	store := memory.New()
+	ctx := orgCtx("org")
+	w, err := commands.SaveUserContextHandler{Store: store}.Handle(ctx, commands.SaveUserContext{UserReference: "user-9", Traits: map[string]any{"name": "Ann"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asst := newAssistant(t, ctx, store)
+	conv, err := commands.StartConversationHandler{Store: store}.Handle(ctx, commands.StartConversation{AssistantID: asst, CustomerID: "c", UserContext: "user-9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (commands.PostMessageHandler{Store: store}).Handle(ctx, commands.PostMessage{Kind: conversation.Kind, ThreadID: conv.ID, Content: "my secret"}); err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := store.ReadStream(ctx, commands.StreamName(conversation.Kind, conv.ID), 2, 1)
+	if msgs[0].Type != message.TypePosted || msgs[0].Metadata.Subject != w.ID.String() || msgs[0].Metadata.Personal[0] != "content" {
+		t.Fatalf("message metadata %+v", msgs[0].Metadata)
+	}
+	e := &eraser{}
+	if _, err := (commands.EraseUserContextHandler{Store: store, Eraser: e}).Handle(ctx, commands.EraseUserContext{Ref: "user-9"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.subjects) != 1 || e.subjects[0] != w.ID.String() {
+		t.Fatalf("destroyed %v", e.subjects)
+	}
+	if _, err := (commands.EraseUserContextHandler{Store: store, Eraser: e}).Handle(ctx, commands.EraseUserContext{Ref: w.ID.String()}); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("second erase: %v", err)
+	}
+	w2, err := commands.SaveUserContextHandler{Store: store}.Handle(ctx, commands.SaveUserContext{UserReference: "user-9"})
+	if err != nil || !w2.Created || w2.ID == w.ID {
+		t.Fatalf("reference not reusable after erasure: %+v %v", w2, err)
+	}
+}
+
+func TestStartConversationUnknownContextIsFieldError(t *testing.T) {
+	store := memory.New()
+	ctx := orgCtx("org")
+	asst := newAssistant(t, ctx, store)
+	_, err := commands.StartConversationHandler{Store: store}.Handle(ctx, commands.StartConversation{AssistantID: asst, CustomerID: "c", UserContext: "nobody"})
+	var ie *domain.InvalidError
+	if !errors.As(err, &ie) || ie.Field != "user_context_id" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestPostMessageIdempotentByID(t *testing.T) {
+	store := memory.New()
+	ctx := orgCtx("org")
+	asst := newAssistant(t, ctx, store)
+	sess, err := commands.StartSessionHandler{Store: store}.Handle(ctx, commands.StartSession{AssistantID: asst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.New()
+	for range 2 {
+		if _, err := (commands.PostMessageHandler{Store: store}).Handle(ctx, commands.PostMessage{Kind: session.Kind, ThreadID: sess.ID, MessageID: id, Role: message.Assistant, Content: "reply"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	events, _ := store.ReadStream(ctx, commands.StreamName(session.Kind, sess.ID), 1, 0)
+	if len(events) != 2 || events[1].ID != id {
+		t.Fatalf("%d events", len(events))
+	}
+}
