@@ -128,7 +128,10 @@ func TestSaveUserContextIsUniquePerReference(t *testing.T) {
 
 type eraser struct{ subjects []string }
 
-func (e *eraser) Erase(_ context.Context, s string) error { e.subjects = append(e.subjects, s); return nil }
+func (e *eraser) Erase(_ context.Context, s string) error {
+	e.subjects = append(e.subjects, s)
+	return nil
+}
 
 func TestEraseFreesReferenceAndDestroysKey(t *testing.T) {
 	store := memory.New()
