@@ -1,0 +1,116 @@
+package messaging
+
+import (
+	"errors"
+	"time"
+
+	"github.com/companin/companin/domain/es"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the consumer gauges and counters; a nil *metrics records nothing.
+type metrics struct {
+	processed  *prometheus.CounterVec
+	failures   *prometheus.CounterVec
+	lagEvents  *prometheus.GaugeVec
+	lagSeconds *prometheus.GaugeVec
+	parked     *prometheus.CounterVec
+	leader     *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	if reg == nil {
+		return nil
+	}
+	m := &metrics{
+		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "companin", Subsystem: "consumer", Name: "processed_total",
+			Help: "Events a consumer committed (projections, dispatchers) or handled (workers).",
+		}, []string{"consumer"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "companin", Subsystem: "consumer", Name: "failures_total",
+			Help: "Failed attempts to handle an event.",
+		}, []string{"consumer"}),
+		lagEvents: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "companin", Subsystem: "consumer", Name: "lag_events",
+			Help: "Events in the log after the consumer's checkpoint, as far as its reader has seen.",
+		}, []string{"consumer"}),
+		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "companin", Subsystem: "consumer", Name: "lag_seconds",
+			Help: "Age of the last event the consumer processed when it processed it.",
+		}, []string{"consumer"}),
+		parked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "companin", Subsystem: "consumer", Name: "jobs_parked_total",
+			Help: "Worker jobs parked as failed after too many attempts.",
+		}, []string{"consumer"}),
+		leader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "companin", Subsystem: "consumer", Name: "leader",
+			Help: "1 while this process leads the consumer.",
+		}, []string{"consumer"}),
+	}
+	m.processed = register(reg, m.processed)
+	m.failures = register(reg, m.failures)
+	m.lagEvents = register(reg, m.lagEvents)
+	m.lagSeconds = register(reg, m.lagSeconds)
+	m.parked = register(reg, m.parked)
+	m.leader = register(reg, m.leader)
+	return m
+}
+
+// register registers c, or returns the collector already registered under its
+// name (two runtimes in one process share a registry).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err)
+	}
+	return c
+}
+
+func (m *metrics) done(consumer string, e es.Event, head int64) {
+	if m == nil {
+		return
+	}
+	m.processed.WithLabelValues(consumer).Inc()
+	m.lagEvents.WithLabelValues(consumer).Set(float64(max(head-e.GlobalPosition, 0)))
+	if !e.RecordedAt.IsZero() {
+		m.lagSeconds.WithLabelValues(consumer).Set(time.Since(e.RecordedAt).Seconds())
+	}
+}
+
+func (m *metrics) caughtUp(consumer string) {
+	if m == nil {
+		return
+	}
+	m.lagEvents.WithLabelValues(consumer).Set(0)
+}
+
+func (m *metrics) failed(consumer string) {
+	if m == nil {
+		return
+	}
+	m.failures.WithLabelValues(consumer).Inc()
+}
+
+func (m *metrics) parkedJob(consumer string) {
+	if m == nil {
+		return
+	}
+	m.parked.WithLabelValues(consumer).Inc()
+}
+
+func (m *metrics) leading(consumer string, yes bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if yes {
+		v = 1
+	}
+	m.leader.WithLabelValues(consumer).Set(v)
+}

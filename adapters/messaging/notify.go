@@ -1,0 +1,138 @@
+package messaging
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/companin/companin/domain/es"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+const jobsChannel = "companin_jobs"
+
+// notifier spreads news inside the process: checkpoints that moved (for
+// WaitForProjections) and jobs that became claimable (for workers). It learns
+// them from this process's own commits and, through LISTEN, from every other
+// process's.
+type notifier struct {
+	mu        sync.Mutex
+	changed   chan struct{} // closed and replaced whenever a checkpoint moves
+	positions map[string]es.Position
+	jobs      map[string]chan struct{}
+	// generation counts (re)connections of the listener: notifications may
+	// have been missed in between, so waiters re-read the database.
+	generation int
+}
+
+func newNotifier() *notifier {
+	return &notifier{changed: make(chan struct{}), positions: map[string]es.Position{}, jobs: map[string]chan struct{}{}}
+}
+
+// checkpoints returns a channel closed at the next checkpoint move, and the generation.
+func (n *notifier) checkpoints() (<-chan struct{}, int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.changed, n.generation
+}
+
+func (n *notifier) checkpointMoved(name string, pos es.Position) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if pos.After(n.positions[name]) {
+		n.positions[name] = pos
+	}
+	close(n.changed)
+	n.changed = make(chan struct{})
+}
+
+// known returns the furthest position this process has seen for name.
+func (n *notifier) known(name string) es.Position {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.positions[name]
+}
+
+// jobsFor returns a channel closed when worker's jobs next change.
+func (n *notifier) jobsFor(worker string) <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ch, ok := n.jobs[worker]
+	if !ok {
+		ch = make(chan struct{})
+		n.jobs[worker] = ch
+	}
+	return ch
+}
+
+func (n *notifier) jobsChanged(worker string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if ch, ok := n.jobs[worker]; ok {
+		close(ch)
+		delete(n.jobs, worker)
+	}
+}
+
+// wakeAll wakes every waiter, after notifications may have been lost.
+func (n *notifier) wakeAll() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.generation++
+	close(n.changed)
+	n.changed = make(chan struct{})
+	for w, ch := range n.jobs {
+		close(ch)
+		delete(n.jobs, w)
+	}
+}
+
+// listen relays PostgreSQL notifications until ctx ends, reconnecting on
+// failure. It holds one dedicated connection (not one of the pool's).
+func (n *notifier) listen(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) {
+	delay := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := n.listenOnce(ctx, pool)
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("messaging: notification listener lost, reconnecting", "error", err)
+		n.wakeAll()
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+func (n *notifier) listenOnce(ctx context.Context, pool *pgxpool.Pool) error {
+	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+checkpointChannel+"; LISTEN "+jobsChannel); err != nil {
+		return err
+	}
+	n.wakeAll() // anything that happened before LISTEN took effect is re-read
+	for {
+		msg, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		switch msg.Channel {
+		case checkpointChannel:
+			pos, name, ok := strings.Cut(msg.Payload, " ")
+			if ok {
+				n.checkpointMoved(name, es.Position(pos))
+			}
+		case jobsChannel:
+			n.jobsChanged(msg.Payload)
+		}
+	}
+}

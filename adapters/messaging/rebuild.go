@@ -1,0 +1,133 @@
+package messaging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/companin/companin/domain/es"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ErrUnknownProjection is returned by Rebuild for a name no projection has.
+var ErrUnknownProjection = errors.New("unknown projection")
+
+// rebuildBatch is how many events a rebuild or catch-up applies per
+// transaction: large enough to be fast, small enough to keep transactions short.
+const rebuildBatch = 500
+
+var defaultTx = txConfig{idleTimeout: 30 * time.Second}
+
+// CatchUp processes everything currently in the log through the projections,
+// synchronously, each from its checkpoint, with the same exactly-once
+// transactions as the runtime. Meant for tests and tools; safe to run while a
+// runtime runs the same projections (the checkpoint compare-and-set decides).
+func CatchUp(ctx context.Context, store es.Store, pool *pgxpool.Pool, ps ...Projection) error {
+	for _, p := range ps {
+		pos, err := ensureCheckpoint(ctx, pool, p.Name())
+		if err != nil {
+			return err
+		}
+		if err := replay(ctx, store, pool, p, pos, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// replay applies the log after pos to p, batch by batch, until the end.
+func replay(ctx context.Context, store es.Store, pool *pgxpool.Pool, p Projection, pos es.Position, shared bool) error {
+	filter := es.Filter{}
+	for {
+		events, err := store.ReadAll(ctx, pos, rebuildBatch, filter)
+		if err != nil {
+			return fmt.Errorf("%s: read log: %w", p.Name(), err)
+		}
+		if len(events) == 0 {
+			return nil
+		}
+		err = applyTx(ctx, pool, defaultTx, p.Name(), shared, relevant(p), pos, events)
+		if errors.Is(err, errCheckpointMoved) {
+			if pos, err = readCheckpoint(ctx, pool, p.Name()); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		pos = events[len(events)-1].Position
+	}
+}
+
+// relevant wraps p.Handle so that it sees only the event types p declares.
+func relevant(p Projection) applyFunc {
+	t, ok := p.(EventTyper)
+	if !ok {
+		return p.Handle
+	}
+	f := es.Filter{Types: t.EventTypes()}
+	return func(ctx context.Context, tx pgx.Tx, e es.Event) error {
+		if !f.Matches(e) {
+			return nil
+		}
+		return p.Handle(ctx, tx, e)
+	}
+}
+
+// Rebuild empties the read model of the projection called name (of all of ps
+// when name is "") and replays the whole log into it, giving the same result
+// as having followed the log live. While it runs, no other process applies
+// events to that projection: it holds the projection's apply lock exclusively,
+// which every live transaction of the projection takes shared before writing,
+// so the live runner waits (holding no transaction id) and afterwards resumes
+// from the rebuilt checkpoint. Readers of the read model see it partly built
+// until the rebuild ends.
+func Rebuild(ctx context.Context, store es.Store, pool *pgxpool.Pool, ps []Projection, name string) error {
+	var todo []Projection
+	for _, p := range ps {
+		if name == "" || p.Name() == name {
+			todo = append(todo, p)
+		}
+	}
+	if len(todo) == 0 {
+		return fmt.Errorf("rebuild %q: %w", name, ErrUnknownProjection)
+	}
+	for _, p := range todo {
+		if err := rebuildOne(ctx, store, pool, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func rebuildOne(ctx context.Context, store es.Store, pool *pgxpool.Pool, p Projection) error {
+	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return fmt.Errorf("rebuild %s: connect: %w", p.Name(), err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	// Session-level, on a connection of its own: released at the latest when it closes.
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, lockApply, lockKey(p.Name())); err != nil {
+		return fmt.Errorf("rebuild %s: lock: %w", p.Name(), err)
+	}
+	tx, err := pool.BeginTx(ctx, defaultTx.begin(0, false))
+	if err != nil {
+		return fmt.Errorf("rebuild %s: begin: %w", p.Name(), err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := p.Reset(ctx, tx); err != nil {
+		return fmt.Errorf("rebuild %s: reset: %w", p.Name(), err)
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO consumer_checkpoints (name, position) VALUES ($1, '')
+		ON CONFLICT (name) DO UPDATE SET position = '', updated_at = now(), last_error = NULL, failed_at = NULL`, p.Name()); err != nil {
+		return fmt.Errorf("rebuild %s: reset checkpoint: %w", p.Name(), err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("rebuild %s: commit reset: %w", p.Name(), err)
+	}
+	return replay(ctx, store, pool, p, es.Start, false)
+}

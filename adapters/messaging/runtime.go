@@ -1,0 +1,225 @@
+// Package messaging runs Companin's event consumers: projections, which write
+// read models, and workers, which act on events (reply, ingestion). Every
+// consumer runs under a watermill message.Router (recoverer, retry with
+// backoff, correlation id, metrics) fed by subscribers that read the event log
+// from the consumer's checkpoint.
+//
+// Guarantees:
+//   - A projection's read-model writes and its checkpoint commit in one
+//     transaction, with a compare-and-set on the checkpoint: each event's effect
+//     commits exactly once, whatever crashes or retries happen.
+//   - A projection runs in one process at a time (advisory-lock leadership);
+//     another process takes over when the holder dies. It never skips an event:
+//     a failing event is retried with backoff until it succeeds (the projection
+//     stops there, its error recorded on its checkpoint row), because a read
+//     model built from a log with holes is wrong in ways nobody notices.
+//   - A worker's events are shared by all processes through a jobs table
+//     (competing consumers with leases): at-least-once delivery, events of one
+//     stream in log order, a job that keeps failing parked as failed.
+package messaging
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/companin/companin/domain/es"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// A Projection writes a read model. Its writes and its checkpoint commit in
+// ONE transaction, so it must write only through tx.
+type Projection interface {
+	// Name is the checkpoint name: never rename a projection, or it starts over.
+	Name() string
+	// Handle applies one event. Ignore event types you don't care about.
+	// Returning an error rolls the event back; it is retried, never skipped.
+	Handle(ctx context.Context, tx pgx.Tx, e es.Event) error
+	// Reset empties the projection's tables before a rebuild.
+	Reset(ctx context.Context, tx pgx.Tx) error
+}
+
+// EventTyper may be implemented by a Projection to say which event types it
+// handles. Other events then never reach Handle and cost no transaction each;
+// the checkpoint still moves past them.
+type EventTyper interface {
+	EventTypes() []string
+}
+
+// WorkerFunc handles one event of a worker. It runs outside any database
+// transaction (it may call an LLM for seconds); its ctx ends when the job's
+// lease does. Delivery is at-least-once: make the effect idempotent, for
+// example by deriving the ids of appended events from e.ID.
+type WorkerFunc func(ctx context.Context, e es.Event) error
+
+// Option configures a Runtime.
+type Option func(*config)
+
+type config struct {
+	logger          *slog.Logger
+	registerer      prometheus.Registerer
+	leaderInterval  time.Duration
+	lease           time.Duration
+	maxAttempts     int
+	jobBackoff      time.Duration
+	jobBackoffMax   time.Duration
+	concurrency     int
+	batchSize       int
+	idleTimeout     time.Duration
+	retries         int
+	retryInterval   time.Duration
+	redeliveryMax   time.Duration
+	processIdentity string
+}
+
+// WithLogger sets the logger of the runtime and its router.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithRegisterer registers the consumer metrics (and the router's) on reg.
+// Without it nothing is registered.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(c *config) { c.registerer = reg }
+}
+
+// WithLeadershipInterval sets how often a process tries to take over the
+// consumers it does not lead, and checks the ones it leads: the fail-over delay.
+func WithLeadershipInterval(d time.Duration) Option {
+	return func(c *config) { c.leaderInterval = d }
+}
+
+// WithLease sets how long a worker may hold a job before another process may
+// take it over. Make it longer than the slowest handler (LLM calls).
+func WithLease(d time.Duration) Option { return func(c *config) { c.lease = d } }
+
+// WithMaxAttempts sets after how many failed attempts (errors or expired
+// leases) a job is parked as failed.
+func WithMaxAttempts(n int) Option { return func(c *config) { c.maxAttempts = n } }
+
+// WithJobBackoff sets the delay before a failed job is tried again: initial,
+// doubled per attempt, capped at max.
+func WithJobBackoff(initial, max time.Duration) Option {
+	return func(c *config) { c.jobBackoff, c.jobBackoffMax = initial, max }
+}
+
+// WithWorkerConcurrency sets how many jobs of each worker one process handles at once.
+func WithWorkerConcurrency(n int) Option { return func(c *config) { c.concurrency = n } }
+
+// WithIdleInTransactionTimeout bounds how long a consumer transaction may sit
+// idle before PostgreSQL ends it, so a stuck consumer cannot hold back readers of the log.
+func WithIdleInTransactionTimeout(d time.Duration) Option {
+	return func(c *config) { c.idleTimeout = d }
+}
+
+// WithRetry sets the router's in-process retries of a failing projection
+// event (before it is nacked and redelivered with a growing delay up to redeliveryMax).
+func WithRetry(retries int, initial, redeliveryMax time.Duration) Option {
+	return func(c *config) { c.retries, c.retryInterval, c.redeliveryMax = retries, initial, redeliveryMax }
+}
+
+// Runtime runs a process's share of the consumers. Build it, add consumers,
+// then Run it; AddProjection and AddWorker must not be called after Run.
+type Runtime struct {
+	store   es.Store
+	pool    *pgxpool.Pool
+	cfg     config
+	log     *slog.Logger
+	metrics *metrics
+
+	mu          sync.Mutex
+	projections []*logConsumer
+	workers     []*worker
+	names       map[string]bool
+	running     bool
+
+	notify *notifier
+}
+
+// NewRuntime returns a runtime reading store and keeping checkpoints, leases
+// and jobs in the database behind pool (migrations 00020-00039).
+func NewRuntime(store es.Store, pool *pgxpool.Pool, opts ...Option) *Runtime {
+	cfg := config{
+		logger:         slog.Default(),
+		leaderInterval: time.Second,
+		lease:          2 * time.Minute,
+		maxAttempts:    5,
+		jobBackoff:     time.Second,
+		jobBackoffMax:  5 * time.Minute,
+		concurrency:    2,
+		batchSize:      100,
+		idleTimeout:    30 * time.Second,
+		retries:        3,
+		retryInterval:  100 * time.Millisecond,
+		redeliveryMax:  30 * time.Second,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	host, _ := os.Hostname()
+	cfg.processIdentity = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	r := &Runtime{
+		store: store, pool: pool, cfg: cfg, log: cfg.logger,
+		metrics: newMetrics(cfg.registerer),
+		names:   map[string]bool{},
+	}
+	r.notify = newNotifier()
+	return r
+}
+
+func (r *Runtime) claimName(name string) {
+	if name == "" {
+		panic("messaging: consumer without a name")
+	}
+	if r.running {
+		panic("messaging: consumer " + name + " added after Run")
+	}
+	if r.names[name] {
+		panic("messaging: two consumers named " + name)
+	}
+	r.names[name] = true
+}
+
+func (r *Runtime) txConfig() txConfig { return txConfig{idleTimeout: r.cfg.idleTimeout} }
+
+// AddProjection registers a projection. It runs in one process at a time.
+func (r *Runtime) AddProjection(p Projection) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.claimName(p.Name())
+	c := &logConsumer{name: p.Name(), kind: "projection", apply: p.Handle}
+	if t, ok := p.(EventTyper); ok {
+		c.filter = es.Filter{Types: t.EventTypes()}
+	}
+	r.projections = append(r.projections, c)
+}
+
+// AddWorker registers a worker: handle is called for each event matching
+// filter, at least once, by whichever process claims it. The name is the
+// worker's identity (checkpoint and jobs): never rename one.
+func (r *Runtime) AddWorker(name string, filter es.Filter, handle func(ctx context.Context, e es.Event) error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.claimName(name)
+	r.workers = append(r.workers, newWorker(r, name, filter, handle))
+}
+
+// Run runs the consumers until ctx ends: the projections and worker
+// dispatchers this process leads, and its share of every worker's jobs.
+func (r *Runtime) Run(ctx context.Context) error {
+	r.mu.Lock()
+	if r.running {
+		r.mu.Unlock()
+		return fmt.Errorf("messaging: runtime already running")
+	}
+	r.running = true
+	r.mu.Unlock()
+	return r.run(ctx)
+}

@@ -1,0 +1,234 @@
+package messaging
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/companin/companin/domain/es"
+	"github.com/jackc/pgx/v5"
+)
+
+// logConsumer is a consumer that follows the log from a checkpoint under
+// single-process leadership: a projection, or a worker's dispatcher.
+type logConsumer struct {
+	name   string
+	kind   string // "projection" or "dispatcher", for logs
+	filter es.Filter
+	apply  applyFunc
+	// grant carries a context that lives while this process leads the consumer.
+	grant chan context.Context
+}
+
+// logSubscriber is a watermill Subscriber over the event log for one
+// consumer. It delivers one event at a time and waits for its ack; a nack
+// redelivers the same event (read again from the checkpoint), never skips it.
+type logSubscriber struct {
+	r       *Runtime
+	c       *logConsumer
+	closing chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+}
+
+func newLogSubscriber(r *Runtime, c *logConsumer) *logSubscriber {
+	return &logSubscriber{r: r, c: c, closing: make(chan struct{})}
+}
+
+// Subscribe implements message.Subscriber; the topic is the consumer's name.
+func (s *logSubscriber) Subscribe(ctx context.Context, _ string) (<-chan *message.Message, error) {
+	out := make(chan *message.Message)
+	ctx, cancel := context.WithCancel(ctx)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(out)
+		defer cancel()
+		go func() {
+			select {
+			case <-s.closing:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		for {
+			select {
+			case lead := <-s.c.grant:
+				s.follow(ctx, lead, out)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// Close implements message.Subscriber.
+func (s *logSubscriber) Close() error {
+	s.once.Do(func() { close(s.closing) })
+	s.wg.Wait()
+	return nil
+}
+
+// follow delivers events while this process leads the consumer.
+func (s *logSubscriber) follow(ctx, lead context.Context, out chan<- *message.Message) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(lead, cancel)()
+	if ctx.Err() != nil {
+		return
+	}
+	r, c := s.r, s.c
+	log := r.log.With("consumer", c.name, "kind", c.kind)
+	log.Info("messaging: leading consumer")
+	defer log.Info("messaging: no longer leading consumer")
+
+	var (
+		pos     es.Position // the committed checkpoint
+		scanned es.Position // the last event read, matching or not
+		buf     []es.Event
+		head    int64
+		delay   time.Duration
+		err     error
+	)
+	restart := func() bool {
+		buf = nil
+		for {
+			if pos, err = ensureCheckpoint(ctx, r.pool, c.name); err == nil {
+				scanned = pos
+				return true
+			}
+			log.Error("messaging: read checkpoint", "error", err)
+			delay = nextDelay(delay, r.cfg.redeliveryMax)
+			if !sleep(ctx, delay) {
+				return false
+			}
+		}
+	}
+	if !restart() {
+		return
+	}
+	for ctx.Err() == nil {
+		if len(buf) == 0 {
+			events, err := r.store.ReadAll(ctx, scanned, r.cfg.batchSize, es.Filter{})
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Error("messaging: read log", "error", err)
+					delay = nextDelay(delay, r.cfg.redeliveryMax)
+					sleep(ctx, delay)
+				}
+				continue
+			}
+			if len(events) == 0 {
+				if scanned != pos {
+					// Only events this consumer ignores lie between its checkpoint
+					// and the end of the log: move past them, so that
+					// WaitForProjections sees it has caught up.
+					err := applyTx(ctx, r.pool, r.txConfig(), c.name, true, func(context.Context, pgx.Tx, es.Event) error { return nil },
+						pos, []es.Event{{Position: scanned}})
+					if err != nil {
+						if ctx.Err() == nil {
+							log.Warn("messaging: move checkpoint past ignored events", "error", err)
+						}
+						if !restart() {
+							return
+						}
+						continue
+					}
+					pos = scanned
+					r.notify.checkpointMoved(c.name, pos)
+				}
+				r.metrics.caughtUp(c.name)
+				if err := r.store.WaitForEvents(ctx, scanned); err != nil && ctx.Err() == nil {
+					log.Error("messaging: wait for events", "error", err)
+					delay = nextDelay(delay, r.cfg.redeliveryMax)
+					sleep(ctx, delay)
+				}
+				continue
+			}
+			head = events[len(events)-1].GlobalPosition
+			for _, e := range events {
+				if c.filter.Matches(e) {
+					buf = append(buf, e)
+				}
+			}
+			scanned = events[len(events)-1].Position
+			continue
+		}
+
+		e := buf[0]
+		msg, err := eventMessage(c.name, e)
+		if err != nil {
+			log.Error("messaging: encode event", "error", err)
+			return
+		}
+		msg.Metadata.Set(metaCheckpoint, string(pos))
+		msg.SetContext(ctx)
+		select {
+		case out <- msg:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-msg.Acked():
+			pos = e.Position
+			buf = buf[1:]
+			delay = 0
+			r.notify.checkpointMoved(c.name, pos)
+			r.metrics.done(c.name, e, head)
+		case <-msg.Nacked():
+			r.metrics.failed(c.name)
+			delay = nextDelay(delay, r.cfg.redeliveryMax)
+			log.Warn("messaging: event nacked, redelivering", "event_id", e.ID, "event_type", e.Type, "position", e.Position, "delay", delay)
+			if !sleep(ctx, delay) {
+				return
+			}
+			// Re-read: if another runner moved the checkpoint the event is
+			// done; otherwise the same event comes again.
+			if !restart() {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// logHandler applies one event and moves the checkpoint, in one transaction.
+func (r *Runtime) logHandler(c *logConsumer) message.NoPublishHandlerFunc {
+	return func(msg *message.Message) error {
+		e, err := eventOf(msg)
+		if err != nil {
+			return err
+		}
+		prev := es.Position(msg.Metadata.Get(metaCheckpoint))
+		ctx := msg.Context()
+		err = applyTx(ctx, r.pool, r.txConfig(), c.name, true, c.apply, prev, []es.Event{e})
+		if err != nil && !errors.Is(err, errCheckpointMoved) && ctx.Err() == nil {
+			recordFailure(ctx, r.pool, c.name, err)
+		}
+		return err
+	}
+}
+
+func nextDelay(d, limit time.Duration) time.Duration {
+	if d <= 0 {
+		return min(50*time.Millisecond, limit)
+	}
+	return min(d*2, limit)
+}
+
+// sleep waits d or until ctx ends; it reports whether ctx is still alive.
+// Used only for backoff after failures, never to wait for events.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
