@@ -1,0 +1,248 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/companin/companin/domain/es"
+	"github.com/google/uuid"
+)
+
+// eventDTO is how the API shows a stored event, in /events, its NDJSON
+// export and SSE tail, and the per-stream history endpoints.
+type eventDTO struct {
+	ID         uuid.UUID       `json:"id"`
+	Stream     string          `json:"stream"`
+	Version    uint64          `json:"version"`
+	Position   string          `json:"position"`
+	Type       string          `json:"type"`
+	Data       json.RawMessage `json:"data"`
+	Metadata   eventMetadata   `json:"metadata"`
+	RecordedAt time.Time       `json:"recorded_at"`
+}
+
+type eventMetadata struct {
+	es.Metadata
+	SchemaVersion int       `json:"schema_version"`
+	Timestamp     time.Time `json:"timestamp"`
+}
+
+// toEventDTO shows e; use it for every endpoint that lists events.
+func toEventDTO(e es.Event) eventDTO {
+	data := e.Data
+	if len(data) == 0 {
+		data = json.RawMessage("null")
+	}
+	at := e.RecordedAt.UTC()
+	return eventDTO{
+		ID: e.ID, Stream: e.Stream, Version: e.Version, Position: string(e.Position), Type: e.Type, Data: data,
+		Metadata:   eventMetadata{Metadata: e.Metadata, SchemaVersion: e.SchemaVersion, Timestamp: at},
+		RecordedAt: at,
+	}
+}
+
+const (
+	exportPage   = 500
+	sseHeartbeat = 15 * time.Second
+)
+
+// eventQuery is what GET /events and /events/stream read: the caller's
+// organization's events, optionally of some types or one stream.
+func eventFilter(r *http.Request) (es.Filter, error) {
+	q := r.URL.Query()
+	f := es.Filter{OrganizationID: principalOf(r).OrganizationID.String()}
+	if t := q.Get("types"); t != "" {
+		for _, typ := range strings.Split(t, ",") {
+			if typ = strings.TrimSpace(typ); typ != "" {
+				f.Types = append(f.Types, typ)
+			}
+		}
+		if len(f.Types) > 50 {
+			return f, invalid(FieldError{Field: "types", Message: "at most 50 types"})
+		}
+	}
+	if st := q.Get("stream"); st != "" {
+		if len(st) > 200 {
+			return f, invalid(FieldError{Field: "stream", Message: "is not a stream name"})
+		}
+		f.Streams = []string{st}
+	}
+	return f, nil
+}
+
+// positionParam reads a resume point: plain printable text, as positions are.
+func positionParam(field, value string) (es.Position, error) {
+	if len(value) > maxCursorLen {
+		return "", invalid(FieldError{Field: field, Message: "is not a position this API returned"})
+	}
+	for _, c := range value {
+		if c < 0x21 || c > 0x7e {
+			return "", invalid(FieldError{Field: field, Message: "is not a position this API returned"})
+		}
+	}
+	return es.Position(value), nil
+}
+
+// listEvents is GET /events: a page of the organization's events in global
+// order, or with Accept: application/x-ndjson all of them as an export.
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
+	limit, cursor, err := pageOf(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if a := r.URL.Query().Get("after"); a != "" {
+		cursor = a
+	}
+	after, err := positionParam("after", cursor)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	filter, err := eventFilter(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if strings.Contains(r.Header.Get("Accept"), "application/x-ndjson") {
+		s.exportEvents(w, r, after, filter)
+		return
+	}
+	events, err := s.deps.Store.ReadAll(r.Context(), after, limit+1, filter)
+	if err != nil {
+		writeError(w, r, fmt.Errorf("read events: %w", err))
+		return
+	}
+	hasMore := len(events) > limit
+	if hasMore {
+		events = events[:limit]
+	}
+	out := make([]eventDTO, len(events))
+	for i, e := range events {
+		out[i] = toEventDTO(e)
+	}
+	next := string(after)
+	if len(events) > 0 {
+		next = string(events[len(events)-1].Position)
+	}
+	writeList(w, r, out, hasMore, next)
+}
+
+// exportEvents streams every matching event as one JSON object per line. An
+// explicit ?limit= caps the export.
+func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request, after es.Position, filter es.Filter) {
+	total := -1
+	if r.URL.Query().Get("limit") != "" {
+		total, _, _ = pageOf(r)
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w)
+	sent := 0
+	for total < 0 || sent < total {
+		page := exportPage
+		if total >= 0 {
+			page = min(page, total-sent)
+		}
+		events, err := s.deps.Store.ReadAll(r.Context(), after, page, filter)
+		if err != nil {
+			// The status is sent: end the stream; the client sees it short.
+			loggerFrom(r).ErrorContext(r.Context(), "export events", "err", err)
+			return
+		}
+		for _, e := range events {
+			if enc.Encode(toEventDTO(e)) != nil {
+				return
+			}
+		}
+		sent += len(events)
+		_ = rc.Flush()
+		if len(events) < page {
+			return
+		}
+		after = events[len(events)-1].Position
+	}
+}
+
+// streamEvents is GET /events/stream: the organization's events as
+// Server-Sent Events, live. Each event's id is its position, so a client
+// resumes with Last-Event-ID (or ?after=). It wakes on new events, not on a
+// timer, and sends a heartbeat comment when idle.
+func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
+	from := r.Header.Get("Last-Event-ID")
+	if a := r.URL.Query().Get("after"); a != "" && from == "" {
+		from = a
+	}
+	after, err := positionParam("after", from)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	filter, err := eventFilter(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	lastWrite := time.Now()
+	write := func(format string, args ...any) bool {
+		lastWrite = time.Now()
+		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if _, err := fmt.Fprintf(w, format, args...); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !write("retry: 3000\n\n") {
+		return
+	}
+	ctx := r.Context()
+	// scanned is how far the whole log has been read: other organizations'
+	// events are skipped here, and waiting starts after them, not after the
+	// last event sent (which would wake at once, forever).
+	scanned := after
+	scanFilter := es.Filter{Types: filter.Types, Streams: filter.Streams}
+	for ctx.Err() == nil {
+		events, err := s.deps.Store.ReadAll(ctx, scanned, exportPage, scanFilter)
+		if err != nil {
+			if ctx.Err() == nil {
+				loggerFrom(r).ErrorContext(ctx, "stream events", "err", err)
+				write("event: error\ndata: {\"detail\":\"reading the event log failed\"}\n\n")
+			}
+			return
+		}
+		for _, e := range events {
+			scanned = e.Position
+			if !filter.Matches(e) {
+				continue
+			}
+			b, _ := json.Marshal(toEventDTO(e))
+			if !write("id: %s\nevent: %s\ndata: %s\n\n", e.Position, e.Type, b) {
+				return
+			}
+		}
+		if len(events) == exportPage {
+			continue
+		}
+		wait, cancel := context.WithTimeout(ctx, sseHeartbeat)
+		err = s.deps.Store.WaitForEvents(wait, scanned)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(lastWrite) >= sseHeartbeat && !write(": heartbeat\n\n") {
+			return
+		}
+		_ = err // a timeout only means: nothing new, heartbeat and wait again
+	}
+}

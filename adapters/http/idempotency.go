@@ -1,0 +1,210 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+const (
+	maxIdempotencyKeyLen = 255
+	// idempotencyTTL is how long a key is remembered.
+	idempotencyTTL = 24 * time.Hour
+	// abandonedAfter: a request still "running" this long died with its process;
+	// a retry may take the key over.
+	abandonedAfter = 5 * time.Minute
+)
+
+// replayedHeaders are the response headers stored with the response and replayed.
+var replayedHeaders = []string{"Content-Type", "Location"}
+
+// idempotent makes POSTs with an Idempotency-Key safe to retry. The key is
+// claimed first (insert-first), so a concurrent duplicate finds it taken and
+// does not run; the first response is stored with a hash of the request and
+// replayed to retries with the same request; another request under the same
+// key is a 422. A response 5xx frees the key so the retry runs again.
+func (s *Server) idempotent(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("Idempotency-Key")
+		if key == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if len(key) > maxIdempotencyKeyLen {
+			writeError(w, r, invalid(FieldError{Field: "Idempotency-Key", Message: fmt.Sprintf("must be at most %d characters", maxIdempotencyKeyLen)}))
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			writeError(w, r, bodyReadError(err))
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		sum := sha256.New()
+		fmt.Fprintf(sum, "%s %s?%s\n", r.Method, r.URL.Path, r.URL.RawQuery)
+		sum.Write(body)
+		hash := hex.EncodeToString(sum.Sum(nil))
+		org := principalOf(r).OrganizationID
+
+		claimed, stored, err := s.claimKey(r.Context(), org, key, hash)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		if !claimed {
+			s.answerStored(w, r, stored, hash)
+			return
+		}
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		done := false
+		defer func() {
+			if !done {
+				// Panicked or failed: free the key for the retry.
+				s.releaseKey(org, key)
+			}
+		}()
+		next.ServeHTTP(rec, r)
+		if rec.status >= 500 {
+			return
+		}
+		headers := map[string]string{}
+		for _, h := range replayedHeaders {
+			if v := w.Header().Get(h); v != "" {
+				headers[h] = v
+			}
+		}
+		hj, _ := json.Marshal(headers)
+		if _, err := s.deps.Pool.Exec(context.WithoutCancel(r.Context()), `
+			UPDATE idempotency_keys SET status = $3, headers = $4, body = $5
+			WHERE organization_id = $1 AND key = $2`, org, key, rec.status, hj, rec.body.Bytes()); err != nil {
+			loggerFrom(r).ErrorContext(r.Context(), "store idempotent response", "err", err)
+			return
+		}
+		done = true
+		if rand.IntN(1000) == 0 {
+			s.forgetOldKeys(r)
+		}
+	})
+}
+
+type storedResponse struct {
+	hash    string
+	status  *int
+	headers map[string]string
+	body    []byte
+	created time.Time
+}
+
+// claimKey inserts the key as running. If it exists it returns the stored row
+// instead, unless that row was abandoned or expired, which it takes over.
+func (s *Server) claimKey(ctx context.Context, org uuid.UUID, key, hash string) (bool, storedResponse, error) {
+	tag, err := s.deps.Pool.Exec(ctx, `
+		INSERT INTO idempotency_keys (organization_id, key, request_hash) VALUES ($1, $2, $3)
+		ON CONFLICT (organization_id, key) DO NOTHING`, org, key, hash)
+	if err != nil {
+		return false, storedResponse{}, fmt.Errorf("idempotency: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return true, storedResponse{}, nil
+	}
+	tag, err = s.deps.Pool.Exec(ctx, `
+		UPDATE idempotency_keys SET request_hash = $3, status = NULL, headers = NULL, body = NULL, created_at = now()
+		WHERE organization_id = $1 AND key = $2
+		  AND ((status IS NULL AND created_at < now() - $4 * interval '1 second') OR created_at < now() - $5 * interval '1 second')`,
+		org, key, hash, abandonedAfter.Seconds(), idempotencyTTL.Seconds())
+	if err != nil {
+		return false, storedResponse{}, fmt.Errorf("idempotency: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return true, storedResponse{}, nil
+	}
+	var st storedResponse
+	var hj []byte
+	err = s.deps.Pool.QueryRow(ctx, `
+		SELECT request_hash, status, headers, body, created_at FROM idempotency_keys
+		WHERE organization_id = $1 AND key = $2`, org, key).Scan(&st.hash, &st.status, &hj, &st.body, &st.created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Released between our statements: the first request failed. Try again.
+		return s.claimKey(ctx, org, key, hash)
+	}
+	if err != nil {
+		return false, storedResponse{}, fmt.Errorf("idempotency: %w", err)
+	}
+	if len(hj) > 0 {
+		_ = json.Unmarshal(hj, &st.headers)
+	}
+	return false, st, nil
+}
+
+func (s *Server) answerStored(w http.ResponseWriter, r *http.Request, st storedResponse, hash string) {
+	switch {
+	case st.hash != hash:
+		writeProblem(w, http.StatusUnprocessableEntity,
+			"Idempotency-Key already used for a different request", "idempotency_key_reused", nil)
+	case st.status == nil:
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, http.StatusConflict,
+			"A request with this Idempotency-Key is still being processed", "idempotency_key_in_use", nil)
+	default:
+		for k, v := range st.headers {
+			w.Header().Set(k, v)
+		}
+		w.Header().Set("Idempotent-Replayed", "true")
+		w.WriteHeader(*st.status)
+		_, _ = w.Write(st.body)
+	}
+}
+
+func (s *Server) releaseKey(org uuid.UUID, key string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := s.deps.Pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE organization_id = $1 AND key = $2 AND status IS NULL`, org, key); err != nil {
+		s.log.Error("release idempotency key", "err", err)
+	}
+}
+
+func (s *Server) forgetOldKeys(r *http.Request) {
+	if _, err := s.deps.Pool.Exec(r.Context(), `DELETE FROM idempotency_keys WHERE created_at < now() - $1 * interval '1 second'`, idempotencyTTL.Seconds()); err != nil {
+		loggerFrom(r).WarnContext(r.Context(), "idempotency cleanup", "err", err)
+	}
+}
+
+// recorder passes the response through and keeps a copy of it.
+type recorder struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+	body        bytes.Buffer
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	w.wroteHeader = true
+	w.body.Write(b)
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *recorder) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }

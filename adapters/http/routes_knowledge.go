@@ -1,0 +1,4 @@
+package httpapi
+
+// knowledgeRoutes registers the knowledge base endpoints.
+func (s *Server) knowledgeRoutes() {}

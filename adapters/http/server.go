@@ -1,0 +1,193 @@
+// Package httpapi is Companin's REST API: the /api/v1 routes, their envelopes
+// and errors, authentication, tenancy, rate limits, idempotency and CORS. Writes
+// go through commands, reads through queries; this package only translates
+// HTTP to use cases and back.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/companin/companin/domain/es"
+	"github.com/gorilla/mux"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Projections is what the API needs of the consumer runtime
+// (*messaging.Runtime): waiting until read models reflect a write, so that a
+// client reading right after a 2xx sees what it wrote.
+type Projections interface {
+	WaitForProjections(ctx context.Context, pos es.Position) error
+}
+
+// Config holds the settings of the API, parsed once by the command line.
+type Config struct {
+	// RateLimitPerHour is the number of requests one organization may make
+	// per hour, over all instances (COMPANIN_RATE_LIMIT_PER_HOUR). 0 means 1000.
+	RateLimitPerHour int
+	// JWTSecret signs widget tokens (COMPANIN_JWT_SECRET). Empty: a key kept
+	// in the database, created on first start and shared by every instance.
+	JWTSecret string
+	// MaxBodyBytes bounds JSON request bodies. 0 means 1 MiB.
+	MaxBodyBytes int64
+	// MaxUploadBytes bounds file uploads (routes registered with handleUpload). 0 means 20 MiB.
+	MaxUploadBytes int64
+	// ReplyWait is how long POST .../messages waits for the answer (COMPANIN_REPLY_WAIT). 0 means 30 s.
+	ReplyWait time.Duration
+	// ReadYourWritesWait bounds how long a write waits for the read models
+	// to catch up before answering. 0 means 5 s.
+	ReadYourWritesWait time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.RateLimitPerHour <= 0 {
+		c.RateLimitPerHour = 1000
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.MaxUploadBytes <= 0 {
+		c.MaxUploadBytes = 20 << 20
+	}
+	if c.ReplyWait <= 0 {
+		c.ReplyWait = 30 * time.Second
+	}
+	if c.ReadYourWritesWait <= 0 {
+		c.ReadYourWritesWait = 5 * time.Second
+	}
+	return c
+}
+
+// Deps are the collaborators of the API, wired by cmd/companin.
+type Deps struct {
+	Store es.Store
+	Pool  *pgxpool.Pool
+	// Runtime is the consumer runtime (*messaging.Runtime). Nil: writes do
+	// not wait for read models (tests of pure HTTP behaviour only).
+	Runtime Projections
+	Config  Config
+	// Metrics is the registry served on /metrics; nil: a fresh one.
+	Metrics *prometheus.Registry
+	// Logger; nil: slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+}
+
+// Server holds the router and what every handler shares. Build it with New.
+type Server struct {
+	deps    Deps
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	router  *mux.Router
+	table   []route
+	metrics *httpMetrics
+	keys    *signingKeys
+}
+
+// route is a registered endpoint, kept to answer 405 with Allow and to
+// describe the API in /api/v1/openapi.json.
+type route struct {
+	Method string
+	Path   string // full path, e.g. /api/v1/assistants/{id}
+	Scope  Scope
+}
+
+// Scope says who may call a route.
+type Scope int
+
+const (
+	// ScopePublic routes need no credentials (health, widget-token, openapi).
+	ScopePublic Scope = iota
+	// ScopeAPI routes take an API key only; a widget token gets 403.
+	ScopeAPI
+	// ScopeWidget routes take an API key or a widget token.
+	ScopeWidget
+)
+
+// APIPrefix is the base path of every versioned route.
+const APIPrefix = "/api/v1"
+
+// New builds the API. It does no I/O: the JWT signing key is loaded on first use.
+func New(d Deps) *Server {
+	s := &Server{deps: d, cfg: d.Config.withDefaults(), log: d.Logger, now: d.Now}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.deps.Metrics == nil {
+		s.deps.Metrics = prometheus.NewRegistry()
+	}
+	s.metrics = newHTTPMetrics(s.deps.Metrics)
+	s.keys = &signingKeys{configured: s.cfg.JWTSecret}
+	s.router = mux.NewRouter()
+	// No path cleaning: it answers with redirects, and we never redirect.
+	s.router.SkipClean(true)
+	s.router.NotFoundHandler = http.HandlerFunc(s.notFound)
+	s.router.MethodNotAllowedHandler = http.HandlerFunc(s.methodNotAllowed)
+	s.routes()
+	return s
+}
+
+// Handler returns the whole API with its middleware: request id, panic
+// recovery, CORS, trailing-slash folding, then the router.
+func (s *Server) Handler() http.Handler {
+	var h http.Handler = s.router
+	h = foldTrailingSlash(h)
+	h = s.cors(h)
+	h = s.recoverer(h)
+	h = s.requestID(h)
+	return h
+}
+
+// handle registers an /api/v1 route (path without the prefix, e.g.
+// "/assistants/{id}"). It answers with and without a trailing slash. The
+// handler runs after authentication for scope, the rate limit and, for POST,
+// idempotency; es.MetadataFrom(r.Context()) names the caller.
+func (s *Server) handle(method, path string, scope Scope, h http.HandlerFunc) {
+	s.register(method, APIPrefix+path, scope, s.cfg.MaxBodyBytes, h)
+}
+
+// handleUpload is handle with the upload body limit instead of the JSON one.
+func (s *Server) handleUpload(method, path string, scope Scope, h http.HandlerFunc) {
+	s.register(method, APIPrefix+path, scope, s.cfg.MaxUploadBytes, h)
+}
+
+func (s *Server) register(method, fullPath string, scope Scope, maxBody int64, h http.HandlerFunc) {
+	s.table = append(s.table, route{Method: method, Path: fullPath, Scope: scope})
+	s.router.Handle(fullPath, s.wrap(method, fullPath, scope, maxBody, h)).Methods(method)
+}
+
+// wrap puts the per-route middleware around h, innermost last.
+func (s *Server) wrap(method, path string, scope Scope, maxBody int64, h http.HandlerFunc) http.Handler {
+	var next http.Handler = h
+	if method == http.MethodPost && scope != ScopePublic {
+		next = s.idempotent(next)
+	}
+	if scope != ScopePublic {
+		next = s.rateLimited(next)
+		next = s.authenticated(scope, next)
+	}
+	next = limitBody(maxBody, next)
+	return s.metrics.instrument(method, path, next)
+}
+
+// waitForProjections gives read-your-writes: it returns once the read models
+// reflect the log up to pos, or after the configured bound (then the write
+// still succeeded; the read models catch up soon after).
+func (s *Server) waitForProjections(r *http.Request, pos es.Position) {
+	if s.deps.Runtime == nil || pos == es.Start {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadYourWritesWait)
+	defer cancel()
+	if err := s.deps.Runtime.WaitForProjections(ctx, pos); err != nil {
+		s.log.WarnContext(ctx, "read models behind after write", "position", pos, "err", err)
+	}
+}

@@ -1,0 +1,191 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/companin/companin/adapters/eventstore/memory"
+	"github.com/companin/companin/adapters/postgres/pgtest"
+	"github.com/companin/companin/commands"
+	"github.com/companin/companin/domain/es"
+	"github.com/companin/companin/projections"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// testServer is the whole API on a fresh database, with one organization.
+// Other areas' tests in this package reuse it:
+//
+//	ts := newTestServer(t)
+//	resp := ts.do(t, "POST", "/api/v1/assistants/", ts.org, `{"name":"Bot"}`)
+type testServer struct {
+	URL    string
+	Server *Server
+	Store  es.Store
+	Pool   *pgxpool.Pool
+	// org is the organization created at start; more with ts.newOrg(t, ...).
+	org testOrg
+}
+
+// testOrg is an organization with its API credentials.
+type testOrg struct {
+	ID, ClientID, Secret string
+}
+
+// testProjections are the projections the test server keeps current; every
+// area that adds a projection lists it here.
+func testProjections() []projection {
+	return []projection{projections.Organizations{}}
+}
+
+// projection is messaging.Projection, repeated to keep the test helper
+// independent of the runtime.
+type projection interface {
+	Name() string
+	Handle(ctx context.Context, tx pgx.Tx, e es.Event) error
+	Reset(ctx context.Context, tx pgx.Tx) error
+}
+
+type testOption func(*Deps)
+
+// withConfig sets the server's configuration (e.g. a small rate limit).
+func withConfig(c Config) testOption { return func(d *Deps) { d.Config = c } }
+
+// newTestServer starts the API through its real router on a fresh, migrated
+// PostgreSQL database and creates one organization.
+func newTestServer(t testing.TB, opts ...testOption) *testServer {
+	t.Helper()
+	pool := pgtest.NewPool(t)
+	store := memory.New()
+	rt := &syncProjections{store: store, pool: pool, ps: testProjections()}
+	d := Deps{Store: store, Pool: pool, Runtime: rt, Config: Config{JWTSecret: ""}}
+	for _, o := range opts {
+		o(&d)
+	}
+	srv := New(d)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	ts := &testServer{URL: hs.URL, Server: srv, Store: store, Pool: pool}
+	ts.org = ts.newOrg(t, "Acme")
+	return ts
+}
+
+// newOrg creates an organization through the command the CLI uses, and waits
+// for its credentials to be usable.
+func (ts *testServer) newOrg(t testing.TB, name string, allowedOrigins ...string) testOrg {
+	t.Helper()
+	ctx := context.Background()
+	res, err := commands.NewCreateOrganizationHandler(ts.Store).Handle(ctx, commands.CreateOrganization{Name: name, AllowedOrigins: allowedOrigins})
+	if err != nil {
+		t.Fatalf("create organization: %v", err)
+	}
+	if err := ts.Server.deps.Runtime.WaitForProjections(ctx, res.Position); err != nil {
+		t.Fatalf("project organization: %v", err)
+	}
+	return testOrg{ID: res.OrganizationID.String(), ClientID: res.ClientID, Secret: res.ClientSecret}
+}
+
+// response is a finished HTTP exchange.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// json decodes the body into a generic map (fails the test if it is not JSON).
+func (r response) json(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("body is not a JSON object: %v: %s", err, r.Body)
+	}
+	return m
+}
+
+// data returns the envelope's data object.
+func (r response) data(t testing.TB) map[string]any {
+	t.Helper()
+	d, ok := r.json(t)["data"].(map[string]any)
+	if !ok {
+		t.Fatalf("data is not an object: %s", r.Body)
+	}
+	return d
+}
+
+// do sends a request as org (zero testOrg: no credentials) with a JSON body
+// ("" for none) and extra headers as "Name", "value" pairs.
+func (ts *testServer) do(t testing.TB, method, path string, org testOrg, body string, headers ...string) response {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = bytes.NewBufferString(body)
+	}
+	req, err := http.NewRequest(method, ts.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if org.ClientID != "" {
+		req.Header.Set("X-API-Key", org.ClientID)
+		req.Header.Set("X-API-Secret", org.Secret)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// syncProjections stands in for the consumer runtime in tests: waiting for a
+// position runs the projections over the log up to it, synchronously.
+type syncProjections struct {
+	mu    sync.Mutex
+	store es.Store
+	pool  *pgxpool.Pool
+	ps    []projection
+	pos   es.Position
+}
+
+func (s *syncProjections) WaitForProjections(ctx context.Context, pos es.Position) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for pos.After(s.pos) {
+		events, err := s.store.ReadAll(ctx, s.pos, 500, es.Filter{})
+		if err != nil {
+			return err
+		}
+		if len(events) == 0 {
+			return nil
+		}
+		for _, e := range events {
+			if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+				for _, p := range s.ps {
+					if err := p.Handle(ctx, tx, e); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			s.pos = e.Position
+		}
+	}
+	return nil
+}
