@@ -7,16 +7,17 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
+	"time"
 
 	"github.com/companin/companin/adapters/eventstore/memory"
+	"github.com/companin/companin/adapters/messaging"
 	"github.com/companin/companin/adapters/postgres/pgtest"
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/projections"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // testServer is the whole API on a fresh database, with one organization.
@@ -38,18 +39,10 @@ type testOrg struct {
 	ID, ClientID, Secret string
 }
 
-// testProjections are the projections the test server keeps current; every
-// area that adds a projection lists it here.
-func testProjections() []projection {
-	return []projection{projections.Organizations{}}
-}
-
-// projection is messaging.Projection, repeated to keep the test helper
-// independent of the runtime.
-type projection interface {
-	Name() string
-	Handle(ctx context.Context, tx pgx.Tx, e es.Event) error
-	Reset(ctx context.Context, tx pgx.Tx) error
+// testProjections are the projections the test server runs; every area that
+// adds a projection lists it here.
+func testProjections() []messaging.Projection {
+	return []messaging.Projection{projections.Organizations{}}
 }
 
 type testOption func(*Deps)
@@ -63,8 +56,22 @@ func newTestServer(t testing.TB, opts ...testOption) *testServer {
 	t.Helper()
 	pool := pgtest.NewPool(t)
 	store := memory.New()
-	rt := &syncProjections{store: store, pool: pool, ps: testProjections()}
-	d := Deps{Store: store, Pool: pool, Runtime: rt, Config: Config{JWTSecret: ""}}
+	reg := prometheus.NewRegistry()
+	rt := messaging.NewRuntime(store, pool, messaging.WithLeadershipInterval(20*time.Millisecond), messaging.WithRegisterer(reg))
+	for _, p := range testProjections() {
+		rt.AddProjection(p)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		if err := rt.Run(ctx); err != nil && ctx.Err() == nil {
+			t.Errorf("runtime: %v", err)
+		}
+	}()
+	// Registered after the pool's cleanup, so it runs before it.
+	t.Cleanup(func() { cancel(); <-stopped })
+	d := Deps{Store: store, Pool: pool, Runtime: rt, Metrics: reg}
 	for _, o := range opts {
 		o(&d)
 	}
@@ -85,6 +92,8 @@ func (ts *testServer) newOrg(t testing.TB, name string, allowedOrigins ...string
 	if err != nil {
 		t.Fatalf("create organization: %v", err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	if err := ts.Server.deps.Runtime.WaitForProjections(ctx, res.Position); err != nil {
 		t.Fatalf("project organization: %v", err)
 	}
@@ -150,42 +159,4 @@ func (ts *testServer) do(t testing.TB, method, path string, org testOrg, body st
 		t.Fatal(err)
 	}
 	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
-}
-
-// syncProjections stands in for the consumer runtime in tests: waiting for a
-// position runs the projections over the log up to it, synchronously.
-type syncProjections struct {
-	mu    sync.Mutex
-	store es.Store
-	pool  *pgxpool.Pool
-	ps    []projection
-	pos   es.Position
-}
-
-func (s *syncProjections) WaitForProjections(ctx context.Context, pos es.Position) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for pos.After(s.pos) {
-		events, err := s.store.ReadAll(ctx, s.pos, 500, es.Filter{})
-		if err != nil {
-			return err
-		}
-		if len(events) == 0 {
-			return nil
-		}
-		for _, e := range events {
-			if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-				for _, p := range s.ps {
-					if err := p.Handle(ctx, tx, e); err != nil {
-						return err
-					}
-				}
-				return nil
-			}); err != nil {
-				return err
-			}
-			s.pos = e.Position
-		}
-	}
-	return nil
 }
