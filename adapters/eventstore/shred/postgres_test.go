@@ -1,0 +1,240 @@
+package shred_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/companin/companin/adapters/eventstore/memory"
+	"github.com/companin/companin/adapters/eventstore/shred"
+	"github.com/companin/companin/adapters/postgres/pgtest"
+	"github.com/companin/companin/domain/es"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+func TestPostgresKeysLifecycle(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	k, err := shred.NewPostgresKeys(pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Key(ctx, alice, false); !errors.Is(err, shred.ErrKeyNotFound) {
+		t.Errorf("missing key: err = %v, want ErrKeyNotFound", err)
+	}
+
+	// Racing creators all get the one key that was stored.
+	const racers = 8
+	got := make([][]byte, racers)
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Go(func() {
+			key, err := k.Key(ctx, alice, true)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = key
+		})
+	}
+	wg.Wait()
+	for i := range got {
+		if len(got[i]) != shred.KeySize || !bytes.Equal(got[i], got[0]) {
+			t.Fatalf("racer %d got key %x, racer 0 %x", i, got[i], got[0])
+		}
+	}
+	var rows int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM subject_keys`).Scan(&rows); err != nil || rows != 1 {
+		t.Fatalf("subject_keys holds %d rows (%v), want 1", rows, err)
+	}
+	bobs, err := k.Key(ctx, bob, true)
+	if err != nil || bytes.Equal(bobs, got[0]) {
+		t.Fatalf("bob's key %x (%v) must differ from alice's", bobs, err)
+	}
+
+	if err := k.Destroy(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Key(ctx, alice, false); !errors.Is(err, shred.ErrKeyNotFound) {
+		t.Errorf("destroyed key: err = %v, want ErrKeyNotFound", err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM subject_keys WHERE subject = $1`, alice).Scan(&rows); err != nil || rows != 0 {
+		t.Errorf("alice's row is still there: %d (%v)", rows, err)
+	}
+	if again, err := k.Key(ctx, bob, false); err != nil || !bytes.Equal(again, bobs) {
+		t.Errorf("bob's key changed by alice's erasure: %x (%v)", again, err)
+	}
+	if err := k.Destroy(ctx, alice); err != nil {
+		t.Errorf("second destroy: %v", err)
+	}
+}
+
+// rawPages returns the bytes of every page of a relation, as PostgreSQL
+// stores them: dead rows included. It skips the test where the pageinspect
+// extension cannot be installed (it needs a superuser).
+func rawPages(t *testing.T, pool *pgxpool.Pool, relation string) []byte {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pageinspect`); err != nil {
+		t.Skipf("cannot inspect raw pages here (pageinspect: %v)", err)
+	}
+	var out []byte
+	rows, err := pool.Query(ctx, `
+		SELECT get_raw_page($1::text, 'main', n)
+		FROM generate_series(0, (pg_relation_size($1::text::regclass) / current_setting('block_size')::int) - 1) AS n`, relation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var page []byte
+		if err := rows.Scan(&page); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, page...)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// A deleted row stays in the table's pages until they are rewritten: Destroy
+// must leave no copy of the key there.
+func TestPostgresKeysDestroyLeavesNoCopy(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	k, err := shred.NewPostgresKeys(pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"usercontext-x", "usercontext-y", "usercontext-z"} {
+		if _, err := k.Key(ctx, s, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key, err := k.Key(ctx, alice, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(rawPages(t, pool, "subject_keys"), key) {
+		t.Fatal("the key is not found in the raw pages before Destroy: this test could not see a leftover copy")
+	}
+	if err := k.Destroy(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(rawPages(t, pool, "subject_keys"), key) {
+		t.Error("a copy of the destroyed key is left in subject_keys' pages")
+	}
+	if _, err := k.Key(ctx, "usercontext-y", false); err != nil {
+		t.Errorf("other subjects' keys must survive the rewrite: %v", err)
+	}
+}
+
+func TestPostgresKeysWrappedWithMasterKey(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	master := bytes.Repeat([]byte{7}, shred.KeySize)
+	k, err := shred.NewPostgresKeys(pool, master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := k.Key(ctx, alice, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		secret  []byte
+		wrapped bool
+	)
+	if err := pool.QueryRow(ctx, `SELECT secret, wrapped FROM subject_keys WHERE subject = $1`, alice).Scan(&secret, &wrapped); err != nil {
+		t.Fatal(err)
+	}
+	if !wrapped || bytes.Contains(secret, key) {
+		t.Errorf("stored secret %x (wrapped %v) holds the key %x in the clear", secret, wrapped, key)
+	}
+	if again, err := k.Key(ctx, alice, false); err != nil || !bytes.Equal(again, key) {
+		t.Errorf("unwrapped key %x (%v), want %x", again, err, key)
+	}
+
+	other, _ := shred.NewPostgresKeys(pool, bytes.Repeat([]byte{8}, shred.KeySize))
+	if _, err := other.Key(ctx, alice, false); err == nil || errors.Is(err, shred.ErrKeyNotFound) {
+		t.Errorf("wrong master key: err = %v, want a failure that is not 'not found'", err)
+	}
+	none, _ := shred.NewPostgresKeys(pool, nil)
+	if _, err := none.Key(ctx, alice, false); err == nil || errors.Is(err, shred.ErrKeyNotFound) {
+		t.Errorf("no master key for a wrapped key: err = %v", err)
+	}
+	// A ciphertext moved to another subject's row does not open.
+	if _, err := pool.Exec(ctx, `INSERT INTO subject_keys (subject, secret, wrapped) VALUES ($1, $2, true)`, bob, secret); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Key(ctx, bob, false); err == nil {
+		t.Error("alice's wrapped key opened as bob's")
+	}
+	if _, err := shred.NewPostgresKeys(pool, []byte("short")); err == nil {
+		t.Error("short master key accepted")
+	}
+}
+
+func TestParseMasterKey(t *testing.T) {
+	raw := bytes.Repeat([]byte{0xab}, shred.KeySize)
+	for _, s := range []string{
+		hex.EncodeToString(raw),
+		base64.StdEncoding.EncodeToString(raw),
+		base64.RawURLEncoding.EncodeToString(raw),
+		" " + base64.StdEncoding.EncodeToString(raw) + "\n",
+	} {
+		got, err := shred.ParseMasterKey(s)
+		if err != nil || !bytes.Equal(got, raw) {
+			t.Errorf("ParseMasterKey(%q) = %x, %v", s, got, err)
+		}
+	}
+	if got, err := shred.ParseMasterKey(""); got != nil || err != nil {
+		t.Errorf("empty: %x, %v; want no key", got, err)
+	}
+	for _, s := range []string{"secret", base64.StdEncoding.EncodeToString(raw[:16]), strings.Repeat("z", 64)} {
+		if _, err := shred.ParseMasterKey(s); err == nil {
+			t.Errorf("ParseMasterKey(%q): no error", s)
+		}
+	}
+}
+
+// End to end with the production key store: after erasure the personal data
+// is in no event, and the events still read and replay.
+func TestEraseWithPostgresKeys(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	keys, err := shred.NewPostgresKeys(pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := memory.New()
+	s := shred.New(inner, keys)
+	e := personal(alice, "Alice Liddell", "alice@example.org")
+	if _, err := s.Append(ctx, "usercontext-1", es.NoStream, e); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Erase(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.ReadAll(ctx, es.Start, 0, es.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Metadata.Extra[shred.Erased] != "true" {
+		t.Fatalf("after erasure: %+v", evs)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(evs[0].Data, &m); err != nil || m["name"] != nil || m["traits"] != nil || m["plan"] != "pro" {
+		t.Errorf("after erasure: data %s (%v)", evs[0].Data, err)
+	}
+	if raw := rawLog(t, inner); strings.Contains(raw, "Alice") || strings.Contains(raw, "alice@example.org") {
+		t.Errorf("personal data in the log: %s", raw)
+	}
+}
