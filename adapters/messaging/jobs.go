@@ -284,11 +284,24 @@ func (s *jobSubscriber) deliver(ctx context.Context, j *job, out chan<- *message
 		r.metrics.done(w.name, e, e.GlobalPosition)
 	case <-msg.Nacked():
 		failed(msg.Metadata.Get(metaError))
+	case <-ctx.Done():
+		// The process stops: the lease runs out and another process takes the job.
 	case <-hctx.Done():
-		// The lease is over (or the process stops): the job is someone else's
-		// now. The handler's late ack, if any, is ignored.
+		// The lease is over: the job may be someone else's now. This slot
+		// stays taken until the handler returns (its context is cancelled), so
+		// a hung handler costs this process capacity instead of piling up
+		// goroutines; its late ack marks the job done only if nobody claimed it since.
 		if ctx.Err() == nil {
 			log.Warn("messaging: job lease expired while handling", "job_id", j.id, "event_id", j.eventID)
+		}
+		select {
+		case <-msg.Acked():
+			if err := w.complete(context.WithoutCancel(ctx), j); err != nil {
+				log.Error("messaging: mark job done", "job_id", j.id, "error", err)
+			}
+		case <-msg.Nacked():
+			failed(msg.Metadata.Get(metaError))
+		case <-ctx.Done():
 		}
 	}
 }
