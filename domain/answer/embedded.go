@@ -378,3 +378,18 @@ func lastUserTurn(h []Turn, current string) string {
 	}
 	return ""
 }
+
+// Candidates weighs the request's passages as the embedded engine does, so
+// every engine's trace shows how well each passage covered the question.
+func Candidates(req Request) []Candidate {
+	q := terms(req.Question)
+	out := make([]Candidate, len(req.Passages))
+	for i, p := range req.Passages {
+		out[i] = Candidate{KnowledgeID: p.KnowledgeID, ChunkID: p.ChunkID, Title: p.Title, Kind: p.Kind,
+			Score: p.Score, Match: round(Match(q, p))}
+	}
+	return out
+}
+
+// NewSource cites p with a snippet of at most SnippetLen characters.
+func NewSource(p Passage, snippet string) Source { return source(p, snippet) }

@@ -283,7 +283,8 @@ var softTerms = func() map[string]bool {
 	m := map[string]bool{}
 	for _, w := range []string{"long", "take", "takes", "cost", "costs", "price", "time", "possible", "work",
 		"works", "way", "use", "using", "make", "change", "lange", "dauert", "dauer", "dauern", "kostet", "kosten",
-		"preis", "moglich", "funktioniert", "funktionieren", "machen", "mache", "tun", "gehen", "andern"} {
+		"preis", "moglich", "funktioniert", "funktionieren", "machen", "mache", "tun", "gehen", "andern",
+		"recommend", "recommendation", "suggest", "best", "empfiehlst", "empfiehlt", "empfehlen", "empfehlung", "beste", "besten"} {
 		m[stem(w)] = true
 	}
 	return m
