@@ -14,6 +14,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/companin/companin/domain"
 	"github.com/companin/companin/domain/knowledge"
 )
 
@@ -32,28 +33,20 @@ var (
 )
 
 // Types lists the accepted file types, in the order error messages name them.
-var Types = []string{"pdf", "docx", "html", "md", "txt", "csv"}
+var Types = knowledge.FileTypes
 
 // NormalizeType maps a declared file type (any case, with or without a dot,
 // common aliases and MIME types) to one of Types, or reports ErrUnsupportedType.
 func NormalizeType(t string) (string, error) {
-	t = strings.ToLower(strings.TrimSpace(t))
-	t = strings.TrimPrefix(t, ".")
-	switch t {
-	case "pdf", "application/pdf":
-		return "pdf", nil
-	case "docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document":
-		return "docx", nil
-	case "html", "htm", "text/html", "xhtml", "application/xhtml+xml":
-		return "html", nil
-	case "md", "markdown", "text/markdown":
-		return "md", nil
-	case "txt", "text", "text/plain":
-		return "txt", nil
-	case "csv", "text/csv":
-		return "csv", nil
+	ft, err := knowledge.ParseFileType("file_type", t)
+	if err != nil {
+		var ie *domain.InvalidError
+		if errors.As(err, &ie) {
+			return "", fmt.Errorf("%w: file_type %s", ErrUnsupportedType, ie.Message)
+		}
+		return "", fmt.Errorf("%w: %v", ErrUnsupportedType, err)
 	}
-	return "", fmt.Errorf("%w %q: accepted types are %s", ErrUnsupportedType, t, strings.Join(Types, ", "))
+	return ft, nil
 }
 
 // Check tells whether data looks like the given (normalized) file type, so an

@@ -1,0 +1,237 @@
+package queries
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/companin/companin/domain"
+	"github.com/companin/companin/domain/knowledge"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// SearchKnowledgeQuery asks which passages of an organization's knowledge
+// answer a question. AssistantID (optional) leaves out sources narrowed to
+// other assistants. Limit is 1-50; 0 means 5.
+type SearchKnowledgeQuery struct {
+	OrganizationID uuid.UUID
+	AssistantID    uuid.UUID
+	Query          string
+	Limit          int
+}
+
+// Passage is one search result: a chunk of a document, or a Q&A pair.
+type Passage struct {
+	KnowledgeID uuid.UUID `json:"knowledge_id"`
+	ChunkID     uuid.UUID `json:"chunk_id"`
+	// Kind is "qa" for a Q&A pair (Question and Answer set), else "passage".
+	Kind      string   `json:"kind"`
+	Title     string   `json:"title"`
+	TitlePath []string `json:"title_path"`
+	Page      int      `json:"page,omitempty"`
+	URL       string   `json:"url,omitempty"`
+	// Snippet is the part of Text around the matched words, for display.
+	Snippet  string `json:"snippet"`
+	Text     string `json:"text"`
+	Question string `json:"question,omitempty"`
+	Answer   string `json:"answer,omitempty"`
+	Language string `json:"language,omitempty"`
+	// Score is the fused score in [0, 1]: 1 would be first in every signal.
+	Score float64 `json:"score"`
+	Why   Why     `json:"why"`
+}
+
+// Why explains a passage's score: each signal's raw value and the rank it
+// gave the passage (0: the signal did not find it), and the query words
+// found in the passage.
+type Why struct {
+	FullText     float64  `json:"full_text"`
+	FullTextRank int      `json:"full_text_rank"`
+	Similarity   float64  `json:"similarity"`
+	SimilarRank  int      `json:"similarity_rank"`
+	Question     float64  `json:"question"`
+	QuestionRank int      `json:"question_rank"`
+	MatchedTerms []string `json:"matched_terms"`
+}
+
+// Querier is what search needs of the database; *pgxpool.Pool has it.
+type Querier interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// SearchKnowledgeHandler searches the knowledge_chunks read model
+// (projections.Knowledge).
+type SearchKnowledgeHandler struct{ db Querier }
+
+// NewSearchKnowledgeHandler searches through db.
+func NewSearchKnowledgeHandler(db Querier) SearchKnowledgeHandler { return SearchKnowledgeHandler{db: db} }
+
+// MaxSearchQuery bounds the query text, in characters.
+const MaxSearchQuery = 2000
+
+// rrfK is the reciprocal-rank-fusion constant: 60, as in the literature,
+// keeps one signal's first place from drowning the others' agreement.
+const rrfK = 60
+
+// Signal weights in the fusion: a Q&A pair whose question matches is the
+// most direct answer there is.
+const (
+	weightFullText   = 1.0
+	weightSimilarity = 0.7
+	weightQuestion   = 1.5
+)
+
+// candidates per signal before fusion.
+const perSignal = 40
+
+var highlight = regexp.MustCompile(`«([^»]*)»`)
+
+// Handle runs three searches and fuses them by reciprocal rank: full text
+// (any of the query's words, stemmed per document language, ranked by cover
+// density with titles and headings weighted up), trigram word similarity (for
+// typos and short queries), and Q&A questions by similarity to the query.
+func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQuery) ([]Passage, error) {
+	text, err := domain.Text("query", q.Query, MaxSearchQuery, true)
+	if err != nil {
+		return nil, err
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 5
+	}
+	limit = min(limit, 50)
+	var assistant *uuid.UUID
+	if q.AssistantID != uuid.Nil {
+		assistant = &q.AssistantID
+	}
+	content := knowledge.ContentWords(text)
+
+	tx, err := h.db.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("search knowledge: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SELECT set_config('pg_trgm.word_similarity_threshold', '0.45', true),
+		set_config('pg_trgm.similarity_threshold', '0.2', true)`); err != nil {
+		return nil, fmt.Errorf("search knowledge: %w", err)
+	}
+	rows, err := tx.Query(ctx, searchSQL, q.OrganizationID, assistant, text, content, perSignal, limit,
+		weightFullText, weightSimilarity, weightQuestion, rrfK)
+	if err != nil {
+		return nil, fmt.Errorf("search knowledge: %w", err)
+	}
+	defer rows.Close()
+	maxScore := (weightFullText + weightSimilarity + weightQuestion) / float64(rrfK+1)
+	var out []Passage
+	for rows.Next() {
+		var p Passage
+		var headline string
+		var fts, sim, qs *float64
+		var fr, sr, qr *int64
+		if err := rows.Scan(&p.KnowledgeID, &p.ChunkID, &p.Kind, &p.Title, &p.TitlePath, &p.Page, &p.URL,
+			&p.Text, &p.Question, &p.Answer, &p.Language, &p.Score, &fts, &fr, &sim, &sr, &qs, &qr, &headline); err != nil {
+			return nil, fmt.Errorf("search knowledge: %w", err)
+		}
+		p.Score = min(1, p.Score/maxScore)
+		p.Why = Why{FullText: deref(fts), FullTextRank: int(derefInt(fr)), Similarity: deref(sim),
+			SimilarRank: int(derefInt(sr)), Question: deref(qs), QuestionRank: int(derefInt(qr)), MatchedTerms: []string{}}
+		for _, m := range highlight.FindAllStringSubmatch(headline, -1) {
+			t := strings.ToLower(m[1])
+			if !contains(p.Why.MatchedTerms, t) {
+				p.Why.MatchedTerms = append(p.Why.MatchedTerms, t)
+			}
+		}
+		p.Snippet = strings.Join(strings.Fields(strings.NewReplacer("«", "", "»", "").Replace(headline)), " ")
+		if p.TitlePath == nil {
+			p.TitlePath = []string{}
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("search knowledge: %w", err)
+	}
+	if out == nil {
+		out = []Passage{}
+	}
+	return out, nil
+}
+
+func deref(f *float64) float64 {
+	if f == nil {
+		return 0
+	}
+	return *f
+}
+
+func derefInt(i *int64) int64 {
+	if i == nil {
+		return 0
+	}
+	return *i
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// searchSQL: $1 organization, $2 assistant (nullable), $3 query, $4 query
+// without stopwords, $5 candidates per signal, $6 limit, $7-$9 weights, $10 k.
+const searchSQL = `
+WITH q AS (
+	SELECT cfg, knowledge_any_query(cfg, $3) AS anyq
+	FROM unnest(ARRAY['english', 'german', 'french', 'spanish', 'italian', 'dutch', 'simple']::regconfig[]) AS cfg
+),
+scoped AS (
+	SELECT c.* FROM knowledge_chunks c
+	WHERE c.organization_id = $1
+	  AND ($2::uuid IS NULL OR cardinality(c.assistant_ids) = 0 OR $2::uuid = ANY (c.assistant_ids))
+),
+fts AS (
+	SELECT c.id, ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', c.tsv, q.anyq, 1) AS score
+	FROM scoped c JOIN q ON q.cfg = c.ts_config
+	WHERE c.tsv @@ q.anyq
+	ORDER BY score DESC, c.id LIMIT $5
+),
+sim AS (
+	SELECT c.id, word_similarity($4, c.body) AS score
+	FROM scoped c
+	WHERE $4 <> '' AND $4 <% c.body
+	ORDER BY score DESC, c.id LIMIT $5
+),
+qa AS (
+	SELECT c.id, greatest(similarity(c.question, $3), word_similarity($4, c.question)) AS score
+	FROM scoped c
+	WHERE c.kind = 'qa' AND (c.question % $3 OR ($4 <> '' AND $4 <% c.question))
+	ORDER BY score DESC, c.id LIMIT $5
+),
+ranked AS (
+	SELECT id, score, 'fts' AS signal, row_number() OVER (ORDER BY score DESC, id) AS rank FROM fts
+	UNION ALL
+	SELECT id, score, 'sim', row_number() OVER (ORDER BY score DESC, id) FROM sim
+	UNION ALL
+	SELECT id, score, 'qa', row_number() OVER (ORDER BY score DESC, id) FROM qa
+),
+fused AS (
+	SELECT id,
+		sum(CASE signal WHEN 'fts' THEN $7::float8 WHEN 'sim' THEN $8::float8 ELSE $9::float8 END / ($10::int + rank)) AS score,
+		max(score) FILTER (WHERE signal = 'fts') AS fts_score, max(rank) FILTER (WHERE signal = 'fts') AS fts_rank,
+		max(score) FILTER (WHERE signal = 'sim') AS sim_score, max(rank) FILTER (WHERE signal = 'sim') AS sim_rank,
+		max(score) FILTER (WHERE signal = 'qa') AS qa_score, max(rank) FILTER (WHERE signal = 'qa') AS qa_rank
+	FROM ranked GROUP BY id
+	ORDER BY score DESC, id LIMIT $6
+)
+SELECT c.knowledge_id, c.id, c.kind, c.title, c.title_path, c.page, s.url, c.body, c.question, c.answer, s.language,
+	f.score, f.fts_score::float8, f.fts_rank, f.sim_score::float8, f.sim_rank, f.qa_score::float8, f.qa_rank,
+	ts_headline(c.ts_config, c.body, q.anyq, 'StartSel=«, StopSel=», MaxWords=40, MinWords=15, MaxFragments=2, FragmentDelimiter=" … "')
+FROM fused f
+JOIN knowledge_chunks c ON c.id = f.id
+JOIN knowledge_sources s ON s.id = c.knowledge_id
+JOIN q ON q.cfg = c.ts_config
+ORDER BY f.score DESC, c.id`
