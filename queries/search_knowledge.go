@@ -66,7 +66,9 @@ type Querier interface {
 type SearchKnowledgeHandler struct{ db Querier }
 
 // NewSearchKnowledgeHandler searches through db.
-func NewSearchKnowledgeHandler(db Querier) SearchKnowledgeHandler { return SearchKnowledgeHandler{db: db} }
+func NewSearchKnowledgeHandler(db Querier) SearchKnowledgeHandler {
+	return SearchKnowledgeHandler{db: db}
+}
 
 // MaxSearchQuery bounds the query text, in characters.
 const MaxSearchQuery = 2000
