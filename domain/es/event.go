@@ -119,3 +119,24 @@ func jsonEqual(a, b json.RawMessage) bool {
 	jb, _ := json.Marshal(y)
 	return string(ja) == string(jb)
 }
+
+// ValidateAppend checks a whole append before an adapter touches storage, so
+// that every adapter rejects the same batches and stores none of their events:
+// a stream name, valid events, and no event id twice in one batch (which could
+// be neither stored twice nor told apart from a retry).
+func ValidateAppend(stream string, events []NewEvent) error {
+	if stream == "" {
+		return fmt.Errorf("%w: empty stream name", ErrInvalidEvent)
+	}
+	seen := make(map[uuid.UUID]struct{}, len(events))
+	for _, e := range events {
+		if err := e.Validate(); err != nil {
+			return err
+		}
+		if _, dup := seen[e.ID]; dup {
+			return fmt.Errorf("%w: event id %s twice in one append", ErrInvalidEvent, e.ID)
+		}
+		seen[e.ID] = struct{}{}
+	}
+	return nil
+}

@@ -49,13 +49,8 @@ func parsePosition(p es.Position) (int, error) {
 
 // Append implements es.Store.
 func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedVersion, events ...es.NewEvent) (es.AppendResult, error) {
-	if stream == "" {
-		return es.AppendResult{}, fmt.Errorf("%w: empty stream name", es.ErrInvalidEvent)
-	}
-	for _, e := range events {
-		if err := e.Validate(); err != nil {
-			return es.AppendResult{}, err
-		}
+	if err := es.ValidateAppend(stream, events); err != nil {
+		return es.AppendResult{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,0 +1,476 @@
+// Package postgres is the PostgreSQL event store: the default home of the
+// event log (schema in migrations/00001_event_store.sql).
+//
+// The global log is ordered by (epoch, transaction id, global position) and a
+// reader only sees rows whose transaction id lies below the oldest running
+// transaction. A bigserial alone would let a reader pass position 11 while a
+// slower transaction still holds 10, and skip 10 for ever. Every append takes
+// its stream's advisory lock before the transaction gets an id, so a stream's
+// events reach readers in version order.
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/companin/companin/domain/es"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Channel is the LISTEN/NOTIFY channel every append notifies on commit.
+const Channel = "companin_events"
+
+// Store implements es.Store on PostgreSQL. It is safe for concurrent use and
+// meant to be shared by the whole process: it keeps one listening connection
+// for WaitForEvents, however many callers wait.
+type Store struct {
+	pool            *pgxpool.Pool
+	idleFallback    time.Duration
+	pendingFallback time.Duration
+
+	mu        sync.Mutex
+	changed   chan struct{} // closed and replaced whenever the log may have grown
+	listening bool
+	stop      context.CancelFunc
+	stopped   chan struct{}
+	closed    bool
+}
+
+// Option tunes a Store.
+type Option func(*Store)
+
+// WithFallback bounds how long WaitForEvents waits without a notification:
+// idle when the log holds nothing unread, pending when unread events exist
+// but wait for an older transaction that may yet roll back without notifying.
+func WithFallback(idle, pending time.Duration) Option {
+	return func(s *Store) { s.idleFallback, s.pendingFallback = idle, pending }
+}
+
+// New returns a store on a migrated database. Before anything is appended it
+// checks the transaction-id epoch (see raiseEpochAfterRestore).
+func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error) {
+	s := &Store{
+		pool:            pool,
+		idleFallback:    30 * time.Second,
+		pendingFallback: 500 * time.Millisecond,
+		changed:         make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if err := raiseEpochAfterRestore(ctx, pool); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// raiseEpochAfterRestore keeps the global order after a logical dump and
+// restore: the restored rows keep their transaction ids, but the new server
+// hands out ids from a lower number, so new events would sort before old ones.
+// A healthy server never holds a stored id at or above the next id it will
+// hand out; when it does, the log was restored, and raising the epoch (the
+// first part of the order) puts every new event after every restored one.
+// Readers' checkpoints stay valid. It runs under an advisory lock so that
+// processes starting together raise the epoch once.
+func raiseEpochAfterRestore(ctx context.Context, pool *pgxpool.Pool) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('companin event store epoch'))"); err != nil {
+			return fmt.Errorf("event store: epoch lock: %w", err)
+		}
+		var behind bool
+		err := tx.QueryRow(ctx, `
+			SELECT coalesce((
+				SELECT e.transaction_id >= pg_snapshot_xmax(pg_current_snapshot())
+				FROM events e, event_store_epoch s
+				WHERE e.epoch = s.epoch
+				ORDER BY e.epoch DESC, e.transaction_id DESC LIMIT 1), false)`).Scan(&behind)
+		if err != nil {
+			return fmt.Errorf("event store: check epoch (is the database migrated?): %w", err)
+		}
+		if behind {
+			if _, err := tx.Exec(ctx, "UPDATE event_store_epoch SET epoch = epoch + 1"); err != nil {
+				return fmt.Errorf("event store: raise epoch: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// Close stops the listening connection. Waiters return when their contexts end.
+func (s *Store) Close() {
+	s.mu.Lock()
+	s.closed = true
+	stop, stopped := s.stop, s.stopped
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-stopped
+	}
+}
+
+// querier is what an append needs: the pool (one statement, one transaction)
+// or an open transaction (tests pause and kill writers inside one).
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// Append implements es.Store. The whole append is one call of the SQL
+// function event_store_append: one round trip and one transaction.
+func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedVersion, events ...es.NewEvent) (es.AppendResult, error) {
+	res, err := s.append(ctx, s.pool, stream, expected, events)
+	if err == nil && !res.Replayed && len(events) > 0 {
+		s.broadcast() // waiters of this process need not wait for the round trip through NOTIFY
+	}
+	return res, err
+}
+
+func (s *Store) append(ctx context.Context, q querier, stream string, expected es.ExpectedVersion, events []es.NewEvent) (es.AppendResult, error) {
+	if err := es.ValidateAppend(stream, events); err != nil {
+		return es.AppendResult{}, err
+	}
+	n := len(events)
+	ids := make([]uuid.UUID, n)
+	types := make([]string, n)
+	schemaVersions := make([]int32, n)
+	data := make([]*string, n)
+	metadata := make([]string, n)
+	orgs := make([]string, n)
+	for i, e := range events {
+		ids[i], types[i], schemaVersions[i], orgs[i] = e.ID, e.Type, int32(max(e.SchemaVersion, 1)), e.Metadata.OrganizationID
+		if len(e.Data) > 0 {
+			d := string(e.Data)
+			data[i] = &d
+		}
+		m, err := json.Marshal(e.Metadata)
+		if err != nil {
+			return es.AppendResult{}, fmt.Errorf("%w: metadata: %v", es.ErrInvalidEvent, err)
+		}
+		metadata[i] = string(m)
+	}
+	kind, version := expectation(expected)
+
+	var (
+		status string
+		pos    position
+	)
+	var cur int64
+	err := q.QueryRow(ctx,
+		`SELECT status, version, epoch, transaction_id, global_position
+		 FROM event_store_append($1, $2, $3, $4, $5, $6, $7, $8, $9, true)`,
+		stream, kind, int64(version), ids, types, schemaVersions, data, metadata, orgs,
+	).Scan(&status, &cur, &pos.epoch, &pos.txid, &pos.global)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			switch pgErr.ConstraintName {
+			case "events_event_id_key":
+				return es.AppendResult{}, fmt.Errorf("append to %s: %w", stream, es.ErrDuplicateEventID)
+			case "events_stream_version_key":
+				return es.AppendResult{}, fmt.Errorf("append to %s: concurrent write: %w", stream, es.ErrWrongExpectedVersion)
+			}
+		}
+		if errors.As(err, &pgErr) && pgErr.Code == "22P02" {
+			return es.AppendResult{}, fmt.Errorf("append to %s: %w: %v", stream, es.ErrInvalidEvent, err)
+		}
+		return es.AppendResult{}, fmt.Errorf("append to %s: %w", stream, err)
+	}
+	switch status {
+	case "ok":
+		res := es.AppendResult{NextExpectedVersion: uint64(cur)}
+		if pos.global > 0 {
+			res.Position = pos.encode()
+		}
+		return res, nil
+	case "wrong_version":
+		return es.AppendResult{}, fmt.Errorf("append to %s: expected %s, stream at %d: %w", stream, expected, cur, es.ErrWrongExpectedVersion)
+	case "stored":
+		return replay(ctx, q, stream, events)
+	default:
+		return es.AppendResult{}, fmt.Errorf("append to %s: unknown status %q", stream, status)
+	}
+}
+
+// replay decides an append some of whose ids are stored already: a retry of
+// stored events (same stream, same content, all of them) returns the result
+// of the first append; anything else is a conflict.
+func replay(ctx context.Context, q querier, stream string, events []es.NewEvent) (es.AppendResult, error) {
+	ids := make([]uuid.UUID, len(events))
+	for i, e := range events {
+		ids[i] = e.ID
+	}
+	stored, err := query(ctx, q, `SELECT `+columns+` FROM events WHERE event_id = ANY($1)`, ids)
+	if err != nil {
+		return es.AppendResult{}, fmt.Errorf("append to %s: read stored events: %w", stream, err)
+	}
+	byID := make(map[uuid.UUID]es.Event, len(stored))
+	for _, e := range stored {
+		byID[e.ID] = e
+	}
+	var last es.Event
+	for _, n := range events {
+		e, ok := byID[n.ID]
+		if !ok {
+			return es.AppendResult{}, fmt.Errorf("append to %s: batch partly stored already: %w", stream, es.ErrDuplicateEventID)
+		}
+		if e.Stream != stream || !e.SameContent(n) {
+			return es.AppendResult{}, fmt.Errorf("append to %s: event %s: %w", stream, n.ID, es.ErrDuplicateEventID)
+		}
+		last = e
+	}
+	return es.AppendResult{NextExpectedVersion: last.Version, Position: last.Position, Replayed: true}, nil
+}
+
+func expectation(x es.ExpectedVersion) (kind int32, version uint64) {
+	switch {
+	case x.IsNoStream():
+		return 1, 0
+	case x.IsStreamExists():
+		return 2, 0
+	}
+	if v, ok := x.ExactVersion(); ok {
+		return 3, v
+	}
+	return 0, 0
+}
+
+const columns = `event_id, stream, version, epoch, transaction_id::text, global_position,
+	type, schema_version, data, metadata, recorded_at`
+
+func query(ctx context.Context, q querier, sql string, args ...any) ([]es.Event, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (es.Event, error) {
+		var (
+			e        es.Event
+			pos      position
+			version  int64
+			sv       int32
+			data     []byte
+			metadata []byte
+		)
+		if err := r.Scan(&e.ID, &e.Stream, &version, &pos.epoch, &pos.txid, &pos.global,
+			&e.Type, &sv, &data, &metadata, &e.RecordedAt); err != nil {
+			return e, err
+		}
+		e.Version, e.SchemaVersion, e.Data = uint64(version), int(sv), data
+		e.Position, e.GlobalPosition = pos.encode(), pos.global
+		e.RecordedAt = e.RecordedAt.UTC()
+		if err := json.Unmarshal(metadata, &e.Metadata); err != nil {
+			return e, fmt.Errorf("event %s: metadata: %w", e.ID, err)
+		}
+		return e, nil
+	})
+}
+
+// ReadStream implements es.Store.
+func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]es.Event, error) {
+	events, err := query(ctx, s.pool,
+		`SELECT `+columns+` FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3`,
+		stream, int64(from), limitArg(limit))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", stream, err)
+	}
+	if len(events) == 0 {
+		var exists bool
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE stream = $1)`, stream).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("read %s: %w", stream, err)
+		}
+		if !exists {
+			return nil, fmt.Errorf("read %s: %w", stream, es.ErrStreamNotFound)
+		}
+	}
+	return events, nil
+}
+
+// visibleBelow is the reader's horizon: events of older epochs, and events of
+// the current epoch whose transaction began before the oldest one running.
+// Everything below it has committed or rolled back for good.
+const visibleBelow = `(epoch, transaction_id) < (
+	(SELECT s.epoch FROM event_store_epoch s),
+	(SELECT pg_snapshot_xmin(pg_current_snapshot())))`
+
+// ReadAll implements es.Store.
+func (s *Store) ReadAll(ctx context.Context, after es.Position, limit int, f es.Filter) ([]es.Event, error) {
+	p, err := parsePosition(after)
+	if err != nil {
+		return nil, err
+	}
+	var sql strings.Builder
+	sql.WriteString(`SELECT ` + columns + ` FROM events
+		WHERE (epoch, transaction_id, global_position) > ($1, $2::text::xid8, $3) AND ` + visibleBelow)
+	args := []any{p.epoch, p.txid, p.global, limitArg(limit)}
+	if len(f.Types) > 0 {
+		args = append(args, f.Types)
+		fmt.Fprintf(&sql, " AND type = ANY($%d)", len(args))
+	}
+	if len(f.Streams) > 0 {
+		args = append(args, f.Streams)
+		fmt.Fprintf(&sql, " AND stream = ANY($%d)", len(args))
+	}
+	if f.OrganizationID != "" {
+		args = append(args, f.OrganizationID)
+		fmt.Fprintf(&sql, " AND organization_id = $%d", len(args))
+	}
+	sql.WriteString(" ORDER BY epoch, transaction_id, global_position LIMIT $4")
+	events, err := query(ctx, s.pool, sql.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("read all after %q: %w", after, err)
+	}
+	return events, nil
+}
+
+func limitArg(limit int) any {
+	if limit <= 0 {
+		return nil // LIMIT NULL: everything
+	}
+	return int64(limit)
+}
+
+// WaitForEvents implements es.Store. It returns as soon as a reader would find
+// an event after the position, on a notification, or after a bounded fallback:
+// an older transaction that rolls back sends no notification, yet it may have
+// held back events that a reader can now see.
+func (s *Store) WaitForEvents(ctx context.Context, after es.Position) error {
+	p, err := parsePosition(after)
+	if err != nil {
+		return err
+	}
+	changed := s.subscribe()
+	var state int // 0 nothing after the position, 1 readable, 2 waiting for an older transaction
+	err = s.pool.QueryRow(ctx, `
+		SELECT coalesce((
+			SELECT CASE WHEN `+visibleBelow+` THEN 1 ELSE 2 END
+			FROM events
+			WHERE (epoch, transaction_id, global_position) > ($1, $2::text::xid8, $3)
+			ORDER BY epoch, transaction_id, global_position LIMIT 1), 0)`,
+		p.epoch, p.txid, p.global).Scan(&state)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("wait for events after %q: %w", after, err)
+	}
+	if state == 1 {
+		return nil
+	}
+	wait := s.idleFallback
+	if state == 2 {
+		wait = s.pendingFallback
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-changed:
+		return nil
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// subscribe returns a channel closed at the next sign that the log grew,
+// starting the listening connection on first use.
+func (s *Store) subscribe() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.listening && !s.closed {
+		s.listening = true
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stop, s.stopped = cancel, make(chan struct{})
+		go s.listen(ctx, s.stopped)
+	}
+	return s.changed
+}
+
+func (s *Store) broadcast() {
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// listen keeps one connection LISTENing on Channel and wakes every waiter on
+// each notification. After a reconnect it wakes them too: notifications sent
+// while it was away are lost, so waiters must look again.
+func (s *Store) listen(ctx context.Context, stopped chan struct{}) {
+	defer close(stopped)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		_ = err // the connection broke; waiters fall back to their timeout meanwhile
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (s *Store) listenOnce(ctx context.Context) error {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
+		return err
+	}
+	s.broadcast()
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		s.broadcast()
+	}
+}
+
+// position is an event's place in the global log: the epoch, the id of the
+// transaction that wrote it, and its sequence number. Encoded as fixed-width
+// hex, string order is log order.
+type position struct {
+	epoch  int32
+	txid   string // decimal xid8, as PostgreSQL prints it
+	global int64
+}
+
+func (p position) encode() es.Position {
+	txid, _ := strconv.ParseUint(p.txid, 10, 64)
+	return es.Position(fmt.Sprintf("%08x%016x%016x", uint32(p.epoch), txid, uint64(p.global)))
+}
+
+func parsePosition(p es.Position) (position, error) {
+	if p == es.Start {
+		return position{txid: "0"}, nil
+	}
+	s := string(p)
+	bad := fmt.Errorf("event store: bad position %q", p)
+	if len(s) != 40 {
+		return position{}, bad
+	}
+	epoch, err1 := strconv.ParseUint(s[:8], 16, 32)
+	txid, err2 := strconv.ParseUint(s[8:24], 16, 64)
+	global, err3 := strconv.ParseUint(s[24:], 16, 63)
+	if err1 != nil || err2 != nil || err3 != nil || epoch > 1<<31-1 {
+		return position{}, bad
+	}
+	return position{epoch: int32(epoch), txid: strconv.FormatUint(txid, 10), global: int64(global)}, nil
+}
+
+var _ es.Store = (*Store)(nil)
