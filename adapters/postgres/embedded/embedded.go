@@ -95,15 +95,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded postgres: %w", err)
 	}
-	if cfg.UseRunning {
-		if url, ok := runningServer(dir); ok {
-			logf("embedded postgres: using the server another process runs in %s", dir)
-			return &Server{url: url}, nil
-		}
-	}
-	lock, err := lockDir(ctx, dir)
+	lock, url, err := lockDir(ctx, dir, cfg.UseRunning)
 	if err != nil {
 		return nil, err
+	}
+	if url != "" {
+		logf("embedded postgres: using the server another process runs in %s", dir)
+		return &Server{url: url}, nil
 	}
 	s := &Server{lock: lock, dir: dir}
 	ok := false
@@ -248,18 +246,9 @@ func (s *Server) startWatcher(pgCtl, pgData, remove string) error {
 	return nil
 }
 
-// runningServer returns the URL of the server another process runs on dir,
-// if one does: the directory is locked and its postmaster.pid says ready.
+// runningServer returns the URL of the server another process (which holds
+// the lock) runs on dir, if its postmaster.pid says it is ready.
 func runningServer(dir string) (string, bool) {
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR, 0)
-	if err != nil {
-		return "", false
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		return "", false // nobody holds it
-	}
 	b, err := os.ReadFile(filepath.Join(dir, "postgres", "data", "postmaster.pid"))
 	if err != nil {
 		return "", false
@@ -277,30 +266,38 @@ func runningServer(dir string) (string, bool) {
 
 // lockDir takes the data directory's lock. A predecessor that was killed
 // leaves its watcher holding the lock until the old server has stopped, so
-// waiting a while is normal; another live process is an error.
-func lockDir(ctx context.Context, dir string) (*os.File, error) {
+// waiting a while is normal; another live process is an error. With
+// useRunning, it returns instead the URL of the server the lock holder runs,
+// as soon as that server is ready (it may still be starting).
+func lockDir(ctx context.Context, dir string, useRunning bool) (*os.File, string, error) {
 	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("embedded postgres: %w", err)
+		return nil, "", fmt.Errorf("embedded postgres: %w", err)
 	}
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			return f, nil
+			return f, "", nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
 			_ = f.Close()
-			return nil, fmt.Errorf("embedded postgres: lock %s: %w", dir, err)
+			return nil, "", fmt.Errorf("embedded postgres: lock %s: %w", dir, err)
+		}
+		if useRunning {
+			if url, ok := runningServer(dir); ok {
+				_ = f.Close()
+				return nil, url, nil
+			}
 		}
 		if time.Now().After(deadline) {
 			_ = f.Close()
-			return nil, fmt.Errorf("embedded postgres: %s is in use by another companin process", dir)
+			return nil, "", fmt.Errorf("embedded postgres: %s is in use by another companin process", dir)
 		}
 		select {
 		case <-ctx.Done():
 			_ = f.Close()
-			return nil, ctx.Err()
+			return nil, "", ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
