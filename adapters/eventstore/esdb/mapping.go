@@ -134,7 +134,8 @@ func toEventData(e es.NewEvent, appendID string) (esdb.EventData, error) {
 	}, nil
 }
 
-// toEvent translates a recorded event, and returns the append id it was written with.
+// toEvent translates a recorded event, and returns the append id it was
+// written with. The stream name is EventStoreDB's; Store strips its namespace.
 func toEvent(r *esdb.RecordedEvent) (es.Event, string) {
 	m, sv, appendID := decodeMetadata(r.UserMetadata)
 	var data json.RawMessage
@@ -146,7 +147,7 @@ func toEvent(r *esdb.RecordedEvent) (es.Event, string) {
 		Stream:         r.StreamID,
 		Version:        versionOf(r.EventNumber),
 		Position:       encodePosition(r.Position),
-		GlobalPosition: int64(r.Position.Commit),
+		GlobalPosition: int64(r.Position.Prepare),
 		Type:           r.EventType,
 		SchemaVersion:  sv,
 		Data:           data,

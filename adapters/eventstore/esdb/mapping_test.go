@@ -191,7 +191,7 @@ func TestEventRoundTrip(t *testing.T) {
 		!e.SameContent(n) || !metadataEqual(e.Metadata, n.Metadata) || !e.RecordedAt.Equal(at) || e.RecordedAt.Location() != time.UTC {
 		t.Errorf("toEvent = %+v", e)
 	}
-	if e.Position != encodePosition(r.Position) || e.GlobalPosition != 900 {
+	if e.Position != encodePosition(r.Position) || e.GlobalPosition != 880 {
 		t.Errorf("position = %q, global %d", e.Position, e.GlobalPosition)
 	}
 	r.Data = nil
@@ -290,4 +290,57 @@ func metadataEqual(a, b es.Metadata) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
+}
+
+func TestValidate(t *testing.T) {
+	ok := es.NewEvent{ID: uuid.New(), Type: "A"}
+	twice := []es.NewEvent{ok, {ID: uuid.New(), Type: "B"}, ok}
+	cases := map[string]struct {
+		stream string
+		events []es.NewEvent
+	}{
+		"empty stream name":  {"", []es.NewEvent{ok}},
+		"system stream name": {"$all", []es.NewEvent{ok}},
+		"no type":            {"s-1", []es.NewEvent{{ID: uuid.New()}}},
+		"no id":              {"s-1", []es.NewEvent{{Type: "A"}}},
+		"data not JSON":      {"s-1", []es.NewEvent{{ID: uuid.New(), Type: "A", Data: json.RawMessage("{")}}},
+		"one id twice":       {"s-1", twice},
+	}
+	for name, c := range cases {
+		if err := validate(c.stream, c.events); !errors.Is(err, es.ErrInvalidEvent) {
+			t.Errorf("%s: err = %v, want ErrInvalidEvent", name, err)
+		}
+	}
+	if err := validate("s-1", []es.NewEvent{ok}); err != nil {
+		t.Errorf("valid append: %v", err)
+	}
+	if err := validate("s-1", nil); err != nil {
+		t.Errorf("empty append: %v", err)
+	}
+}
+
+func TestNamespace(t *testing.T) {
+	s := &Store{}
+	WithNamespace("test-1")(s)
+	r := &esdb.RecordedEvent{EventID: uuid.New(), EventType: "A", StreamID: "test-1:session-9"}
+	if !s.ours(r) {
+		t.Error("own event not recognised")
+	}
+	if e, _ := s.toEvent(r); e.Stream != "session-9" {
+		t.Errorf("stream %q, want the namespace stripped", e.Stream)
+	}
+	for _, other := range []*esdb.RecordedEvent{
+		{EventType: "A", StreamID: "session-9"},
+		{EventType: "A", StreamID: "test-2:session-9"},
+		{EventType: "$metadata", StreamID: "$$test-1:session-9"},
+	} {
+		if s.ours(other) {
+			t.Errorf("%s in %s counted as ours", other.EventType, other.StreamID)
+		}
+	}
+	plain := &Store{}
+	WithNamespace("")(plain)
+	if !plain.ours(&esdb.RecordedEvent{EventType: "A", StreamID: "test-1:session-9"}) || plain.ours(&esdb.RecordedEvent{EventType: "$>", StreamID: "$ce-session"}) {
+		t.Error("without a namespace every non-system event is ours")
+	}
 }

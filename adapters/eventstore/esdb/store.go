@@ -8,28 +8,31 @@
 //     is revision v-1 both ways. Expected versions map one to one (any,
 //     no-stream, stream-exists, exact).
 //   - Positions: the $all position (commit, prepare) as 32 lower-case hex
-//     digits, so that string order is log order. GlobalPosition is the commit
-//     position: ordered but not contiguous.
+//     digits, so that string order is log order. GlobalPosition is the
+//     prepare position: rising in log order, not contiguous.
 //   - Metadata: es.Metadata's JSON fields, plus schema_version and append_id,
 //     are the event's user metadata (see envelope).
-//   - Idempotency: EventStoreDB acknowledges a retried append (same event ids at
-//     the same place of the same stream) without writing. Append reads the
+//   - Idempotency: EventStoreDB acknowledges a retried append (same event ids
+//     at the same place of the same stream) without writing. Append reads the
 //     events back after every append, which tells a retry from a fresh write
 //     (by append_id) and a retry with other content (compared like
 //     es.Event.SameContent) from a true retry: the latter fails with
-//     es.ErrDuplicateEventID. Limits, EventStoreDB's own: an event id is only
-//     checked within its stream (the same id in another stream is stored
-//     again), and with es.Any the check relies on the server's cache of recent
-//     event ids, so a late retry with es.Any may be stored twice; retry with an
-//     exact expected version for a reliable check. A batch that is partly
-//     stored already fails with es.ErrWrongExpectedVersion.
+//     es.ErrDuplicateEventID. When EventStoreDB rejects a retry for its
+//     expected version (the stream moved on since the first try), Append looks
+//     for the batch among the stream's last retryWindow events and answers as
+//     for any other retry. Limits, EventStoreDB's own: an event id is only
+//     known within its stream (the same id appended to another stream is
+//     stored again), and with es.Any the server recognises a retry from its
+//     cache of recent event ids, so a late retry with es.Any may be stored
+//     twice; retry with the expected version of the first try for a reliable
+//     answer.
 //   - ReadAll skips EventStoreDB's system events ($-prefixed types and
 //     streams) and filters by type, stream and organization in the client: the
 //     v4 client's ReadAll has no server-side filter (only subscriptions do,
 //     and a filtered catch-up subscription cannot tell where the log ends on
 //     every server version).
-//   - WaitForEvents is a $all subscription, excluding system events, started
-//     at the given position.
+//   - WaitForEvents is a $all subscription started at the given position,
+//     filtered on the server to non-system events (or to the namespace).
 package esdb
 
 import (
@@ -44,20 +47,41 @@ import (
 	"github.com/google/uuid"
 )
 
-// pageSize is how many events one read of $all or a stream asks for.
-const pageSize = 512
+const (
+	// pageSize is how many events one read of $all or a stream asks for.
+	pageSize = 512
+	// retryWindow is how far back from a stream's end Append looks for a
+	// retried batch that EventStoreDB rejected for its expected version.
+	retryWindow = 4096
+)
 
 // Store is an es.Store on EventStoreDB. It is safe for concurrent use.
 type Store struct {
 	client *esdb.Client
+	// prefix is prepended to every stream name (see WithNamespace).
+	prefix string
 }
 
 var _ es.Store = (*Store)(nil)
 
+// Option tunes a Store.
+type Option func(*Store)
+
+// WithNamespace keeps this store's streams apart from everything else on the
+// server: they are stored as "<ns>:<stream>", and reads see only them. It lets
+// several installations, or test runs, share one EventStoreDB.
+func WithNamespace(ns string) Option {
+	return func(s *Store) {
+		if ns != "" {
+			s.prefix = ns + ":"
+		}
+	}
+}
+
 // New connects to the EventStoreDB that url names, e.g.
 // esdb://127.0.0.1:2113?tls=false, and checks that $all can be read, so that
 // a wrong URL or missing rights fail at start rather than at the first request.
-func New(ctx context.Context, url string) (*Store, error) {
+func New(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	cfg, err := esdb.ParseConnectionString(url)
 	if err != nil {
 		return nil, fmt.Errorf("esdb: parse url: %w", err)
@@ -68,6 +92,9 @@ func New(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("esdb: client: %w", err)
 	}
 	s := &Store{client: c}
+	for _, o := range opts {
+		o(s)
+	}
 	rs, err := c.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
 	if err == nil {
 		_, err = rs.Recv()
@@ -88,8 +115,8 @@ func (s *Store) Close() error { return s.client.Close() }
 
 // Append implements es.Store. See the package comment for idempotency.
 func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedVersion, events ...es.NewEvent) (es.AppendResult, error) {
-	if stream == "" || strings.HasPrefix(stream, "$") {
-		return es.AppendResult{}, fmt.Errorf("%w: stream name %q", es.ErrInvalidEvent, stream)
+	if err := validate(stream, events); err != nil {
+		return es.AppendResult{}, err
 	}
 	if len(events) == 0 {
 		return s.appendNothing(ctx, stream, expected)
@@ -97,18 +124,19 @@ func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedV
 	appendID := uuid.NewString()
 	data := make([]esdb.EventData, len(events))
 	for i, e := range events {
-		if err := e.Validate(); err != nil {
-			return es.AppendResult{}, err
-		}
 		d, err := toEventData(e, appendID)
 		if err != nil {
 			return es.AppendResult{}, err
 		}
 		data[i] = d
 	}
-	res, err := s.client.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: expectedRevision(expected)}, data...)
+	res, err := s.client.AppendToStream(ctx, s.prefix+stream, esdb.AppendToStreamOptions{ExpectedRevision: expectedRevision(expected)}, data...)
 	if err != nil {
-		return es.AppendResult{}, mapError("append to "+stream, err)
+		err = mapError("append to "+stream, err)
+		if errors.Is(err, es.ErrWrongExpectedVersion) {
+			return s.retried(ctx, stream, events, err)
+		}
+		return es.AppendResult{}, err
 	}
 	// The result's revision is that of the last event of this batch, written
 	// now or by the call this one retries. Read the batch back: for the exact
@@ -117,12 +145,64 @@ func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedV
 	if last+1 < uint64(len(events)) {
 		return es.AppendResult{}, fmt.Errorf("esdb: append to %s: server reports revision %d for %d events", stream, last, len(events))
 	}
-	first := last + 1 - uint64(len(events))
-	stored, err := s.readStream(ctx, stream, first, len(events))
+	stored, err := s.readStream(ctx, stream, last+1-uint64(len(events)), len(events))
 	if err != nil {
 		return es.AppendResult{}, err
 	}
 	return checkStored(stream, events, stored, appendID)
+}
+
+// validate rejects what no adapter stores, and names of EventStoreDB's
+// system streams, before anything is sent.
+func validate(stream string, events []es.NewEvent) error {
+	if strings.HasPrefix(stream, "$") {
+		return fmt.Errorf("%w: stream name %q is reserved for EventStoreDB", es.ErrInvalidEvent, stream)
+	}
+	return es.ValidateAppend(stream, events)
+}
+
+// retried answers an append that EventStoreDB rejected for its expected
+// version: if the batch is already in the stream's last retryWindow events,
+// the append is a retry (or reuses ids for other content); otherwise the
+// rejection stands.
+func (s *Store) retried(ctx context.Context, stream string, events []es.NewEvent, rejection error) (es.AppendResult, error) {
+	wanted := make(map[uuid.UUID]bool, len(events))
+	for _, e := range events {
+		wanted[e.ID] = true
+	}
+	var found []recorded // in stream order
+	rs, err := s.client.ReadStream(ctx, s.prefix+stream, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.End{}}, retryWindow)
+	if err != nil {
+		return es.AppendResult{}, rejection
+	}
+	defer rs.Close()
+	for {
+		ev, err := rs.Recv()
+		if err != nil {
+			// The end of the window, or a failing read: the rejection stands.
+			break
+		}
+		if r := ev.OriginalEvent(); wanted[r.EventID] {
+			e, id := s.toEvent(r)
+			found = append([]recorded{{event: e, appendID: id}}, found...)
+			if len(found) == len(events) {
+				break
+			}
+		}
+	}
+	if len(found) == 0 {
+		return es.AppendResult{}, rejection
+	}
+	if len(found) != len(events) {
+		return es.AppendResult{}, fmt.Errorf("append to %s: batch partly stored already: %w", stream, es.ErrDuplicateEventID)
+	}
+	for i := 1; i < len(found); i++ {
+		if found[i].event.Version != found[i-1].event.Version+1 {
+			return es.AppendResult{}, fmt.Errorf("append to %s: batch stored apart already: %w", stream, es.ErrDuplicateEventID)
+		}
+	}
+	// No append id can match: whatever is stored was stored by an earlier call.
+	return checkStored(stream, events, found, "")
 }
 
 // checkStored compares the events an append asked for with those found at
@@ -137,7 +217,7 @@ func checkStored(stream string, events []es.NewEvent, stored []recorded, appendI
 		if got.event.ID != e.ID || !got.event.SameContent(e) {
 			return es.AppendResult{}, fmt.Errorf("append to %s: event %s: %w", stream, e.ID, es.ErrDuplicateEventID)
 		}
-		if got.appendID != appendID {
+		if appendID == "" || got.appendID != appendID {
 			replayed = true
 		}
 	}
@@ -148,7 +228,7 @@ func checkStored(stream string, events []es.NewEvent, stored []recorded, appendI
 // appendNothing answers an empty append like the other adapters: it checks
 // the expectation against the stream's current version and writes nothing.
 func (s *Store) appendNothing(ctx context.Context, stream string, expected es.ExpectedVersion) (es.AppendResult, error) {
-	rs, err := s.client.ReadStream(ctx, stream, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
+	rs, err := s.client.ReadStream(ctx, s.prefix+stream, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
 	if err != nil {
 		return es.AppendResult{}, mapError("read "+stream, err)
 	}
@@ -158,7 +238,7 @@ func (s *Store) appendNothing(ctx context.Context, stream string, expected es.Ex
 	ev, err := rs.Recv()
 	switch {
 	case err == nil:
-		e, _ := toEvent(ev.OriginalEvent())
+		e, _ := s.toEvent(ev.OriginalEvent())
 		current, pos = e.Version, e.Position
 	case errors.Is(err, io.EOF):
 	default:
@@ -178,6 +258,18 @@ type recorded struct {
 	appendID string
 }
 
+// toEvent translates a recorded event of this store's namespace.
+func (s *Store) toEvent(r *esdb.RecordedEvent) (es.Event, string) {
+	e, id := toEvent(r)
+	e.Stream = strings.TrimPrefix(e.Stream, s.prefix)
+	return e, id
+}
+
+// ours tells whether an event of $all belongs to this store's log.
+func (s *Store) ours(r *esdb.RecordedEvent) bool {
+	return !isSystem(r) && strings.HasPrefix(r.StreamID, s.prefix)
+}
+
 // readStream reads up to limit events (all when limit <= 0) of stream from
 // a revision on.
 func (s *Store) readStream(ctx context.Context, stream string, fromRevision uint64, limit int) ([]recorded, error) {
@@ -188,7 +280,7 @@ func (s *Store) readStream(ctx context.Context, stream string, fromRevision uint
 		if limit > 0 {
 			count = min(pageSize, limit-len(out))
 		}
-		rs, err := s.client.ReadStream(ctx, stream, esdb.ReadStreamOptions{From: esdb.Revision(next)}, uint64(count))
+		rs, err := s.client.ReadStream(ctx, s.prefix+stream, esdb.ReadStreamOptions{From: esdb.Revision(next)}, uint64(count))
 		if err != nil {
 			return nil, mapError("read "+stream, err)
 		}
@@ -203,7 +295,7 @@ func (s *Store) readStream(ctx context.Context, stream string, fromRevision uint
 				return nil, mapError("read "+stream, err)
 			}
 			n++
-			e, id := toEvent(ev.OriginalEvent())
+			e, id := s.toEvent(ev.OriginalEvent())
 			out = append(out, recorded{event: e, appendID: id})
 			next = ev.OriginalEvent().EventNumber + 1
 		}
@@ -261,10 +353,10 @@ func (s *Store) ReadAll(ctx context.Context, after es.Position, limit int, f es.
 				continue
 			}
 			afterPos, hasAfter = r.Position, true
-			if isSystem(r) {
+			if !s.ours(r) {
 				continue
 			}
-			e, _ := toEvent(r)
+			e, _ := s.toEvent(r)
 			if !f.Matches(e) {
 				continue
 			}
@@ -282,14 +374,17 @@ func (s *Store) ReadAll(ctx context.Context, after es.Position, limit int, f es.
 }
 
 // WaitForEvents implements es.Store with a $all subscription that starts
-// after the position (subscriptions exclude their start) and skips system
-// events: it returns at the first event after the position.
+// after the position (subscriptions exclude their start), filtered on the
+// server: it returns at the first event of this store after the position.
 func (s *Store) WaitForEvents(ctx context.Context, after es.Position) error {
 	pos, ok, err := decodePosition(after)
 	if err != nil {
 		return err
 	}
 	opts := esdb.SubscribeToAllOptions{From: esdb.Start{}, Filter: esdb.ExcludeSystemEventsFilter()}
+	if s.prefix != "" {
+		opts.Filter = &esdb.SubscriptionFilter{Type: esdb.StreamFilterType, Prefixes: []string{s.prefix}}
+	}
 	if ok {
 		opts.From = pos
 	}
@@ -306,7 +401,7 @@ func (s *Store) WaitForEvents(ctx context.Context, after es.Position) error {
 		switch {
 		case ev.EventAppeared != nil:
 			r := ev.EventAppeared.OriginalEvent()
-			if r != nil && (!ok || positionAfter(r.Position, pos)) && !isSystem(r) {
+			if r != nil && (!ok || positionAfter(r.Position, pos)) && s.ours(r) {
 				return nil
 			}
 		case ev.SubscriptionDropped != nil:
