@@ -6,6 +6,7 @@ import (
 )
 
 func TestHealthzEnvelope(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t)
 	r := ts.do(t, http.MethodGet, "/healthz", testOrg{}, "")
 	if r.Status != 200 {
@@ -21,6 +22,7 @@ func TestHealthzEnvelope(t *testing.T) {
 }
 
 func TestAuthRequired(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t)
 	cases := []struct {
 		name    string

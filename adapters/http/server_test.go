@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
@@ -57,7 +59,9 @@ func newTestServer(t testing.TB, opts ...testOption) *testServer {
 	pool := pgtest.NewPool(t)
 	store := memory.New()
 	reg := prometheus.NewRegistry()
-	rt := messaging.NewRuntime(store, pool, messaging.WithLeadershipInterval(20*time.Millisecond), messaging.WithRegisterer(reg))
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	rt := messaging.NewRuntime(store, pool, messaging.WithLeadershipInterval(20*time.Millisecond),
+		messaging.WithRegisterer(reg), messaging.WithLogger(logger))
 	for _, p := range testProjections() {
 		rt.AddProjection(p)
 	}
@@ -71,7 +75,7 @@ func newTestServer(t testing.TB, opts ...testOption) *testServer {
 	}()
 	// Registered after the pool's cleanup, so it runs before it.
 	t.Cleanup(func() { cancel(); <-stopped })
-	d := Deps{Store: store, Pool: pool, Runtime: rt, Metrics: reg}
+	d := Deps{Store: store, Pool: pool, Runtime: rt, Metrics: reg, Logger: logger}
 	for _, o := range opts {
 		o(&d)
 	}
