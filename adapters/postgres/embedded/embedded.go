@@ -128,7 +128,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeWrappers(dir, bins, run, s.logFile); err != nil {
+	if err := writeWrappers(dir, bins, run, s.logFile, cfg.Ephemeral); err != nil {
 		return nil, err
 	}
 	pgCtl := filepath.Join(dir, "bin", "pg_ctl")

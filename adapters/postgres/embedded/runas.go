@@ -150,7 +150,7 @@ func chownTree(pgDir string, uid, gid int) error {
 // writeWrappers writes dir/bin/pg_ctl and dir/bin/initdb, the two programs
 // the library runs, so that they run the machine's binaries through r and
 // the server logs to logFile.
-func writeWrappers(dir string, b binaries, r runner, logFile string) error {
+func writeWrappers(dir string, b binaries, r runner, logFile string, ephemeral bool) error {
 	bin := filepath.Join(dir, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return fmt.Errorf("embedded postgres: %w", err)
@@ -164,6 +164,9 @@ func writeWrappers(dir string, b binaries, r runner, logFile string) error {
 		"if [ \"$1\" = start ]; then set -- \"$@\" -l " + quote(logFile) + "; fi\n" +
 		"exec " + prefix + quote(filepath.Join(b.dir, "pg_ctl")) + " \"$@\"\n"
 	initdb := header
+	if ephemeral { // nothing to keep: skip initdb's final fsync of every file
+		initdb += "set -- \"$@\" --no-sync\n"
+	}
 	if r.chown != "" {
 		initdb += "for a; do case \"$a\" in --pwfile=*) chown " + r.chown + " \"${a#--pwfile=}\" ;; esac; done\n"
 	}
