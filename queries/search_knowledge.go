@@ -56,17 +56,17 @@ type Why struct {
 	MatchedTerms []string `json:"matched_terms"`
 }
 
-// Querier is what search needs of the database; *pgxpool.Pool has it.
-type Querier interface {
+// knowledgeSearchDB is what search needs of the database; *pgxpool.Pool has it.
+type knowledgeSearchDB interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
 // SearchKnowledgeHandler searches the knowledge_chunks read model
 // (projections.Knowledge).
-type SearchKnowledgeHandler struct{ db Querier }
+type SearchKnowledgeHandler struct{ db knowledgeSearchDB }
 
 // NewSearchKnowledgeHandler searches through db.
-func NewSearchKnowledgeHandler(db Querier) SearchKnowledgeHandler {
+func NewSearchKnowledgeHandler(db knowledgeSearchDB) SearchKnowledgeHandler {
 	return SearchKnowledgeHandler{db: db}
 }
 

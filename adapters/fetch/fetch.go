@@ -246,3 +246,10 @@ func publicAddr(addr netip.Addr) bool {
 	}
 	return true
 }
+
+// FetchPage is Fetch in the shape the ingestion worker asks for
+// (commands.PageFetcher).
+func (f *Fetcher) FetchPage(ctx context.Context, rawURL string) (finalURL, fileType string, body []byte, err error) {
+	p, err := f.Fetch(ctx, rawURL)
+	return p.URL, p.FileType, p.Body, err
+}
