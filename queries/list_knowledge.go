@@ -33,7 +33,9 @@ type knowledgeListDB interface {
 type ListKnowledgeHandler struct{ db knowledgeListDB }
 
 // NewListKnowledgeHandler reads through db.
-func NewListKnowledgeHandler(db knowledgeListDB) ListKnowledgeHandler { return ListKnowledgeHandler{db: db} }
+func NewListKnowledgeHandler(db knowledgeListDB) ListKnowledgeHandler {
+	return ListKnowledgeHandler{db: db}
+}
 
 // Handle returns a page of sources, whether there are more, and the cursor
 // of the next page.
