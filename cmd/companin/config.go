@@ -1,0 +1,134 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of the server, read once from the environment at
+// start, so that nothing else in the program reads environment variables.
+type Config struct {
+	// Addr is where the HTTP server listens (COMPANIN_ADDR, default :8080).
+	Addr string
+	// DatabaseURL names the PostgreSQL to use (DATABASE_URL). Empty: an
+	// embedded PostgreSQL under DataDir, started and stopped with the process.
+	DatabaseURL string
+	// DataDir holds the embedded PostgreSQL (COMPANIN_DATA_DIR, default ./.companin).
+	DataDir string
+	// EventStore chooses the event log: "postgres" (default) or "esdb"
+	// (COMPANIN_EVENTSTORE), the latter at ESDBURL (COMPANIN_ESDB_URL).
+	EventStore string
+	ESDBURL    string
+	// JWTSecret signs widget tokens (COMPANIN_JWT_SECRET). Empty: a key kept
+	// in the database, shared by every instance.
+	JWTSecret string
+	// RateLimitPerHour is the requests per organization and hour, over all
+	// instances (COMPANIN_RATE_LIMIT_PER_HOUR, default 1000).
+	RateLimitPerHour int
+	// ReplyWait is how long POST .../messages waits for the answer
+	// (COMPANIN_REPLY_WAIT, a Go duration or seconds, default 30s).
+	ReplyWait time.Duration
+	// LLM is the OpenAI-compatible server that writes answers; without a
+	// base URL answers come from the knowledge base alone.
+	LLM LLMConfig
+	// MasterKey seals the data subjects' keys at rest (COMPANIN_MASTER_KEY,
+	// 32 bytes as hex or base64; optional).
+	MasterKey string
+	// FetchAllowPrivate lets knowledge URLs point at private and loopback
+	// addresses (COMPANIN_FETCH_ALLOW_PRIVATE, default false).
+	FetchAllowPrivate bool
+}
+
+// LLMConfig is COMPANIN_LLM_BASE_URL, COMPANIN_LLM_API_KEY and COMPANIN_LLM_MODEL.
+type LLMConfig struct {
+	BaseURL string
+	APIKey  string
+	Model   string
+}
+
+// Event store choices.
+const (
+	eventStorePostgres = "postgres"
+	eventStoreESDB     = "esdb"
+)
+
+// LoadConfig parses the settings from getenv (os.Getenv in main), applying
+// defaults and rejecting values that cannot work, all errors at once.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	get := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := Config{
+		Addr:        get("COMPANIN_ADDR", ":8080"),
+		DatabaseURL: get("DATABASE_URL", ""),
+		DataDir:     get("COMPANIN_DATA_DIR", ".companin"),
+		EventStore:  strings.ToLower(get("COMPANIN_EVENTSTORE", eventStorePostgres)),
+		ESDBURL:     get("COMPANIN_ESDB_URL", ""),
+		JWTSecret:   getenv("COMPANIN_JWT_SECRET"),
+		MasterKey:   getenv("COMPANIN_MASTER_KEY"),
+		LLM: LLMConfig{
+			BaseURL: get("COMPANIN_LLM_BASE_URL", ""),
+			APIKey:  getenv("COMPANIN_LLM_API_KEY"),
+			Model:   get("COMPANIN_LLM_MODEL", ""),
+		},
+	}
+	var errs []error
+	var err error
+	if c.RateLimitPerHour, err = strconv.Atoi(get("COMPANIN_RATE_LIMIT_PER_HOUR", "1000")); err != nil || c.RateLimitPerHour <= 0 {
+		errs = append(errs, fmt.Errorf("COMPANIN_RATE_LIMIT_PER_HOUR: want a positive whole number, got %q", getenv("COMPANIN_RATE_LIMIT_PER_HOUR")))
+	}
+	if c.ReplyWait, err = parseDuration(get("COMPANIN_REPLY_WAIT", "30s")); err != nil {
+		errs = append(errs, fmt.Errorf("COMPANIN_REPLY_WAIT: %w", err))
+	}
+	if c.FetchAllowPrivate, err = strconv.ParseBool(get("COMPANIN_FETCH_ALLOW_PRIVATE", "false")); err != nil {
+		errs = append(errs, fmt.Errorf("COMPANIN_FETCH_ALLOW_PRIVATE: want true or false, got %q", getenv("COMPANIN_FETCH_ALLOW_PRIVATE")))
+	}
+	switch c.EventStore {
+	case eventStorePostgres:
+	case eventStoreESDB:
+		if c.ESDBURL == "" {
+			errs = append(errs, errors.New("COMPANIN_EVENTSTORE=esdb needs COMPANIN_ESDB_URL (e.g. esdb://localhost:2113?tls=false)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("COMPANIN_EVENTSTORE: want postgres or esdb, got %q", c.EventStore))
+	}
+	if c.DatabaseURL != "" {
+		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			errs = append(errs, errors.New("DATABASE_URL: want postgres://user:password@host:port/database"))
+		}
+	}
+	if c.LLM.BaseURL != "" {
+		if u, err := url.Parse(c.LLM.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("COMPANIN_LLM_BASE_URL: want an http(s) URL, got %q", c.LLM.BaseURL))
+		}
+		if c.LLM.Model == "" {
+			errs = append(errs, errors.New("COMPANIN_LLM_BASE_URL is set: COMPANIN_LLM_MODEL must name the model"))
+		}
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		errs = append(errs, errors.New("COMPANIN_JWT_SECRET: use at least 32 characters"))
+	}
+	return c, errors.Join(errs...)
+}
+
+// parseDuration takes a Go duration ("30s", "1m") or plain seconds ("30").
+func parseDuration(s string) (time.Duration, error) {
+	if n, err := strconv.ParseFloat(s, 64); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("want a duration of zero or more, got %q", s)
+		}
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("want a duration such as 30s, got %q", s)
+	}
+	return d, nil
+}

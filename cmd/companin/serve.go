@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	httpapi "github.com/companin/companin/adapters/http"
+	"github.com/companin/companin/adapters/messaging"
+	"github.com/companin/companin/migrations"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// shutdownGrace bounds how long in-flight requests may take to finish after
+// SIGINT or SIGTERM.
+const shutdownGrace = 20 * time.Second
+
+// serve runs the API, the projections and the workers in one process until
+// ctx ends (SIGINT, SIGTERM), then shuts down in order: stop accepting
+// requests and let those in flight finish, stop the consumers (their
+// checkpoints are committed with their work), close the store and the pool,
+// stop the embedded PostgreSQL.
+func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	db, err := openDatabase(ctx, cfg, log, false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := migrations.Apply(ctx, db.Pool); err != nil {
+		return err
+	}
+	store, err := openEventLog(ctx, cfg, db.Pool, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	runtime := messaging.NewRuntime(store, db.Pool, messaging.WithLogger(log), messaging.WithRegisterer(reg))
+	for _, p := range readModels() {
+		runtime.AddProjection(p)
+	}
+
+	api := httpapi.New(httpapi.Deps{
+		Store:   store,
+		Pool:    db.Pool,
+		Runtime: runtime,
+		Config: httpapi.Config{
+			RateLimitPerHour: cfg.RateLimitPerHour,
+			JWTSecret:        cfg.JWTSecret,
+			ReplyWait:        cfg.ReplyWait,
+		},
+		Metrics: reg,
+		Logger:  log,
+	})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (COMPANIN_ADDR): %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	consumers, stopConsumers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConsumers()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := runtime.Run(consumers); err != nil && !errors.Is(err, context.Canceled) {
+			errc <- fmt.Errorf("consumers: %w", err)
+		}
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	log.Info("companin is serving", "addr", ln.Addr().String(), "event_store", cfg.EventStore)
+
+	var failure error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case failure = <-errc:
+		log.Error("shutting down", "err", failure)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("requests cut short", "err", err)
+	}
+	stopConsumers()
+	wg.Wait()
+	log.Info("stopped")
+	return failure
+}

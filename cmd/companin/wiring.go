@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	esdbstore "github.com/companin/companin/adapters/eventstore/esdb"
+	pgstore "github.com/companin/companin/adapters/eventstore/postgres"
+	"github.com/companin/companin/adapters/eventstore/shred"
+	"github.com/companin/companin/adapters/messaging"
+	"github.com/companin/companin/domain/es"
+	"github.com/companin/companin/projections"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// This file is the one place that knows every part of Companin: which event
+// store, which read models, which workers. The commands build on it.
+
+// eventLog is the event store every command uses, with crypto-shredding
+// around the chosen adapter, and how to close it.
+type eventLog struct {
+	es.Store
+	Shred *shred.Store
+	close func()
+}
+
+func (l *eventLog) Close() {
+	if l.close != nil {
+		l.close()
+	}
+}
+
+// openEventLog builds the event store cfg chooses on a migrated database.
+// Personal data is sealed on its way in whatever the adapter; the subjects'
+// keys always live in PostgreSQL.
+func openEventLog(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog.Logger) (*eventLog, error) {
+	var inner es.Store
+	closeInner := func() {}
+	switch cfg.EventStore {
+	case eventStoreESDB:
+		s, err := esdbstore.New(ctx, cfg.ESDBURL)
+		if err != nil {
+			return nil, fmt.Errorf("event store: EventStoreDB at %s: %w", cfg.ESDBURL, err)
+		}
+		inner, closeInner = s, func() { _ = s.Close() }
+		log.Info("event store: EventStoreDB", "url", cfg.ESDBURL)
+	default:
+		s, err := pgstore.New(ctx, pool)
+		if err != nil {
+			return nil, fmt.Errorf("event store: %w", err)
+		}
+		inner, closeInner = s, s.Close
+	}
+	master, err := shred.ParseMasterKey(cfg.MasterKey)
+	if err != nil {
+		closeInner()
+		return nil, fmt.Errorf("COMPANIN_MASTER_KEY: %w", err)
+	}
+	keys, err := shred.NewPostgresKeys(pool, master)
+	if err != nil {
+		closeInner()
+		return nil, err
+	}
+	s := shred.New(inner, keys)
+	return &eventLog{Store: s, Shred: s, close: closeInner}, nil
+}
+
+// readModels lists every projection. serve runs them; `projections rebuild`
+// replays them. Never rename one: the name is its checkpoint.
+func readModels() []messaging.Projection {
+	return []messaging.Projection{
+		projections.Organizations{},
+	}
+}
