@@ -137,11 +137,11 @@ func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQue
 			return nil, fmt.Errorf("search knowledge: %w", err)
 		}
 		p.Score = min(1, p.Score/maxScore)
-		p.Why = Why{FullText: deref(fts), FullTextRank: int(derefInt(fr)), Similarity: deref(sim),
-			SimilarRank: int(derefInt(sr)), Question: deref(qs), QuestionRank: int(derefInt(qr)), MatchedTerms: []string{}}
+		p.Why = Why{FullText: scoreOrZero(fts), FullTextRank: int(rankOrZero(fr)), Similarity: scoreOrZero(sim),
+			SimilarRank: int(rankOrZero(sr)), Question: scoreOrZero(qs), QuestionRank: int(rankOrZero(qr)), MatchedTerms: []string{}}
 		for _, m := range highlight.FindAllStringSubmatch(headline, -1) {
 			t := strings.ToLower(m[1])
-			if !contains(p.Why.MatchedTerms, t) {
+			if !containsTerm(p.Why.MatchedTerms, t) {
 				p.Why.MatchedTerms = append(p.Why.MatchedTerms, t)
 			}
 		}
@@ -160,21 +160,21 @@ func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQue
 	return out, nil
 }
 
-func deref(f *float64) float64 {
+func scoreOrZero(f *float64) float64 {
 	if f == nil {
 		return 0
 	}
 	return *f
 }
 
-func derefInt(i *int64) int64 {
+func rankOrZero(i *int64) int64 {
 	if i == nil {
 		return 0
 	}
 	return *i
 }
 
-func contains(xs []string, s string) bool {
+func containsTerm(xs []string, s string) bool {
 	for _, x := range xs {
 		if x == s {
 			return true

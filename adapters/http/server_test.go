@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/companin/companin/adapters/eventstore/memory"
+	"github.com/companin/companin/adapters/eventstore/postgres"
 	"github.com/companin/companin/adapters/messaging"
 	"github.com/companin/companin/adapters/postgres/pgtest"
 	"github.com/companin/companin/commands"
@@ -44,7 +44,7 @@ type testOrg struct {
 // testProjections are the projections the test server runs; every area that
 // adds a projection lists it here.
 func testProjections() []messaging.Projection {
-	return []messaging.Projection{projections.Organizations{}}
+	return []messaging.Projection{projections.Organizations{}, projections.Knowledge{}}
 }
 
 type testOption func(*Deps)
@@ -57,7 +57,11 @@ func withConfig(c Config) testOption { return func(d *Deps) { d.Config = c } }
 func newTestServer(t testing.TB, opts ...testOption) *testServer {
 	t.Helper()
 	pool := pgtest.NewPool(t)
-	store := memory.New()
+	store, err := postgres.New(context.Background(), pool)
+	if err != nil {
+		t.Fatalf("event store: %v", err)
+	}
+	t.Cleanup(store.Close)
 	reg := prometheus.NewRegistry()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	rt := messaging.NewRuntime(store, pool, messaging.WithLeadershipInterval(20*time.Millisecond),
@@ -96,11 +100,7 @@ func (ts *testServer) newOrg(t testing.TB, name string, allowedOrigins ...string
 	if err != nil {
 		t.Fatalf("create organization: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := ts.Server.deps.Runtime.WaitForProjections(ctx, res.Position); err != nil {
-		t.Fatalf("project organization: %v", err)
-	}
+	ts.settle(t, res.Position)
 	return testOrg{ID: res.OrganizationID.String(), ClientID: res.ClientID, Secret: res.ClientSecret}
 }
 
@@ -163,4 +163,15 @@ func (ts *testServer) do(t testing.TB, method, path string, org testOrg, body st
 		t.Fatal(err)
 	}
 	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// settle waits until the projections have processed the log up to pos: then
+// every reader of the log sees it too.
+func (ts *testServer) settle(t testing.TB, pos es.Position) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ts.Server.deps.Runtime.WaitForProjections(ctx, pos); err != nil {
+		t.Fatalf("settle: %v", err)
+	}
 }

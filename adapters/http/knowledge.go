@@ -1,0 +1,367 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"path/filepath"
+	"strings"
+
+	"github.com/companin/companin/adapters/extract"
+	"github.com/companin/companin/commands"
+	"github.com/companin/companin/domain/knowledge"
+	"github.com/companin/companin/queries"
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+)
+
+// knowledgeCommon is what every kind of source accepts besides its content.
+type knowledgeCommon struct {
+	Title        *string  `json:"title"`
+	Tags         []string `json:"tags"`
+	Source       *string  `json:"source"`
+	AssistantIDs []string `json:"assistant_ids"`
+	ExternalID   *string  `json:"external_id"`
+}
+
+func (c knowledgeCommon) parse() (knowledge.Common, error) {
+	out := knowledge.Common{Title: strOrEmpty(c.Title), Tags: c.Tags, Source: strOrEmpty(c.Source), ExternalID: strOrEmpty(c.ExternalID)}
+	ids, err := parseAssistantIDs(c.AssistantIDs)
+	out.AssistantIDs = ids
+	return out, err
+}
+
+func strOrEmpty(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func parseAssistantIDs(raw []string) ([]uuid.UUID, error) {
+	var ids []uuid.UUID
+	for i, s := range raw {
+		for _, part := range strings.Split(s, ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			id, err := uuid.Parse(part)
+			if err != nil {
+				return nil, invalid(FieldError{Field: fmt.Sprintf("assistant_ids[%d]", i), Message: "must be an assistant id (UUID)"})
+			}
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// addKnowledgeFile takes multipart/form-data with title, file_type and file
+// (and optionally external_id, assistant_ids, tags, source). It answers at
+// once with status "processing"; the ingestion worker does the rest.
+func (s *Server) addKnowledgeFile(w http.ResponseWriter, r *http.Request) {
+	form, err := readUpload(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	common, err := knowledgeCommon{
+		Title: form.value("title"), Source: form.value("source"), ExternalID: form.value("external_id"),
+		Tags: form.values("tags"), AssistantIDs: form.values("assistant_ids"),
+	}.parse()
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	declared := strOrEmpty(form.value("file_type"))
+	if strings.TrimSpace(declared) == "" {
+		declared = strings.TrimPrefix(filepath.Ext(form.fileName), ".")
+	}
+	fileType, err := knowledge.ParseFileType("file_type", declared)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if form.file == nil {
+		writeError(w, r, invalid(FieldError{Field: "file", Message: "is required: send the document as the multipart field \"file\""}))
+		return
+	}
+	if err := extract.Check(fileType, form.file); err != nil {
+		msg := err.Error()
+		if errors.Is(err, extract.ErrTypeMismatch) {
+			msg += "; accepted types are " + strings.Join(knowledge.FileTypes, ", ")
+		}
+		writeError(w, r, invalid(FieldError{Field: "file", Message: msg}))
+		return
+	}
+	res, err := commands.AddKnowledgeFileHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.AddKnowledgeFile{
+		Common: common, FileType: fileType, FileName: form.fileName, Content: form.file,
+	})
+	s.writeKnowledge(w, r, res, err, http.StatusCreated)
+}
+
+// uploadForm is a parsed multipart upload: its text fields and one file.
+type uploadForm struct {
+	fields   map[string][]string
+	file     []byte
+	fileName string
+}
+
+func (f uploadForm) value(k string) *string {
+	if v, ok := f.fields[k]; ok && len(v) > 0 {
+		return &v[0]
+	}
+	return nil
+}
+
+// values returns a repeated field (k or k[]); a single value holding a JSON
+// array is read as that array.
+func (f uploadForm) values(k string) []string {
+	vs := append(append([]string{}, f.fields[k]...), f.fields[k+"[]"]...)
+	if len(vs) == 1 && strings.HasPrefix(strings.TrimSpace(vs[0]), "[") {
+		var arr []string
+		if json.Unmarshal([]byte(vs[0]), &arr) == nil {
+			return arr
+		}
+	}
+	return vs
+}
+
+// readUpload streams the multipart body: the file part is read up to
+// knowledge.MaxFileBytes (a 413 past it), text fields up to 64 KiB each.
+func readUpload(r *http.Request) (uploadForm, error) {
+	f := uploadForm{fields: map[string][]string{}}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "multipart/form-data" {
+		return f, httpError(http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"Send the file as multipart/form-data with the fields title, file_type and file")
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return f, httpError(http.StatusBadRequest, "malformed_multipart", "The multipart body cannot be read: "+err.Error())
+	}
+	tooLarge := httpError(http.StatusRequestEntityTooLarge, "file_too_large",
+		fmt.Sprintf("File too large: at most %d MB per file; split the document and upload the parts", knowledge.MaxFileBytes>>20))
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return f, tooLarge
+			}
+			return f, httpError(http.StatusBadRequest, "malformed_multipart", "The multipart body cannot be read: "+err.Error())
+		}
+		name := part.FormName()
+		if part.FileName() != "" || name == "file" {
+			if f.file != nil {
+				_ = part.Close()
+				continue
+			}
+			b, err := io.ReadAll(io.LimitReader(part, knowledge.MaxFileBytes+1))
+			if err != nil {
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) {
+					return f, tooLarge
+				}
+				return f, httpError(http.StatusBadRequest, "malformed_multipart", "The file cannot be read: "+err.Error())
+			}
+			if len(b) > knowledge.MaxFileBytes {
+				return f, tooLarge
+			}
+			f.file, f.fileName = b, filepath.Base(part.FileName())
+			if f.fileName == "." || f.fileName == "/" {
+				f.fileName = ""
+			}
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(part, 64<<10+1))
+		if err != nil || len(b) > 64<<10 {
+			return f, invalid(FieldError{Field: name, Message: "is too long"})
+		}
+		f.fields[name] = append(f.fields[name], string(b))
+	}
+	return f, nil
+}
+
+type addQARequest struct {
+	knowledgeCommon
+	Question *string `json:"question"`
+	Answer   *string `json:"answer"`
+}
+
+// addKnowledgeQA takes {question, answer, tags, source}: searchable at once.
+func (s *Server) addKnowledgeQA(w http.ResponseWriter, r *http.Request) {
+	var req addQARequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	common, err := req.parse()
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	res, err := commands.AddKnowledgeQAHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.AddKnowledgeQA{
+		Common: common, Question: strOrEmpty(req.Question), Answer: strOrEmpty(req.Answer),
+	})
+	s.writeKnowledge(w, r, res, err, http.StatusCreated)
+}
+
+type addURLRequest struct {
+	knowledgeCommon
+	URL *string `json:"url"`
+}
+
+// addKnowledgeURL takes {url, title}: fetched and indexed in the background.
+func (s *Server) addKnowledgeURL(w http.ResponseWriter, r *http.Request) {
+	var req addURLRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	common, err := req.parse()
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	res, err := commands.AddKnowledgeURLHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.AddKnowledgeURL{
+		Common: common, URL: strOrEmpty(req.URL),
+	})
+	s.writeKnowledge(w, r, res, err, http.StatusCreated)
+}
+
+// writeKnowledge answers a write with the source as the read model shows it
+// once it caught up with the write.
+func (s *Server) writeKnowledge(w http.ResponseWriter, r *http.Request, res commands.Written, err error, status int) {
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.waitForProjections(r, res.Position)
+	k, err := queries.NewGetKnowledgeHandler(s.deps.Pool).Handle(r.Context(), principalOf(r).OrganizationID, res.ID)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, status, k)
+}
+
+func knowledgeID(r *http.Request) (uuid.UUID, error) {
+	id, err := uuid.Parse(mux.Vars(r)["id"])
+	if err != nil {
+		return uuid.Nil, knowledge.ErrNotFound
+	}
+	return id, nil
+}
+
+func (s *Server) getKnowledge(w http.ResponseWriter, r *http.Request) {
+	id, err := knowledgeID(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	k, err := queries.NewGetKnowledgeHandler(s.deps.Pool).Handle(r.Context(), principalOf(r).OrganizationID, id)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, k)
+}
+
+// listKnowledge pages through the sources, newest first; ?kind=, ?status=
+// and ?assistant_id= filter.
+func (s *Server) listKnowledge(w http.ResponseWriter, r *http.Request) {
+	limit, cursor, err := pageOf(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	q := queries.ListKnowledgeQuery{OrganizationID: principalOf(r).OrganizationID, Limit: limit, Cursor: cursor,
+		Kind: r.URL.Query().Get("kind"), Status: r.URL.Query().Get("status")}
+	if a := r.URL.Query().Get("assistant_id"); a != "" {
+		if q.AssistantID, err = uuid.Parse(a); err != nil {
+			writeError(w, r, invalid(FieldError{Field: "assistant_id", Message: "must be an assistant id (UUID)"}))
+			return
+		}
+	}
+	items, more, next, err := queries.NewListKnowledgeHandler(s.deps.Pool).Handle(r.Context(), q)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeList(w, r, items, more, next)
+}
+
+func (s *Server) removeKnowledge(w http.ResponseWriter, r *http.Request) {
+	id, err := knowledgeID(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	res, err := commands.RemoveKnowledgeHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.RemoveKnowledge{ID: id})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.waitForProjections(r, res.Position)
+	writeData(w, r, http.StatusOK, map[string]any{"id": id, "deleted": true})
+}
+
+// refreshKnowledge fetches a web page again (or extracts a file again); the
+// source's current chunks keep answering until the new ones are ready.
+func (s *Server) refreshKnowledge(w http.ResponseWriter, r *http.Request) {
+	id, err := knowledgeID(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	res, err := commands.RefreshKnowledgeHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.RefreshKnowledge{ID: id})
+	s.writeKnowledge(w, r, res, err, http.StatusAccepted)
+}
+
+type searchKnowledgeRequest struct {
+	Query       *string `json:"query"`
+	AssistantID *string `json:"assistant_id"`
+	Limit       *int    `json:"limit"`
+}
+
+// searchKnowledge shows what retrieval finds for a query, with each
+// passage's score and why it matched, for tuning a knowledge base.
+func (s *Server) searchKnowledge(w http.ResponseWriter, r *http.Request) {
+	var req searchKnowledgeRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	q := queries.SearchKnowledgeQuery{OrganizationID: principalOf(r).OrganizationID, Query: strOrEmpty(req.Query), Limit: 5}
+	var fields []FieldError
+	if req.Limit != nil {
+		if *req.Limit < 1 || *req.Limit > 50 {
+			fields = append(fields, FieldError{Field: "limit", Message: "must be an integer from 1 to 50"})
+		}
+		q.Limit = *req.Limit
+	}
+	if a := strOrEmpty(req.AssistantID); a != "" {
+		id, err := uuid.Parse(a)
+		if err != nil {
+			fields = append(fields, FieldError{Field: "assistant_id", Message: "must be an assistant id (UUID)"})
+		}
+		q.AssistantID = id
+	}
+	if len(fields) > 0 {
+		writeError(w, r, invalid(fields...))
+		return
+	}
+	passages, err := queries.NewSearchKnowledgeHandler(s.deps.Pool).Handle(r.Context(), q)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, map[string]any{"query": strings.TrimSpace(q.Query), "results": passages})
+}
