@@ -114,7 +114,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	events, err := s.deps.Store.ReadAll(r.Context(), after, limit+1, filter)
 	if err != nil {
-		writeError(w, r, fmt.Errorf("read events: %w", err))
+		writeError(w, r, s.readError(r, "after", after, err))
 		return
 	}
 	hasMore := len(events) > limit
@@ -132,6 +132,18 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	writeList(w, r, out, hasMore, next)
 }
 
+// readError explains a failed read of the log. Adapters refuse a position
+// they never produced with a plain error; if reading from the start works,
+// the client's position was the problem: a 422, not a 500.
+func (s *Server) readError(r *http.Request, field string, after es.Position, err error) error {
+	if after != es.Start && r.Context().Err() == nil {
+		if _, probe := s.deps.Store.ReadAll(r.Context(), es.Start, 1, es.Filter{}); probe == nil {
+			return invalid(FieldError{Field: field, Message: "is not a position this API returned"})
+		}
+	}
+	return fmt.Errorf("read events: %w", err)
+}
+
 // exportEvents streams every matching event as one JSON object per line. An
 // explicit ?limit= caps the export.
 func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request, after es.Position, filter es.Filter) {
@@ -139,8 +151,6 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request, after es.P
 	if r.URL.Query().Get("limit") != "" {
 		total, _, _ = pageOf(r)
 	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	enc := json.NewEncoder(w)
 	sent := 0
@@ -150,10 +160,18 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request, after es.P
 			page = min(page, total-sent)
 		}
 		events, err := s.deps.Store.ReadAll(r.Context(), after, page, filter)
+		if err != nil && sent == 0 {
+			writeError(w, r, s.readError(r, "after", after, err))
+			return
+		}
 		if err != nil {
 			// The status is sent: end the stream; the client sees it short.
 			loggerFrom(r).ErrorContext(r.Context(), "export events", "err", err)
 			return
+		}
+		if sent == 0 {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.WriteHeader(http.StatusOK)
 		}
 		for _, e := range events {
 			if enc.Encode(toEventDTO(e)) != nil {
@@ -186,6 +204,10 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	filter, err := eventFilter(r)
 	if err != nil {
 		writeError(w, r, err)
+		return
+	}
+	if _, err := s.deps.Store.ReadAll(r.Context(), after, 1, filter); err != nil {
+		writeError(w, r, s.readError(r, "Last-Event-ID", after, err))
 		return
 	}
 	h := w.Header()

@@ -24,6 +24,7 @@ func appendFor(t *testing.T, ts *testServer, org testOrg, stream, typ string) es
 	if err != nil {
 		t.Fatal(err)
 	}
+	ts.settle(t, res.Position)
 	return res
 }
 
@@ -114,7 +115,7 @@ func TestEventsListTenantIsolationAndFilters(t *testing.T) {
 	if len(got) != 0 {
 		t.Fatalf("foreign stream: %v", got)
 	}
-	for _, q := range []string{"limit=0", "limit=101", "limit=x", "after=%00bad"} {
+	for _, q := range []string{"limit=0", "limit=101", "limit=x", "after=%00bad", "after=zzzz", "cursor=00000000nothex"} {
 		expectError(t, ts.do(t, http.MethodGet, "/api/v1/events?"+q, ts.org, ""), 422)
 	}
 }
@@ -241,4 +242,11 @@ func TestEventsSSETailAndResume(t *testing.T) {
 	if fmt.Sprint(types) != "[CredentialsIssued SessionStarted AssistantCreated]" {
 		t.Fatalf("resumed: %v", types)
 	}
+}
+
+func TestEventsBadResumePointIs422(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	expectError(t, ts.do(t, http.MethodGet, "/api/v1/events/stream", ts.org, "", "Last-Event-ID", "garbage"), 422)
+	expectError(t, ts.do(t, http.MethodGet, "/api/v1/events?after=garbage", ts.org, "", "Accept", "application/x-ndjson"), 422)
 }

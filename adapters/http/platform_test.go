@@ -350,6 +350,7 @@ func appendProbeEvent(ts *testServer, runs *atomic.Int32, delay time.Duration) {
 			writeError(w, r, err)
 			return
 		}
+		ts.Server.waitForProjections(r, res.Position)
 		w.Header().Set("Location", "/api/v1/probe-events/"+id.String())
 		writeData(w, r, 201, map[string]any{"id": id, "position": res.Position})
 	})
