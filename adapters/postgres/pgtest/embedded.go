@@ -14,6 +14,11 @@ import (
 // its watcher process stops it and deletes the directory when the test binary
 // exits, however it exits (a TestMain exists per package, not per `go test`
 // run, so there is no better place to hang that).
+// embeddedServer keeps the server reachable for the life of the test binary:
+// once unreachable, the garbage collector would close the watcher's pipe and
+// the watcher would stop the server in the middle of the tests.
+var embeddedServer *embedded.Server
+
 func startEmbedded() (string, error) {
 	dir, err := os.MkdirTemp("", "companin-pgtest-")
 	if err != nil {
@@ -24,5 +29,6 @@ func startEmbedded() (string, error) {
 		_ = os.RemoveAll(dir)
 		return "", err
 	}
+	embeddedServer = s
 	return s.URL(), nil
 }
