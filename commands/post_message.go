@@ -71,6 +71,9 @@ func (h PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (Writte
 		}
 	case conversation.Kind:
 		res, err = conversations(h.Store).Update(ctx, cmd.ThreadID, func(c *conversation.Conversation) error {
+			if err := h.personNotErased(ctx, c); err != nil {
+				return err
+			}
 			_, err := c.PostMessage(d, at)
 			return err
 		})
@@ -84,4 +87,20 @@ func (h PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (Writte
 		return Written{}, err
 	}
 	return Written{ID: d.ID, Position: res.Position}, nil
+}
+
+// personNotErased refuses messages into a conversation whose person was
+// erased: their content would be that person's data again.
+func (h PostMessageHandler) personNotErased(ctx context.Context, c *conversation.Conversation) error {
+	if c.UserContextID() == uuid.Nil {
+		return nil
+	}
+	l, err := userContexts(h.Store).Load(ctx, c.UserContextID())
+	if err != nil && !errors.Is(err, domain.ErrNotFound) {
+		return err
+	}
+	if err != nil || !l.Aggregate.Exists() {
+		return conversation.ErrPersonErased
+	}
+	return nil
 }

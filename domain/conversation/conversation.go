@@ -25,6 +25,9 @@ var (
 	ErrNotFound = fmt.Errorf("conversation not found: %w", domain.ErrNotFound)
 	// ErrExists: a conversation with this id was already started.
 	ErrExists = fmt.Errorf("conversation already exists: %w", domain.ErrConflict)
+	// ErrPersonErased: the conversation's user context was erased; it takes
+	// no more messages (they would be that person's data again).
+	ErrPersonErased = fmt.Errorf("the user context of this conversation was erased: %w", domain.ErrConflict)
 )
 
 // Field limits, in characters.

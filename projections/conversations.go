@@ -1,0 +1,150 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/companin/companin/domain/conversation"
+	"github.com/companin/companin/domain/es"
+	"github.com/companin/companin/domain/message"
+	"github.com/companin/companin/domain/session"
+	"github.com/companin/companin/domain/usercontext"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Conversations keeps sessions, conversations and their messages for the
+// session, conversation and message queries. It is one projection because
+// erasure crosses them: UserContextErased wipes the contents of that
+// person's conversations here, and a message posted later into such a
+// conversation is stored without content, live and on rebuild alike.
+// Shredded events (content null once the key is destroyed) store NULL content.
+type Conversations struct{}
+
+// Name is the checkpoint name: never rename it.
+func (Conversations) Name() string { return "conversations" }
+
+// EventTypes lets the runtime skip other events.
+func (Conversations) EventTypes() []string {
+	return []string{session.TypeStarted, conversation.TypeStarted, message.TypePosted, usercontext.TypeErased}
+}
+
+// Handle applies one event; replays change nothing.
+func (p Conversations) Handle(ctx context.Context, tx pgx.Tx, e es.Event) error {
+	var err error
+	switch e.Type {
+	case session.TypeStarted:
+		err = p.sessionStarted(ctx, tx, e)
+	case conversation.TypeStarted:
+		err = p.conversationStarted(ctx, tx, e)
+	case message.TypePosted:
+		err = p.messagePosted(ctx, tx, e)
+	case usercontext.TypeErased:
+		err = p.erased(ctx, tx, e)
+	}
+	if err != nil {
+		return fmt.Errorf("conversations projection: %s %s: %w", e.Type, e.ID, err)
+	}
+	return nil
+}
+
+func (Conversations) sessionStarted(ctx context.Context, tx pgx.Tx, e es.Event) error {
+	var ev session.Started
+	if err := json.Unmarshal(e.Data, &ev); err != nil {
+		return err
+	}
+	t := at(ev.StartedAt, e)
+	_, err := tx.Exec(ctx, `
+		INSERT INTO sessions (id, organization_id, assistant_id, visitor_id, locale, metadata, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+		ON CONFLICT (id) DO NOTHING`,
+		ev.SessionID, e.Metadata.OrganizationID, ev.AssistantID, ev.VisitorID, ev.Locale, object(ev.Metadata), t)
+	return err
+}
+
+func (Conversations) conversationStarted(ctx context.Context, tx pgx.Tx, e es.Event) error {
+	var ev conversation.Started
+	if err := json.Unmarshal(e.Data, &ev); err != nil {
+		return err
+	}
+	t := at(ev.StartedAt, e)
+	_, err := tx.Exec(ctx, `
+		INSERT INTO conversations (id, organization_id, assistant_id, customer_id, user_context_id, title, locale, metadata, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+		ON CONFLICT (id) DO NOTHING`,
+		ev.ConversationID, e.Metadata.OrganizationID, ev.AssistantID, ev.CustomerID, ev.UserContextID, ev.Title, ev.Locale, object(ev.Metadata), t)
+	return err
+}
+
+func (Conversations) messagePosted(ctx context.Context, tx pgx.Tx, e es.Event) error {
+	kind, idText, ok := strings.Cut(e.Stream, "-")
+	if !ok || (kind != session.Kind && kind != conversation.Kind) {
+		return nil // a MessagePosted of another feature's stream
+	}
+	thread, err := uuid.Parse(idText)
+	if err != nil {
+		return nil
+	}
+	var ev message.Posted
+	if err := json.Unmarshal(e.Data, &ev); err != nil {
+		return err
+	}
+	// Content is null in a shredded event: keep it NULL rather than "".
+	var raw struct {
+		Content *string `json:"content"`
+	}
+	if err := json.Unmarshal(e.Data, &raw); err != nil {
+		return err
+	}
+	sources := []byte("[]")
+	if len(ev.Sources) > 0 {
+		if sources, err = json.Marshal(ev.Sources); err != nil {
+			return err
+		}
+	}
+	t := at(ev.PostedAt, e)
+	if kind == session.Kind {
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO messages (id, organization_id, thread_kind, thread_id, version, role, content, metadata, reply_to, sources, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			ON CONFLICT (id) DO NOTHING`,
+			ev.MessageID, e.Metadata.OrganizationID, kind, thread, int64(e.Version), string(ev.Role), raw.Content, object(ev.Metadata), ev.ReplyTo, sources, t)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE sessions SET message_count = message_count + 1, updated_at = GREATEST(updated_at, $2) WHERE id = $1`, thread, t)
+		return err
+	}
+	tag, err := tx.Exec(ctx, `
+		INSERT INTO messages (id, organization_id, thread_kind, thread_id, version, role, content, metadata, reply_to, sources, user_context_id, created_at)
+		SELECT $1::uuid, $2::text, $3::text, $4::uuid, $5::bigint, $6::text, CASE WHEN c.user_context_erased THEN NULL ELSE $7::text END,
+			$8::jsonb, $9::uuid, $10::jsonb, c.user_context_id, $11::timestamptz
+		FROM (SELECT 1) one LEFT JOIN conversations c ON c.id = $4::uuid
+		ON CONFLICT (id) DO NOTHING`,
+		ev.MessageID, e.Metadata.OrganizationID, kind, thread, int64(e.Version), string(ev.Role), raw.Content, object(ev.Metadata), ev.ReplyTo, sources, t)
+	if err != nil || tag.RowsAffected() == 0 {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE conversations SET message_count = message_count + 1, updated_at = GREATEST(updated_at, $2) WHERE id = $1`, thread, t)
+	return err
+}
+
+func (Conversations) erased(ctx context.Context, tx pgx.Tx, e es.Event) error {
+	var ev usercontext.Erased
+	if err := json.Unmarshal(e.Data, &ev); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE conversations SET user_context_erased = true WHERE user_context_id = $1`, ev.UserContextID); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `UPDATE messages SET content = NULL WHERE user_context_id = $1`, ev.UserContextID)
+	return err
+}
+
+// Reset empties the read model before a rebuild.
+func (Conversations) Reset(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `TRUNCATE sessions, conversations, messages RESTART IDENTITY`)
+	return err
+}
