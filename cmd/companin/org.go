@@ -9,11 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/companin/companin/adapters/messaging"
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/projections"
+	"github.com/companin/companin/queries"
 )
 
 // stringList is a repeatable flag.
@@ -62,10 +64,37 @@ func orgCommand(ctx context.Context, cfg Config, log *slog.Logger, args []string
 		return fmt.Errorf("org create: %w", err)
 	}
 	// The API authenticates against the read model: bring it up to date now,
-	// so the credentials work the moment they are printed, whether or not a
-	// server is running (safe alongside one).
-	if err := messaging.CatchUp(ctx, store, db.Pool, projections.Organizations{}); err != nil {
-		return fmt.Errorf("org create: organization stored, but its read model is behind (a running server catches up): %w", err)
+	// so that the credentials work the moment they are printed, whether or
+	// not a server runs (it is safe alongside one). The new events become
+	// readable once older transactions of the database server have ended,
+	// hence the loop. The secret is printed whatever happens: it cannot be
+	// shown again.
+	if err := awaitClient(ctx, store, db, created.ClientID); err != nil {
+		log.Warn("organization created, but the API may not know its credentials until a server catches up", "err", err)
 	}
 	return json.NewEncoder(stdout).Encode(created)
+}
+
+// awaitClient runs the organizations projection until it knows clientID.
+func awaitClient(ctx context.Context, store es.Store, db *database, clientID string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	find := queries.NewFindClientHandler(db.Pool)
+	for {
+		if err := messaging.CatchUp(ctx, store, db.Pool, projections.Organizations{}); err != nil {
+			return err
+		}
+		_, err := find.Handle(ctx, clientID)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, queries.ErrClientNotFound) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
