@@ -9,9 +9,9 @@ import (
 // languages PostgreSQL ships full-text configurations for apart on a few
 // sentences, without a model.
 var stopwords = map[string][]string{
-	"en": strings.Fields("the and of to a in is are that for it on with as you your be this by or not at from we can have an will if our was all do does how what which when there their has more"),
+	"en": strings.Fields("the and of to a in is are that for it i my me am on with as you your be this by or not at from we can have an will if our was all do does how what which when there their has more"),
 	"de": strings.Fields("der die das und ist nicht sie ich ein eine es zu den dem mit auf für von sich des im auch wird werden wir ihr ihre oder bei nach wie kann können sind haben hat einen wenn nur noch über aus zum zur"),
-	"fr": strings.Fields("le la les et est une des du en que qui pour dans pas sur au avec vous nous ce cette sont par plus mais ou être avez votre"),
+	"fr": strings.Fields("le la les et est une des du de mon ma mes je en que qui pour dans pas sur au avec vous nous ce cette sont par plus mais ou être avez votre"),
 	"es": strings.Fields("el la los las y es un una de que en por para con no se del al lo como más pero sus está son usted puede su"),
 	"it": strings.Fields("il lo la gli le e è un una di che per con non si del della sono come più ma anche questo essere può"),
 	"nl": strings.Fields("de het een en is van dat niet op te zijn met voor je u wij ook maar bij als er dit aan kan worden heeft"),
@@ -41,19 +41,16 @@ func DetectLanguage(text string) string {
 			counts[lang]++
 		}
 	}
-	best, second := "", 0
+	best, top, second := "", 0, 0
 	for _, lang := range []string{"en", "de", "fr", "es", "it", "nl"} {
-		c := counts[lang]
-		if best == "" || c > counts[best] {
-			if best != "" {
-				second = max(second, counts[best])
-			}
-			best = lang
-		} else {
-			second = max(second, c)
+		switch c := counts[lang]; {
+		case c > top:
+			best, top, second = lang, c, top
+		case c > second:
+			second = c
 		}
 	}
-	if counts[best] < 2 || float64(counts[best]) < 1.3*float64(second) {
+	if top < 2 || float64(top) < 1.3*float64(second) {
 		return ""
 	}
 	return best
