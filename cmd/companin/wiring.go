@@ -71,5 +71,9 @@ func openEventLog(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog
 func readModels() []messaging.Projection {
 	return []messaging.Projection{
 		projections.Organizations{},
+		projections.Assistants{},
+		projections.Conversations{},
+		projections.UserContexts{},
+		projections.Knowledge{},
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -188,8 +189,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	ok = true
+	live.Store(s, true)
 	return s, nil
 }
+
+// live keeps every running server reachable until it is stopped: a Server
+// dropped by its caller must not be garbage-collected, or the finalizers of
+// its files would close the watcher's pipe (stopping the server) and release
+// the directory lock.
+var live sync.Map
 
 // URL is the connection string of the server's postgres database, as a
 // superuser.
@@ -206,6 +214,7 @@ func (s *Server) Stop() error {
 		err = fmt.Errorf("embedded postgres: stop: %w%s", err, tail(s.logFile))
 	}
 	s.pg = nil
+	live.Delete(s)
 	// The watcher wakes up, finds the server stopped, removes an ephemeral
 	// data directory and exits.
 	_ = s.guard.Close()
