@@ -4,6 +4,7 @@
 package message
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/companin/companin/domain"
@@ -70,6 +71,9 @@ type Draft struct {
 	// ReplyTo and Sources are set on assistant replies.
 	ReplyTo *uuid.UUID
 	Sources []Source
+	// Trace records how the reply was made (engine, model, retrieval
+	// candidates with scores, timings): answer.Trace as JSON.
+	Trace json.RawMessage
 }
 
 // Posted (MessagePosted) records a message in a session or conversation
@@ -90,6 +94,8 @@ type Posted struct {
 	PostedAt  time.Time      `json:"posted_at"`
 	ReplyTo   *uuid.UUID     `json:"reply_to,omitempty"`
 	Sources   []Source       `json:"sources,omitempty"`
+	// Trace is why the assistant said what it said, for auditors (replies only).
+	Trace json.RawMessage `json:"trace,omitempty"`
 
 	// subject is the user context whose key encrypts Content; not stored in
 	// the data, it travels in the event metadata.
@@ -132,7 +138,7 @@ func (t *Thread) NewPosted(d Draft, subject string, at time.Time) (Posted, bool)
 	}
 	return Posted{
 		MessageID: d.ID, Role: d.Role, Content: d.Content.s, Metadata: meta, PostedAt: at.UTC(),
-		ReplyTo: d.ReplyTo, Sources: d.Sources, subject: subject,
+		ReplyTo: d.ReplyTo, Sources: d.Sources, Trace: d.Trace, subject: subject,
 	}, true
 }
 
