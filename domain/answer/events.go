@@ -94,4 +94,3 @@ type FeedbackGiven struct {
 func (FeedbackGiven) EventType() string { return TypeFeedbackGiven }
 
 func (r Rating) String() string { return string(r) }
-
