@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/es"
 	"github.com/gorilla/mux"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -75,6 +76,10 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
+	// Eraser destroys a data subject's key on DELETE /contexts/{ref} (the
+	// crypto-shredding store, *shred.Store). Nil: nothing is encrypted, so
+	// erasure wipes read models but personal fields stay in the log.
+	Eraser commands.Eraser
 }
 
 // Server holds the router and what every handler shares. Build it with New.
@@ -87,6 +92,7 @@ type Server struct {
 	table   []route
 	metrics *httpMetrics
 	keys    *signingKeys
+	clients clientCache
 }
 
 // route is a registered endpoint, kept to answer 405 with Allow and to

@@ -1,0 +1,95 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/companin/companin/commands"
+	"github.com/companin/companin/domain"
+	"github.com/companin/companin/queries"
+	"github.com/gorilla/mux"
+)
+
+type saveContextRequest struct {
+	UserReference *string        `json:"user_reference"`
+	Traits        map[string]any `json:"traits"`
+}
+
+type patchContextRequest struct {
+	Traits map[string]any `json:"traits"`
+}
+
+// saveContext creates the context of a user_reference (201) or merges traits
+// into the existing one (200).
+func (s *Server) saveContext(w http.ResponseWriter, r *http.Request) {
+	var req saveContextRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	res, err := commands.SaveUserContextHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.SaveUserContext{
+		UserReference: deref(req.UserReference), Traits: req.Traits,
+	})
+	if err != nil {
+		failResource(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if res.Created {
+		status = http.StatusCreated
+	}
+	s.writeContext(w, r, res.Written, status)
+}
+
+func (s *Server) patchContext(w http.ResponseWriter, r *http.Request) {
+	var req patchContextRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	res, err := commands.PatchUserContextHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.PatchUserContext{
+		Ref: mux.Vars(r)["ref"], Traits: req.Traits,
+	})
+	if err != nil {
+		failResource(w, r, err)
+		return
+	}
+	s.writeContext(w, r, res, http.StatusOK)
+}
+
+func (s *Server) writeContext(w http.ResponseWriter, r *http.Request, res commands.Written, status int) {
+	s.waitForProjections(r, res.Position)
+	u, err := queries.NewGetUserContextHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), res.ID.String())
+	if errors.Is(err, domain.ErrNotFound) {
+		writeData(w, r, status, map[string]any{"id": res.ID})
+		return
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, status, u)
+}
+
+func (s *Server) getContext(w http.ResponseWriter, r *http.Request) {
+	u, err := queries.NewGetUserContextHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), mux.Vars(r)["ref"])
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, u)
+}
+
+// eraseContext forgets a person: UserContextErased is recorded, the key of
+// their personal data destroyed (Deps.Eraser), and the read models wiped.
+func (s *Server) eraseContext(w http.ResponseWriter, r *http.Request) {
+	res, err := commands.EraseUserContextHandler{Store: s.deps.Store, Eraser: s.deps.Eraser, Now: s.now}.Handle(r.Context(), commands.EraseUserContext{
+		Ref: mux.Vars(r)["ref"],
+	})
+	if err != nil {
+		failResource(w, r, err)
+		return
+	}
+	s.waitForProjections(r, res.Position)
+	writeData(w, r, http.StatusOK, map[string]any{"id": res.ID, "erased": true})
+}

@@ -1,0 +1,161 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/companin/companin/commands"
+	"github.com/companin/companin/domain"
+	"github.com/companin/companin/domain/message"
+	"github.com/companin/companin/domain/session"
+	"github.com/companin/companin/queries"
+	"github.com/google/uuid"
+)
+
+type startSessionRequest struct {
+	AssistantID *string        `json:"assistant_id"`
+	VisitorID   *string        `json:"visitor_id"`
+	Locale      *string        `json:"locale"`
+	Metadata    map[string]any `json:"metadata"`
+}
+
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
+	var req startSessionRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	assistantID, err := bodyUUID("assistant_id", req.AssistantID)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	res, err := commands.StartSessionHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.StartSession{
+		AssistantID: assistantID, VisitorID: deref(req.VisitorID), Locale: deref(req.Locale), Metadata: req.Metadata,
+	})
+	if err != nil {
+		failResource(w, r, err)
+		return
+	}
+	s.waitForProjections(r, res.Position)
+	sess, err := queries.NewGetSessionHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), res.ID)
+	if errors.Is(err, domain.ErrNotFound) {
+		writeData(w, r, http.StatusCreated, map[string]any{"id": res.ID})
+		return
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusCreated, sess)
+}
+
+func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
+	id, err := pathUUID(r, session.ErrNotFound)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	sess, err := queries.NewGetSessionHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), id)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, sess)
+}
+
+func (s *Server) postSessionMessage(w http.ResponseWriter, r *http.Request) {
+	s.postMessage(w, r, session.Kind, session.ErrNotFound)
+}
+
+func (s *Server) listSessionMessages(w http.ResponseWriter, r *http.Request) {
+	s.listMessages(w, r, session.Kind, session.ErrNotFound)
+}
+
+func (s *Server) sessionEvents(w http.ResponseWriter, r *http.Request) {
+	s.streamHistory(w, r, session.Kind, session.ErrNotFound)
+}
+
+type postMessageRequest struct {
+	Content  *string        `json:"content"`
+	Metadata map[string]any `json:"metadata"`
+}
+
+// postedMessage is the answer to POST .../messages: the user's message, and
+// the assistant's reply once there is one.
+type postedMessage struct {
+	ID          uuid.UUID      `json:"id"`
+	Role        string         `json:"role"`
+	Content     *string        `json:"content"`
+	Metadata    map[string]any `json:"metadata"`
+	CreatedAt   time.Time      `json:"created_at"`
+	ReplyStatus string         `json:"reply_status"`
+	Reply       any            `json:"reply"`
+}
+
+// postMessage records a user message in a session or conversation and
+// answers 202 with reply_status "pending": the reply worker answers in the
+// background and its reply shows in GET .../messages.
+func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, kind string, notFound error) {
+	id, err := pathUUID(r, notFound)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var req postMessageRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if req.Content == nil {
+		writeError(w, r, invalid(FieldError{Field: "content", Message: "is required"}))
+		return
+	}
+	res, err := commands.PostMessageHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.PostMessage{
+		Kind: kind, ThreadID: id, Role: message.User, Content: *req.Content, Metadata: req.Metadata,
+	})
+	if err != nil {
+		failResource(w, r, err)
+		return
+	}
+	s.waitForProjections(r, res.Position)
+	out := postedMessage{ID: res.ID, Role: string(message.User), ReplyStatus: "pending"}
+	m, err := queries.NewGetMessageHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), res.ID)
+	switch {
+	case err == nil:
+		out.Content, out.Metadata, out.CreatedAt = m.Content, m.Metadata, m.CreatedAt
+	case errors.Is(err, domain.ErrNotFound):
+		body, _ := message.ParseContent(*req.Content)
+		c := body.String()
+		out.Content, out.Metadata, out.CreatedAt = &c, req.Metadata, s.now().UTC()
+		if out.Metadata == nil {
+			out.Metadata = map[string]any{}
+		}
+	default:
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusAccepted, out)
+}
+
+func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, kind string, notFound error) {
+	id, err := pathUUID(r, notFound)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	limit, cursor, err := pageOf(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	items, more, next, err := queries.NewListMessagesHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), queries.ListMessagesQuery{
+		Kind: kind, ThreadID: id, Page: queries.Page{Limit: limit, Cursor: cursor},
+	})
+	if err != nil {
+		failResource(w, r, err)
+		return
+	}
+	writeList(w, r, items, more, next)
+}
