@@ -59,6 +59,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		},
 		Metrics: reg,
 		Logger:  log,
+		Eraser:  store.Shred,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
