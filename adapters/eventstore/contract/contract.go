@@ -725,7 +725,7 @@ func testConcurrentFollowers(t *testing.T, s es.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			seen[r], errs[r] = Follow(ctx, s, 1+r*5, total)
+			seen[r], errs[r] = Follow(ctx, s, 1+r*5, func(n int) bool { return n >= total })
 		}()
 	}
 	var ww sync.WaitGroup

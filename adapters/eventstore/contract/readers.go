@@ -11,14 +11,15 @@ import (
 
 // Follow reads the global log the way a consumer does: page by page after its
 // checkpoint (the position of the last event it saw), waiting for more when
-// it is at the end, until it has seen want events or ctx ends. It returns what
-// it saw, in order. Adapter tests run several at once against racing writers.
-func Follow(ctx context.Context, s es.Store, pageSize, want int) ([]es.Event, error) {
+// it is at the end, until enough(number of events seen) or ctx ends. It
+// returns what it saw, in order. Adapter tests run several at once against
+// racing writers.
+func Follow(ctx context.Context, s es.Store, pageSize int, enough func(seen int) bool) ([]es.Event, error) {
 	var (
 		seen       []es.Event
 		checkpoint = es.Start
 	)
-	for len(seen) < want {
+	for !enough(len(seen)) {
 		page, err := s.ReadAll(ctx, checkpoint, pageSize, es.Filter{})
 		if err != nil {
 			return seen, fmt.Errorf("read after %q: %w", checkpoint, err)
@@ -30,7 +31,7 @@ func Follow(ctx context.Context, s es.Store, pageSize, want int) ([]es.Event, er
 			checkpoint = e.Position
 		}
 		seen = append(seen, page...)
-		if len(page) == 0 {
+		if len(page) == 0 && !enough(len(seen)) {
 			if err := s.WaitForEvents(ctx, checkpoint); err != nil {
 				return seen, fmt.Errorf("wait after %d events: %w", len(seen), err)
 			}
