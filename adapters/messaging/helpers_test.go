@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/companin/companin/adapters/eventstore/memory"
+	"github.com/companin/companin/adapters/eventstore/postgres"
 	"github.com/companin/companin/adapters/postgres/pgtest"
 	"github.com/companin/companin/domain/es"
 	"github.com/google/uuid"
@@ -164,9 +165,22 @@ func (r *running) stop(t *testing.T) {
 	})
 }
 
-func newStore() es.Store { return memory.New() }
-
-func newPool(t *testing.T) *pgxpool.Pool { return pgtest.NewPool(t) }
+// forEachStore runs a test on the in-memory event store and on the
+// PostgreSQL one; checkpoints, jobs and read models are in PostgreSQL either way.
+func forEachStore(t *testing.T, test func(t *testing.T, pool *pgxpool.Pool, store es.Store)) {
+	t.Run("memory", func(t *testing.T) {
+		test(t, pgtest.NewPool(t), memory.New())
+	})
+	t.Run("postgres", func(t *testing.T) {
+		pool := pgtest.NewPool(t)
+		store, err := postgres.New(context.Background(), pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(store.Close)
+		test(t, pool, store)
+	})
+}
 
 func waitCtx(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)

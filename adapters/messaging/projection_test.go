@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -38,55 +39,57 @@ func fast(opts ...messaging.Option) []messaging.Option {
 // attempt is rolled back, the event is retried (in-process retries, then
 // redelivery), never skipped, and its effect lands exactly once.
 func TestProjectionFailingMidwayIsAppliedExactlyOnce(t *testing.T) {
-	pool, store := newPool(t), newStore()
-	c := newCounter(t, pool, "flaky")
-	var failures atomic.Int64
-	c.fail = func(e es.Event) error {
-		// Events 4 and 7 of counter-1 fail 5 times each: more than the 2
-		// in-process retries, so they are nacked and redelivered too.
-		if e.Stream == "counter-1" && (e.Version == 4 || e.Version == 7) && failures.Add(1)%6 != 0 {
-			return errors.New("injected failure after the write")
+	forEachStore(t, func(t *testing.T, pool *pgxpool.Pool, store es.Store) {
+		c := newCounter(t, pool, "flaky")
+		var failures atomic.Int64
+		c.fail = func(e es.Event) error {
+			// Events 4 and 7 of counter-1 fail 5 times each: more than the 2
+			// in-process retries, so they are nacked and redelivered too.
+			if e.Stream == "counter-1" && (e.Version == 4 || e.Version == 7) && failures.Add(1)%6 != 0 {
+				return errors.New("injected failure after the write")
+			}
+			return nil
 		}
-		return nil
-	}
-	rt := messaging.NewRuntime(store, pool, fast()...)
-	rt.AddProjection(c)
-	start(t, rt)
-	pos := appendN(t, store, 3, 10)
-	if err := rt.WaitForProjections(waitCtx(t, 60*time.Second), pos); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := c.dump(t, pool), expectedDump(3, 10); got != want {
-		t.Fatalf("read model:\n%s\nwant:\n%s", got, want)
-	}
-	if failures.Load() < 10 {
-		t.Fatalf("only %d injected failures happened", failures.Load())
-	}
+		rt := messaging.NewRuntime(store, pool, fast()...)
+		rt.AddProjection(c)
+		start(t, rt)
+		pos := appendN(t, store, 3, 10)
+		if err := rt.WaitForProjections(waitCtx(t, 60*time.Second), pos); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := c.dump(t, pool), expectedDump(3, 10); got != want {
+			t.Fatalf("read model:\n%s\nwant:\n%s", got, want)
+		}
+		if failures.Load() < 10 {
+			t.Fatalf("only %d injected failures happened", failures.Load())
+		}
+	})
 }
 
 // The connection dies between the projection's writes and its commit (as when
 // the process is killed): nothing of the event stays, it is applied again
 // on a new connection, exactly once.
 func TestProjectionConnectionKilledBeforeCommit(t *testing.T) {
-	pool, store := newPool(t), newStore()
-	c := newCounter(t, pool, "killed")
-	var kills atomic.Int64
-	p := &killing{counter: c, kill: func(e es.Event) bool {
-		return e.Version%3 == 0 && kills.Add(1) <= 4
-	}}
-	rt := messaging.NewRuntime(store, pool, fast()...)
-	rt.AddProjection(p)
-	start(t, rt)
-	pos := appendN(t, store, 2, 8)
-	if err := rt.WaitForProjections(waitCtx(t, 60*time.Second), pos); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := c.dump(t, pool), expectedDump(2, 8); got != want {
-		t.Fatalf("read model:\n%s\nwant:\n%s", got, want)
-	}
-	if kills.Load() < 4 {
-		t.Fatalf("only %d connections killed", kills.Load())
-	}
+	forEachStore(t, func(t *testing.T, pool *pgxpool.Pool, store es.Store) {
+		c := newCounter(t, pool, "killed")
+		var kills atomic.Int64
+		p := &killing{counter: c, kill: func(e es.Event) bool {
+			return e.Version%3 == 0 && kills.Add(1) <= 4
+		}}
+		rt := messaging.NewRuntime(store, pool, fast()...)
+		rt.AddProjection(p)
+		start(t, rt)
+		pos := appendN(t, store, 2, 8)
+		if err := rt.WaitForProjections(waitCtx(t, 60*time.Second), pos); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := c.dump(t, pool), expectedDump(2, 8); got != want {
+			t.Fatalf("read model:\n%s\nwant:\n%s", got, want)
+		}
+		if kills.Load() < 4 {
+			t.Fatalf("only %d connections killed", kills.Load())
+		}
+	})
 }
 
 // killing terminates its own database session after the write, before commit.
@@ -112,93 +115,95 @@ func (k *killing) Handle(ctx context.Context, tx pgx.Tx, e es.Event) error {
 // The process stops while an event is applied but not committed; a new
 // process resumes from the checkpoint and applies it once.
 func TestStopBetweenApplyAndCommitThenRestartResumes(t *testing.T) {
-	pool, store := newPool(t), newStore()
-	appendN(t, store, 2, 5)
-	first := newCounter(t, pool, "resumed")
-	inside := make(chan struct{})
-	var once atomic.Bool
-	first.fail = func(e es.Event) error {
-		if e.Stream == "counter-0" && e.Version == 4 && once.CompareAndSwap(false, true) {
-			close(inside)
-			// The process stops here: hold the transaction open until it does.
-			time.Sleep(300 * time.Millisecond)
-			return errors.New("process stopped")
+	forEachStore(t, func(t *testing.T, pool *pgxpool.Pool, store es.Store) {
+		appendN(t, store, 2, 5)
+		first := newCounter(t, pool, "resumed")
+		inside := make(chan struct{})
+		var once atomic.Bool
+		first.fail = func(e es.Event) error {
+			if e.Stream == "counter-0" && e.Version == 4 && once.CompareAndSwap(false, true) {
+				close(inside)
+				// The process stops here: hold the transaction open until it does.
+				time.Sleep(300 * time.Millisecond)
+				return errors.New("process stopped")
+			}
+			return nil
 		}
-		return nil
-	}
-	rt1 := messaging.NewRuntime(store, pool, fast()...)
-	rt1.AddProjection(first)
-	run1 := start(t, rt1)
-	<-inside
-	run1.stop(t)
-	cp := checkpoint(t, pool, "resumed")
-	if got := first.total(t, pool); got != 6 { // counter-0 v1-3 and counter-1 v1-3
-		t.Fatalf("after stop the read model holds %d events, want 6 (checkpoint %s)", got, cp)
-	}
+		rt1 := messaging.NewRuntime(store, pool, fast()...)
+		rt1.AddProjection(first)
+		run1 := start(t, rt1)
+		<-inside
+		run1.stop(t)
+		cp := checkpoint(t, pool, "resumed")
+		if got := first.total(t, pool); got != 6 { // counter-0 v1-3 and counter-1 v1-3
+			t.Fatalf("after stop the read model holds %d events, want 6 (checkpoint %s)", got, cp)
+		}
 
-	// Restart with more events in the log: only what is after the checkpoint runs.
-	pos := appendN(t, store, 2, 5)
-	second := newCounter(t, pool, "resumed")
-	rt2 := messaging.NewRuntime(store, pool, fast()...)
-	rt2.AddProjection(second)
-	start(t, rt2)
-	if err := rt2.WaitForProjections(waitCtx(t, 30*time.Second), pos); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := second.dump(t, pool), expectedDump(2, 10); got != want {
-		t.Fatalf("read model:\n%s\nwant:\n%s", got, want)
-	}
-	if got := second.applied.Load(); got != 20-6 {
-		t.Fatalf("restarted runtime applied %d events, want %d (those after the checkpoint)", got, 20-6)
-	}
+		// Restart with more events in the log: only what is after the checkpoint runs.
+		pos := appendN(t, store, 2, 5)
+		second := newCounter(t, pool, "resumed")
+		rt2 := messaging.NewRuntime(store, pool, fast()...)
+		rt2.AddProjection(second)
+		start(t, rt2)
+		if err := rt2.WaitForProjections(waitCtx(t, 30*time.Second), pos); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := second.dump(t, pool), expectedDump(2, 10); got != want {
+			t.Fatalf("read model:\n%s\nwant:\n%s", got, want)
+		}
+		if got := second.applied.Load(); got != 20-6 {
+			t.Fatalf("restarted runtime applied %d events, want %d (those after the checkpoint)", got, 20-6)
+		}
+	})
 }
 
 // A projection that cannot handle an event stops there: it never skips it
 // (later events wait), WaitForProjections times out, the error is recorded;
 // once the cause is fixed, it continues, exactly once.
 func TestPoisonEventStopsProjectionWithoutSkipping(t *testing.T) {
-	pool, store := newPool(t), newStore()
-	c := newCounter(t, pool, "stuck")
-	var broken atomic.Bool
-	broken.Store(true)
-	c.fail = func(e es.Event) error {
-		if e.Stream == "counter-0" && e.Version == 2 && broken.Load() {
-			return errors.New("cannot handle this event")
+	forEachStore(t, func(t *testing.T, pool *pgxpool.Pool, store es.Store) {
+		c := newCounter(t, pool, "stuck")
+		var broken atomic.Bool
+		broken.Store(true)
+		c.fail = func(e es.Event) error {
+			if e.Stream == "counter-0" && e.Version == 2 && broken.Load() {
+				return errors.New("cannot handle this event")
+			}
+			return nil
 		}
-		return nil
-	}
-	reg := prometheus.NewRegistry()
-	rt := messaging.NewRuntime(store, pool, fast(messaging.WithRegisterer(reg))...)
-	rt.AddProjection(c)
-	start(t, rt)
-	pos := appendN(t, store, 2, 3)
-	err := rt.WaitForProjections(waitCtx(t, 1500*time.Millisecond), pos)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("WaitForProjections = %v, want a deadline error while the projection is stuck", err)
-	}
-	if got := c.dump(t, pool); got != "counter-0 1 1\ncounter-1 1 1\n" {
-		t.Fatalf("read model while stuck:\n%s", got)
-	}
-	var lastError *string
-	if err := pool.QueryRow(context.Background(), `SELECT last_error FROM consumer_checkpoints WHERE name = 'stuck'`).Scan(&lastError); err != nil {
-		t.Fatal(err)
-	}
-	if lastError == nil || !strings.Contains(*lastError, "cannot handle this event") {
-		t.Fatalf("last_error = %v", lastError)
-	}
-	broken.Store(false)
-	if err := rt.WaitForProjections(waitCtx(t, 60*time.Second), pos); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := c.dump(t, pool), expectedDump(2, 3); got != want {
-		t.Fatalf("read model:\n%s\nwant:\n%s", got, want)
-	}
-	if got := counterValue(t, reg, "companin_consumer_processed_total", "stuck"); got != 6 {
-		t.Fatalf("processed_total = %v, want 6", got)
-	}
-	if got := counterValue(t, reg, "companin_consumer_failures_total", "stuck"); got < 1 {
-		t.Fatalf("failures_total = %v", got)
-	}
+		reg := prometheus.NewRegistry()
+		rt := messaging.NewRuntime(store, pool, fast(messaging.WithRegisterer(reg))...)
+		rt.AddProjection(c)
+		start(t, rt)
+		pos := appendN(t, store, 2, 3)
+		err := rt.WaitForProjections(waitCtx(t, 1500*time.Millisecond), pos)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("WaitForProjections = %v, want a deadline error while the projection is stuck", err)
+		}
+		if got := c.dump(t, pool); got != "counter-0 1 1\ncounter-1 1 1\n" {
+			t.Fatalf("read model while stuck:\n%s", got)
+		}
+		var lastError *string
+		if err := pool.QueryRow(context.Background(), `SELECT last_error FROM consumer_checkpoints WHERE name = 'stuck'`).Scan(&lastError); err != nil {
+			t.Fatal(err)
+		}
+		if lastError == nil || !strings.Contains(*lastError, "cannot handle this event") {
+			t.Fatalf("last_error = %v", lastError)
+		}
+		broken.Store(false)
+		if err := rt.WaitForProjections(waitCtx(t, 60*time.Second), pos); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := c.dump(t, pool), expectedDump(2, 3); got != want {
+			t.Fatalf("read model:\n%s\nwant:\n%s", got, want)
+		}
+		if got := counterValue(t, reg, "companin_consumer_processed_total", "stuck"); got != 6 {
+			t.Fatalf("processed_total = %v, want 6", got)
+		}
+		if got := counterValue(t, reg, "companin_consumer_failures_total", "stuck"); got < 1 {
+			t.Fatalf("failures_total = %v", got)
+		}
+	})
 }
 
 func counterValue(t *testing.T, reg *prometheus.Registry, name, consumer string) float64 {
@@ -229,90 +234,92 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, consumer string)
 // Two runtimes on one database: the projection runs in only one of them; when
 // that one stops, the other takes over from the checkpoint.
 func TestProjectionRunsInOneRuntimeAndFailsOver(t *testing.T) {
-	pool, store := newPool(t), newStore()
-	a, b := newCounter(t, pool, "led"), newCounter(t, pool, "led")
-	rtA := messaging.NewRuntime(store, pool, fast()...)
-	rtA.AddProjection(a)
-	rtB := messaging.NewRuntime(store, pool, fast()...)
-	rtB.AddProjection(b)
-	runA := start(t, rtA)
-	runB := start(t, rtB)
-	pos := appendN(t, store, 3, 5)
-	// B's wait learns of A's commits (or its own) by notification.
-	if err := rtB.WaitForProjections(waitCtx(t, 30*time.Second), pos); err != nil {
-		t.Fatal(err)
-	}
-	if (a.applied.Load() == 0) == (b.applied.Load() == 0) {
-		t.Fatalf("applied by a: %d, by b: %d; want exactly one runtime applying", a.applied.Load(), b.applied.Load())
-	}
-	leader, follower, stopLeader, other := a, b, runA, rtB
-	if b.applied.Load() > 0 {
-		leader, follower, stopLeader, other = b, a, runB, rtA
-	}
-	stopLeader.stop(t)
-	pos = appendN(t, store, 3, 5)
-	if err := other.WaitForProjections(waitCtx(t, 30*time.Second), pos); err != nil {
-		t.Fatal(err)
-	}
-	if got := follower.applied.Load(); got != 15 {
-		t.Fatalf("the runtime that took over applied %d events, want the 15 new ones", got)
-	}
-	if got := leader.applied.Load(); got != 15 {
-		t.Fatalf("the first leader applied %d events, want 15", got)
-	}
-	if got, want := a.dump(t, pool), expectedDump(3, 10); got != want {
-		t.Fatalf("read model:\n%s\nwant:\n%s", got, want)
-	}
+	forEachStore(t, func(t *testing.T, pool *pgxpool.Pool, store es.Store) {
+		a, b := newCounter(t, pool, "led"), newCounter(t, pool, "led")
+		rtA := messaging.NewRuntime(store, pool, fast()...)
+		rtA.AddProjection(a)
+		rtB := messaging.NewRuntime(store, pool, fast()...)
+		rtB.AddProjection(b)
+		runA := start(t, rtA)
+		runB := start(t, rtB)
+		pos := appendN(t, store, 3, 5)
+		// B's wait learns of A's commits (or its own) by notification.
+		if err := rtB.WaitForProjections(waitCtx(t, 30*time.Second), pos); err != nil {
+			t.Fatal(err)
+		}
+		if (a.applied.Load() == 0) == (b.applied.Load() == 0) {
+			t.Fatalf("applied by a: %d, by b: %d; want exactly one runtime applying", a.applied.Load(), b.applied.Load())
+		}
+		leader, follower, stopLeader, other := a, b, runA, rtB
+		if b.applied.Load() > 0 {
+			leader, follower, stopLeader, other = b, a, runB, rtA
+		}
+		stopLeader.stop(t)
+		pos = appendN(t, store, 3, 5)
+		if err := other.WaitForProjections(waitCtx(t, 30*time.Second), pos); err != nil {
+			t.Fatal(err)
+		}
+		if got := follower.applied.Load(); got != 15 {
+			t.Fatalf("the runtime that took over applied %d events, want the 15 new ones", got)
+		}
+		if got := leader.applied.Load(); got != 15 {
+			t.Fatalf("the first leader applied %d events, want 15", got)
+		}
+		if got, want := a.dump(t, pool), expectedDump(3, 10); got != want {
+			t.Fatalf("read model:\n%s\nwant:\n%s", got, want)
+		}
+	})
 }
 
 // A rebuild replays the log into emptied tables and gives the same read model,
 // also while the live runtime keeps applying new events.
 func TestRebuildGivesIdenticalResults(t *testing.T) {
-	pool, store := newPool(t), newStore()
-	live := newCounter(t, pool, "rebuilt")
-	rt := messaging.NewRuntime(store, pool, fast()...)
-	rt.AddProjection(live)
-	start(t, rt)
-	ctx := waitCtx(t, 60*time.Second)
-	pos := appendN(t, store, 4, 50)
-	if err := rt.WaitForProjections(ctx, pos); err != nil {
-		t.Fatal(err)
-	}
-	before := live.dump(t, pool)
-	if before != expectedDump(4, 50) {
-		t.Fatalf("read model before rebuild:\n%s", before)
-	}
-
-	// Rebuild while writers keep appending and the live runtime keeps running.
-	done := make(chan es.Position)
-	go func() {
-		var last es.Position
-		for i := 0; i < 20; i++ {
-			last = appendN(t, store, 4, 1)
-			time.Sleep(2 * time.Millisecond)
+	forEachStore(t, func(t *testing.T, pool *pgxpool.Pool, store es.Store) {
+		live := newCounter(t, pool, "rebuilt")
+		rt := messaging.NewRuntime(store, pool, fast()...)
+		rt.AddProjection(live)
+		start(t, rt)
+		ctx := waitCtx(t, 60*time.Second)
+		pos := appendN(t, store, 4, 50)
+		if err := rt.WaitForProjections(ctx, pos); err != nil {
+			t.Fatal(err)
 		}
-		done <- last
-	}()
-	fresh := newCounter(t, pool, "rebuilt") // another instance: the CLI's
-	if err := messaging.Rebuild(ctx, store, pool, []messaging.Projection{fresh}, "rebuilt"); err != nil {
-		t.Fatal(err)
-	}
-	pos = <-done
-	if err := rt.WaitForProjections(ctx, pos); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := live.dump(t, pool), expectedDump(4, 70); got != want {
-		t.Fatalf("read model after rebuild:\n%s\nwant:\n%s", got, want)
-	}
+		before := live.dump(t, pool)
+		if before != expectedDump(4, 50) {
+			t.Fatalf("read model before rebuild:\n%s", before)
+		}
 
-	// And a plain rebuild, nothing running, compares equal to the dump before.
-	if err := messaging.Rebuild(ctx, store, pool, []messaging.Projection{fresh}, ""); err != nil {
-		t.Fatal(err)
-	}
-	if got := fresh.dump(t, pool); got != expectedDump(4, 70) {
-		t.Fatalf("read model after second rebuild:\n%s", got)
-	}
-	if err := messaging.Rebuild(ctx, store, pool, []messaging.Projection{fresh}, "nope"); !errors.Is(err, messaging.ErrUnknownProjection) {
-		t.Fatalf("Rebuild of an unknown name = %v", err)
-	}
+		// Rebuild while writers keep appending and the live runtime keeps running.
+		done := make(chan es.Position)
+		go func() {
+			var last es.Position
+			for i := 0; i < 20; i++ {
+				last = appendN(t, store, 4, 1)
+				time.Sleep(2 * time.Millisecond)
+			}
+			done <- last
+		}()
+		fresh := newCounter(t, pool, "rebuilt") // another instance: the CLI's
+		if err := messaging.Rebuild(ctx, store, pool, []messaging.Projection{fresh}, "rebuilt"); err != nil {
+			t.Fatal(err)
+		}
+		pos = <-done
+		if err := rt.WaitForProjections(ctx, pos); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := live.dump(t, pool), expectedDump(4, 70); got != want {
+			t.Fatalf("read model after rebuild:\n%s\nwant:\n%s", got, want)
+		}
+
+		// And a plain rebuild, nothing running, compares equal to the dump before.
+		if err := messaging.Rebuild(ctx, store, pool, []messaging.Projection{fresh}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if got := fresh.dump(t, pool); got != expectedDump(4, 70) {
+			t.Fatalf("read model after second rebuild:\n%s", got)
+		}
+		if err := messaging.Rebuild(ctx, store, pool, []messaging.Projection{fresh}, "nope"); !errors.Is(err, messaging.ErrUnknownProjection) {
+			t.Fatalf("Rebuild of an unknown name = %v", err)
+		}
+	})
 }

@@ -70,94 +70,96 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // Two runtimes share a worker: every event is handled exactly once (no
 // failures here, so at-least-once delivery means once), each stream in order.
 func TestWorkerSharedByTwoRuntimesHandlesEachEventOnce(t *testing.T) {
-	pool, store := newPool(t), newStore()
-	h := newHandled()
-	for _, who := range []string{"A", "B"} {
-		rt := messaging.NewRuntime(store, pool, fast(messaging.WithWorkerConcurrency(2))...)
-		rt.AddWorker("replies", es.Filter{Types: []string{"Counted"}}, func(ctx context.Context, e es.Event) error {
-			if m := es.MetadataFrom(ctx); m.CausationID != e.ID.String() || m.Actor != "system:replies" {
-				return fmt.Errorf("handler context metadata %+v", m)
-			}
-			time.Sleep(5 * time.Millisecond) // an LLM call, shortened
-			h.record(who, e)
-			return nil
-		})
-		start(t, rt)
-	}
-	appendOne(t, store, "other-1", "Ignored") // not for this worker
-	appendN(t, store, 5, 12)
-	waitFor(t, 60*time.Second, "60 jobs done", func() bool { return jobStatus(t, pool, "replies")["done"] == 60 })
-	time.Sleep(100 * time.Millisecond) // a duplicate, if any, would show now
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.count) != 60 {
-		t.Fatalf("handled %d distinct events, want 60", len(h.count))
-	}
-	for id, n := range h.count {
-		if n != 1 {
-			t.Fatalf("event %s handled %d times", id, n)
+	forEachStore(t, func(t *testing.T, pool *pgxpool.Pool, store es.Store) {
+		h := newHandled()
+		for _, who := range []string{"A", "B"} {
+			rt := messaging.NewRuntime(store, pool, fast(messaging.WithWorkerConcurrency(2))...)
+			rt.AddWorker("replies", es.Filter{Types: []string{"Counted"}}, func(ctx context.Context, e es.Event) error {
+				if m := es.MetadataFrom(ctx); m.CausationID != e.ID.String() || m.Actor != "system:replies" {
+					return fmt.Errorf("handler context metadata %+v", m)
+				}
+				time.Sleep(5 * time.Millisecond) // an LLM call, shortened
+				h.record(who, e)
+				return nil
+			})
+			start(t, rt)
 		}
-	}
-	for s, vs := range h.order {
-		for i, v := range vs {
-			if v != uint64(i+1) {
-				t.Fatalf("stream %s handled in order %v", s, vs)
+		appendOne(t, store, "other-1", "Ignored") // not for this worker
+		appendN(t, store, 5, 12)
+		waitFor(t, 60*time.Second, "60 jobs done", func() bool { return jobStatus(t, pool, "replies")["done"] == 60 })
+		time.Sleep(100 * time.Millisecond) // a duplicate, if any, would show now
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if len(h.count) != 60 {
+			t.Fatalf("handled %d distinct events, want 60", len(h.count))
+		}
+		for id, n := range h.count {
+			if n != 1 {
+				t.Fatalf("event %s handled %d times", id, n)
 			}
 		}
-	}
-	t.Logf("handled by runtime: %v", h.by)
-	if st := jobStatus(t, pool, "replies"); st["pending"] != 0 || st["failed"] != 0 {
-		t.Fatalf("jobs: %v", st)
-	}
+		for s, vs := range h.order {
+			for i, v := range vs {
+				if v != uint64(i+1) {
+					t.Fatalf("stream %s handled in order %v", s, vs)
+				}
+			}
+		}
+		t.Logf("handled by runtime: %v", h.by)
+		if st := jobStatus(t, pool, "replies"); st["pending"] != 0 || st["failed"] != 0 {
+			t.Fatalf("jobs: %v", st)
+		}
+	})
 }
 
 // A handler that hangs past its lease (a process that froze, or died) loses
 // the job: another runtime takes it over once the lease expires.
 func TestWorkerLeaseExpiryIsTakenOverByAnotherRuntime(t *testing.T) {
-	pool, store := newPool(t), newStore()
-	const lease = 600 * time.Millisecond
-	hung := make(chan struct{})
-	entered := make(chan uuid.UUID, 1)
-	h := newHandled()
-	rtA := messaging.NewRuntime(store, pool, fast(messaging.WithLease(lease), messaging.WithWorkerConcurrency(1))...)
-	rtA.AddWorker("ingest", es.Filter{}, func(ctx context.Context, e es.Event) error {
-		entered <- e.ID
-		<-hung // ignores its context: hangs for good
-		return nil
-	})
-	start(t, rtA)
-	t.Cleanup(func() { close(hung) }) // runs before the runtimes stop
-	appendOne(t, store, "knowledge-1", "SourceAdded")
-	var id uuid.UUID
-	select {
-	case id = <-entered:
-	case <-time.After(30 * time.Second):
-		t.Fatal("runtime A never got the job")
-	}
-	began := time.Now()
+	forEachStore(t, func(t *testing.T, pool *pgxpool.Pool, store es.Store) {
+		const lease = 600 * time.Millisecond
+		hung := make(chan struct{})
+		entered := make(chan uuid.UUID, 1)
+		h := newHandled()
+		rtA := messaging.NewRuntime(store, pool, fast(messaging.WithLease(lease), messaging.WithWorkerConcurrency(1))...)
+		rtA.AddWorker("ingest", es.Filter{}, func(ctx context.Context, e es.Event) error {
+			entered <- e.ID
+			<-hung // ignores its context: hangs for good
+			return nil
+		})
+		start(t, rtA)
+		t.Cleanup(func() { close(hung) }) // runs before the runtimes stop
+		appendOne(t, store, "knowledge-1", "SourceAdded")
+		var id uuid.UUID
+		select {
+		case id = <-entered:
+		case <-time.After(30 * time.Second):
+			t.Fatal("runtime A never got the job")
+		}
+		began := time.Now()
 
-	rtB := messaging.NewRuntime(store, pool, fast(messaging.WithLease(lease))...)
-	rtB.AddWorker("ingest", es.Filter{}, func(ctx context.Context, e es.Event) error {
-		h.record("B", e)
-		return nil
+		rtB := messaging.NewRuntime(store, pool, fast(messaging.WithLease(lease))...)
+		rtB.AddWorker("ingest", es.Filter{}, func(ctx context.Context, e es.Event) error {
+			h.record("B", e)
+			return nil
+		})
+		start(t, rtB)
+		waitFor(t, 30*time.Second, "B to do the job", func() bool { return jobStatus(t, pool, "ingest")["done"] == 1 })
+		if took := time.Since(began); took < lease/2 {
+			t.Fatalf("B took the job after %v, before A's lease (%v) ran out", took, lease)
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.count[id] != 1 || h.by["B"] != 1 {
+			t.Fatalf("B handled %v", h.count)
+		}
+		var attempts int
+		if err := pool.QueryRow(context.Background(), `SELECT attempts FROM consumer_jobs WHERE event_id = $1`, id).Scan(&attempts); err != nil {
+			t.Fatal(err)
+		}
+		if attempts != 2 {
+			t.Fatalf("attempts = %d, want 2 (A's expired lease, then B)", attempts)
+		}
 	})
-	start(t, rtB)
-	waitFor(t, 30*time.Second, "B to do the job", func() bool { return jobStatus(t, pool, "ingest")["done"] == 1 })
-	if took := time.Since(began); took < lease/2 {
-		t.Fatalf("B took the job after %v, before A's lease (%v) ran out", took, lease)
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.count[id] != 1 || h.by["B"] != 1 {
-		t.Fatalf("B handled %v", h.count)
-	}
-	var attempts int
-	if err := pool.QueryRow(context.Background(), `SELECT attempts FROM consumer_jobs WHERE event_id = $1`, id).Scan(&attempts); err != nil {
-		t.Fatal(err)
-	}
-	if attempts != 2 {
-		t.Fatalf("attempts = %d, want 2 (A's expired lease, then B)", attempts)
-	}
 }
 
 // A job that always fails is retried with backoff and parked as failed after
@@ -165,69 +167,70 @@ func TestWorkerLeaseExpiryIsTakenOverByAnotherRuntime(t *testing.T) {
 // of its own stream (they run after it is parked, in order); other streams
 // are not blocked at all.
 func TestPoisonJobIsParkedAndDoesNotBlockOtherStreams(t *testing.T) {
-	pool, store := newPool(t), newStore()
-	h := newHandled()
-	var mu sync.Mutex
-	var parkedSeenAt, goodDoneAt time.Time
-	rt := messaging.NewRuntime(store, pool, fast(
-		messaging.WithMaxAttempts(3),
-		messaging.WithJobBackoff(150*time.Millisecond, time.Second),
-	)...)
-	rt.AddWorker("answers", es.Filter{}, func(ctx context.Context, e es.Event) error {
-		if e.Stream == "conversation-bad" && e.Version == 1 {
-			return errors.New("this message makes the model crash")
-		}
-		if e.Stream == "conversation-bad" {
-			var status string
-			if err := pool.QueryRow(ctx, `SELECT b.status FROM consumer_jobs j JOIN consumer_jobs b ON b.worker = j.worker
-				WHERE j.event_id = $1 AND b.stream = j.stream AND b.stream_version = 1`, e.ID).Scan(&status); err != nil {
-				return err
+	forEachStore(t, func(t *testing.T, pool *pgxpool.Pool, store es.Store) {
+		h := newHandled()
+		var mu sync.Mutex
+		var parkedSeenAt time.Time
+		rt := messaging.NewRuntime(store, pool, fast(
+			messaging.WithMaxAttempts(3),
+			messaging.WithJobBackoff(150*time.Millisecond, time.Second),
+		)...)
+		rt.AddWorker("answers", es.Filter{}, func(ctx context.Context, e es.Event) error {
+			if e.Stream == "conversation-bad" && e.Version == 1 {
+				return errors.New("this message makes the model crash")
 			}
-			mu.Lock()
-			if status == "failed" {
-				parkedSeenAt = time.Now()
+			if e.Stream == "conversation-bad" {
+				var status string
+				if err := pool.QueryRow(ctx, `SELECT b.status FROM consumer_jobs j JOIN consumer_jobs b ON b.worker = j.worker
+					WHERE j.event_id = $1 AND b.stream = j.stream AND b.stream_version = 1`, e.ID).Scan(&status); err != nil {
+					return err
+				}
+				mu.Lock()
+				if status == "failed" {
+					parkedSeenAt = time.Now()
+				}
+				mu.Unlock()
 			}
-			mu.Unlock()
+			h.record("rt", e)
+			return nil
+		})
+		start(t, rt)
+		appendOne(t, store, "conversation-bad", "MessagePosted")
+		appendOne(t, store, "conversation-bad", "MessagePosted")
+		for i := 0; i < 3; i++ {
+			appendOne(t, store, "conversation-good", "MessagePosted")
 		}
-		h.record("rt", e)
-		if e.Stream == "conversation-good" && e.Version == 3 {
-			mu.Lock()
-			goodDoneAt = time.Now()
-			mu.Unlock()
+		waitFor(t, 60*time.Second, "all jobs settled", func() bool {
+			st := jobStatus(t, pool, "answers")
+			return st["done"] == 4 && st["failed"] == 1
+		})
+		var attempts int
+		var lastError string
+		if err := pool.QueryRow(context.Background(), `SELECT attempts, last_error FROM consumer_jobs
+			WHERE worker = 'answers' AND status = 'failed'`).Scan(&attempts, &lastError); err != nil {
+			t.Fatal(err)
 		}
-		return nil
+		if attempts != 3 || lastError != "this message makes the model crash" {
+			t.Fatalf("parked job: attempts %d, error %q", attempts, lastError)
+		}
+		// The good stream was done before the poison job was parked (it
+		// took 150ms + 300ms of backoff): it did not wait for it.
+		var goodFirst bool
+		if err := pool.QueryRow(context.Background(), `SELECT
+			max(finished_at) FILTER (WHERE stream = 'conversation-good') < max(finished_at) FILTER (WHERE status = 'failed')
+			FROM consumer_jobs WHERE worker = 'answers'`).Scan(&goodFirst); err != nil {
+			t.Fatal(err)
+		}
+		if !goodFirst {
+			t.Fatal("the good stream finished after the poison job was parked: it waited for it")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if parkedSeenAt.IsZero() {
+			t.Fatal("the bad stream's second event ran before its first was parked")
+		}
+		if got := h.order["conversation-good"]; fmt.Sprint(got) != "[1 2 3]" {
+			t.Fatalf("good stream order %v", got)
+		}
 	})
-	start(t, rt)
-	began := time.Now()
-	appendOne(t, store, "conversation-bad", "MessagePosted")
-	appendOne(t, store, "conversation-bad", "MessagePosted")
-	for i := 0; i < 3; i++ {
-		appendOne(t, store, "conversation-good", "MessagePosted")
-	}
-	waitFor(t, 60*time.Second, "all jobs settled", func() bool {
-		st := jobStatus(t, pool, "answers")
-		return st["done"] == 4 && st["failed"] == 1
-	})
-	var attempts int
-	var lastError string
-	if err := pool.QueryRow(context.Background(), `SELECT attempts, last_error FROM consumer_jobs
-		WHERE worker = 'answers' AND status = 'failed'`).Scan(&attempts, &lastError); err != nil {
-		t.Fatal(err)
-	}
-	if attempts != 3 || lastError != "this message makes the model crash" {
-		t.Fatalf("parked job: attempts %d, error %q", attempts, lastError)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	// Backoff 150ms then 300ms: parking takes at least 450ms; the good stream
-	// must be done well before that.
-	if goodDoneAt.IsZero() || goodDoneAt.Sub(began) > 400*time.Millisecond {
-		t.Fatalf("good stream done after %v: it waited for the poison job", goodDoneAt.Sub(began))
-	}
-	if parkedSeenAt.IsZero() {
-		t.Fatal("the bad stream's second event ran before its first was parked")
-	}
-	if got := h.order["conversation-good"]; fmt.Sprint(got) != "[1 2 3]" {
-		t.Fatalf("good stream order %v", got)
-	}
 }
