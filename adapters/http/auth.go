@@ -143,8 +143,43 @@ func (s *Server) authenticate(r *http.Request, scope Scope) (Principal, error) {
 	return Principal{OrganizationID: c.OrganizationID, ClientID: c.ClientID, Widget: true}, nil
 }
 
+// clientTTL is how long an instance trusts a client it looked up: every
+// request needs one, and clients change rarely (a new one is found at once,
+// since misses are not cached).
+const (
+	clientTTL        = 10 * time.Second
+	clientCacheLimit = 10000
+)
+
+type clientCache struct {
+	mu sync.Mutex
+	m  map[string]cachedClient
+}
+
+type cachedClient struct {
+	c     queries.Client
+	until time.Time
+}
+
 func (s *Server) findClient(ctx context.Context, clientID string) (queries.Client, error) {
-	return queries.NewFindClientHandler(s.deps.Pool).Handle(ctx, clientID)
+	now := time.Now()
+	s.clients.mu.Lock()
+	cached, ok := s.clients.m[clientID]
+	s.clients.mu.Unlock()
+	if ok && now.Before(cached.until) {
+		return cached.c, nil
+	}
+	c, err := queries.NewFindClientHandler(s.deps.Pool).Handle(ctx, clientID)
+	if err != nil {
+		return c, err
+	}
+	s.clients.mu.Lock()
+	if s.clients.m == nil || len(s.clients.m) >= clientCacheLimit {
+		s.clients.m = map[string]cachedClient{}
+	}
+	s.clients.m[clientID] = cachedClient{c: c, until: now.Add(clientTTL)}
+	s.clients.mu.Unlock()
+	return c, nil
 }
 
 // originAllowed: with allowed origins listed, the request's Origin must be one

@@ -80,6 +80,10 @@ type Deps struct {
 	// crypto-shredding store, *shred.Store). Nil: nothing is encrypted, so
 	// erasure wipes read models but personal fields stay in the log.
 	Eraser commands.Eraser
+	// Replies tells that the reply worker runs (in this process or another):
+	// POST .../messages then waits for the answer (Config.ReplyWait). False:
+	// it answers 202 pending at once.
+	Replies bool
 }
 
 // Server holds the router and what every handler shares. Build it with New.
