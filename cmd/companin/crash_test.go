@@ -24,17 +24,40 @@ func TestSIGKILLDuringWritesLosesNothingAcknowledged(t *testing.T) {
 	org := in.createOrg("Crash")
 	first := in.serve()
 	in.waitReady()
-	if status, body := in.request("POST", "/api/v1/assistants/", org, map[string]any{"name": "probe"}); status == http.StatusNotFound {
+	status, body := in.request("POST", "/api/v1/assistants/", org, map[string]any{"name": "probe"})
+	if status == http.StatusNotFound {
 		t.Skipf("no write endpoint yet (POST /api/v1/assistants/: %d %s)", status, body)
-	} else if status != http.StatusCreated {
+	}
+	if status != http.StatusCreated {
 		t.Fatalf("POST /api/v1/assistants/: %d %s", status, body)
 	}
+	var probe struct {
+		Data struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	_ = json.Unmarshal(body, &probe)
+	status, body = in.request("POST", "/api/v1/sessions/", org, map[string]any{"assistant_id": probe.Data.ID})
+	if status != http.StatusCreated {
+		t.Fatalf("POST /api/v1/sessions/: %d %s", status, body)
+	}
+	var sess struct {
+		Data struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	_ = json.Unmarshal(body, &sess)
 
-	// Writers post until the server dies; each remembers what was acknowledged.
+	// Writers post until the server dies: assistants, and messages into one
+	// session; each remembers what was acknowledged. A server that answers
+	// at all must answer 2xx: only the kill may make a write fail.
 	var (
-		mu    sync.Mutex
-		acked = map[string]string{} // assistant id -> name
-		sent  int
+		mu        sync.Mutex
+		acked     = map[string]string{} // assistant id -> name
+		messages  = map[string]bool{}   // acknowledged message ids
+		sent      int
+		bad       []string
+		writePath = map[bool]string{false: "/api/v1/assistants/", true: "/api/v1/sessions/" + sess.Data.ID + "/messages?wait=0"}
 	)
 	ctx, stopWriting := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -43,13 +66,23 @@ func TestSIGKILLDuringWritesLosesNothingAcknowledged(t *testing.T) {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
+			isMessage := w%2 == 1
 			for i := 0; ctx.Err() == nil; i++ {
 				name := fmt.Sprintf("crash-%d-%d", w, i)
-				id, ok := postAssistant(client, in.addr, org, name)
+				body := map[string]any{"name": name}
+				if isMessage {
+					body = map[string]any{"content": "Question " + name + "?"}
+				}
+				id, status := post(client, in.addr+writePath[isMessage], org, body)
 				mu.Lock()
 				sent++
-				if ok {
+				switch {
+				case status/100 == 2 && isMessage:
+					messages[id] = true
+				case status/100 == 2:
 					acked[id] = name
+				case status != 0:
+					bad = append(bad, fmt.Sprintf("%s: %d", name, status))
 				}
 				mu.Unlock()
 			}
@@ -73,10 +106,13 @@ func TestSIGKILLDuringWritesLosesNothingAcknowledged(t *testing.T) {
 	first.done <- nil
 	stopWriting()
 	wg.Wait()
-	if len(acked) < 10 {
-		t.Fatalf("only %d of %d writes acknowledged before the kill", len(acked), sent)
+	if len(bad) > 0 {
+		t.Errorf("writes answered with an error before the kill: %v", bad)
 	}
-	t.Logf("%d writes acknowledged of %d sent before SIGKILL", len(acked), sent)
+	if len(acked) < 10 || len(messages) < 10 {
+		t.Fatalf("only %d assistants and %d messages acknowledged (of %d writes) before the kill", len(acked), len(messages), sent)
+	}
+	t.Logf("%d assistants and %d messages acknowledged of %d writes sent before SIGKILL", len(acked), len(messages), sent)
 
 	// The log has every acknowledged write, before any server runs again.
 	created := map[string]int{}
@@ -109,21 +145,32 @@ func TestSIGKILLDuringWritesLosesNothingAcknowledged(t *testing.T) {
 			t.Errorf("acknowledged assistant %s (%s): GET %d %s", id, name, status, body)
 		}
 	}
-	listed := listAssistants(t, in, org)
+	listed := list(t, in, org, "/api/v1/assistants/")
 	if len(listed) != len(created) {
 		t.Errorf("read model lists %d assistants, the log created %d", len(listed), len(created))
 	}
+	seen := map[string]int{}
+	for _, m := range list(t, in, org, "/api/v1/sessions/"+sess.Data.ID+"/messages") {
+		seen[m]++
+	}
+	for id := range messages {
+		if seen[id] != 1 {
+			t.Errorf("acknowledged message %s listed %d times, want once", id, seen[id])
+		}
+	}
 }
 
-func postAssistant(client *http.Client, addr string, org credentials, name string) (string, bool) {
-	b, _ := json.Marshal(map[string]any{"name": name})
-	req, _ := http.NewRequest("POST", "http://"+addr+"/api/v1/assistants/", bytes.NewReader(b))
+// post sends one write and returns the new resource's id and the status (0:
+// no answer).
+func post(client *http.Client, url string, org credentials, body map[string]any) (string, int) {
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", "http://"+url, bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-API-Key", org.ClientID)
 	req.Header.Set("X-API-Secret", org.ClientSecret)
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", false
+		return "", 0
 	}
 	defer resp.Body.Close()
 	var env struct {
@@ -131,17 +178,21 @@ func postAssistant(client *http.Client, addr string, org credentials, name strin
 			ID string `json:"id"`
 		} `json:"data"`
 	}
-	if resp.StatusCode/100 != 2 || json.NewDecoder(resp.Body).Decode(&env) != nil || env.Data.ID == "" {
-		return "", false
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		return "", 0 // cut off mid-answer by the kill
 	}
-	return env.Data.ID, true
+	if resp.StatusCode/100 == 2 && env.Data.ID == "" {
+		return "", 0
+	}
+	return env.Data.ID, resp.StatusCode
 }
 
-func listAssistants(t *testing.T, in *instance, org credentials) []string {
+// list pages through a list endpoint and returns the ids of its items.
+func list(t *testing.T, in *instance, org credentials, route string) []string {
 	var ids []string
 	cursor := ""
 	for page := 0; page < 1000; page++ {
-		path := "/api/v1/assistants/?limit=100"
+		path := route + "?limit=100"
 		if cursor != "" {
 			path += "&cursor=" + cursor
 		}

@@ -47,6 +47,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	for _, p := range readModels() {
 		runtime.AddProjection(p)
 	}
+	addWorkers(runtime, cfg, store, log)
 
 	api := httpapi.New(httpapi.Deps{
 		Store:   store,

@@ -8,8 +8,12 @@ import (
 	esdbstore "github.com/companin/companin/adapters/eventstore/esdb"
 	pgstore "github.com/companin/companin/adapters/eventstore/postgres"
 	"github.com/companin/companin/adapters/eventstore/shred"
+	"github.com/companin/companin/adapters/extract"
+	"github.com/companin/companin/adapters/fetch"
 	"github.com/companin/companin/adapters/messaging"
+	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/es"
+	"github.com/companin/companin/domain/knowledge"
 	"github.com/companin/companin/projections"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -64,6 +68,22 @@ func openEventLog(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog
 	}
 	s := shred.New(inner, keys)
 	return &eventLog{Store: s, Shred: s, close: closeInner}, nil
+}
+
+// ingestionWorker is the knowledge ingestion worker's consumer name: never
+// rename it (its jobs are kept under it).
+const ingestionWorker = "knowledge-ingestion"
+
+// addWorkers registers the shared workers with the runtime: knowledge
+// ingestion (fetch and extract sources), and the reply worker.
+func addWorkers(rt *messaging.Runtime, cfg Config, store es.Store, log *slog.Logger) {
+	ingest := commands.IngestKnowledgeHandler{
+		Store:   store,
+		Extract: extract.File,
+		Fetch:   fetch.New(fetch.Config{AllowPrivate: cfg.FetchAllowPrivate}),
+		Logger:  log,
+	}
+	rt.AddWorker(ingestionWorker, es.Filter{Types: knowledge.IngestionTriggers}, ingest.HandleEvent)
 }
 
 // readModels lists every projection. serve runs them; `projections rebuild`
