@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/companin/companin/adapters/eventstore/postgres"
+	"github.com/companin/companin/adapters/eventstore/shred"
 	"github.com/companin/companin/adapters/messaging"
 	"github.com/companin/companin/adapters/postgres/pgtest"
 	"github.com/companin/companin/commands"
@@ -44,7 +45,8 @@ type testOrg struct {
 // testProjections are the projections the test server runs; every area that
 // adds a projection lists it here.
 func testProjections() []messaging.Projection {
-	return []messaging.Projection{projections.Organizations{}, projections.Knowledge{}}
+	return []messaging.Projection{projections.Organizations{}, projections.Knowledge{},
+		projections.Assistants{}, projections.Conversations{}, projections.UserContexts{}}
 }
 
 type testOption func(*Deps)
@@ -57,11 +59,13 @@ func withConfig(c Config) testOption { return func(d *Deps) { d.Config = c } }
 func newTestServer(t testing.TB, opts ...testOption) *testServer {
 	t.Helper()
 	pool := pgtest.NewPool(t)
-	store, err := postgres.New(context.Background(), pool)
+	inner, err := postgres.New(context.Background(), pool)
 	if err != nil {
 		t.Fatalf("event store: %v", err)
 	}
-	t.Cleanup(store.Close)
+	t.Cleanup(inner.Close)
+	// As in production: personal fields sealed, erasure destroys the key.
+	store := shred.New(inner, shred.NewMemoryKeys())
 	reg := prometheus.NewRegistry()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	rt := messaging.NewRuntime(store, pool, messaging.WithLeadershipInterval(20*time.Millisecond),
@@ -79,7 +83,7 @@ func newTestServer(t testing.TB, opts ...testOption) *testServer {
 	}()
 	// Registered after the pool's cleanup, so it runs before it.
 	t.Cleanup(func() { cancel(); <-stopped })
-	d := Deps{Store: store, Pool: pool, Runtime: rt, Metrics: reg, Logger: logger}
+	d := Deps{Store: store, Pool: pool, Runtime: rt, Metrics: reg, Logger: logger, Eraser: store}
 	for _, o := range opts {
 		o(&d)
 	}
