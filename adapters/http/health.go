@@ -2,8 +2,12 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"sync"
 	"time"
+
+	"github.com/companin/companin/domain/es"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -36,6 +40,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			checks["projections"] = "behind: " + err.Error()
 			ready = false
 		}
+	} else if ready && s.deps.Runtime != nil {
+		if err := s.projectionsCaughtUp(ctx); err != nil {
+			checks["projections"] = "behind"
+			loggerFrom(r).WarnContext(ctx, "not ready", "err", err)
+			ready = false
+		}
 	}
 	if !ready {
 		detail := "Not ready"
@@ -48,4 +58,42 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) metricsHandler(w http.ResponseWriter, r *http.Request) {
 	promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+}
+
+// logHead remembers how far readyz has read the log, so that each check reads
+// only what was appended since the last one.
+type logHead struct {
+	mu  sync.Mutex
+	pos es.Position
+}
+
+const (
+	headPage     = 1000
+	headMaxPages = 20
+	caughtUpWait = time.Second
+)
+
+// projectionsCaughtUp finds the log's current head and asks the runtime
+// whether every projection has reached it (within a second).
+func (s *Server) projectionsCaughtUp(ctx context.Context) error {
+	s.head.mu.Lock()
+	defer s.head.mu.Unlock()
+	for page := 0; ; page++ {
+		if page == headMaxPages {
+			return errors.New("still reading the log to find its head")
+		}
+		events, err := s.deps.Store.ReadAll(ctx, s.head.pos, headPage, es.Filter{})
+		if err != nil {
+			return err
+		}
+		if len(events) > 0 {
+			s.head.pos = events[len(events)-1].Position
+		}
+		if len(events) < headPage {
+			break
+		}
+	}
+	wait, cancel := context.WithTimeout(ctx, caughtUpWait)
+	defer cancel()
+	return s.deps.Runtime.WaitForProjections(wait, s.head.pos)
 }

@@ -480,3 +480,25 @@ func TestOpenAPIMetricsReadiness(t *testing.T) {
 		t.Fatalf("readyz: %d %s", r.Status, r.Body)
 	}
 }
+
+// stuckProjections never catch up.
+type stuckProjections struct{}
+
+func (stuckProjections) WaitForProjections(ctx context.Context, _ es.Position) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestReadyzNeedsProjectionsCaughtUp(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	stuck := New(Deps{Store: ts.Store, Pool: ts.Pool, Runtime: stuckProjections{}})
+	r := serve(stuck, http.MethodGet, "/readyz", testOrg{})
+	m := expectError(t, r, 503)
+	if data, _ := m["data"].(map[string]any); data["projections"] != "behind" || data["database"] != "ok" {
+		t.Fatalf("readyz: %s", r.Body)
+	}
+	if r := serve(ts.Server, http.MethodGet, "/readyz", testOrg{}); r.Status != 200 {
+		t.Fatalf("caught up: %d %s", r.Status, r.Body)
+	}
+}

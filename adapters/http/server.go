@@ -97,6 +97,7 @@ type Server struct {
 	metrics *httpMetrics
 	keys    *signingKeys
 	clients clientCache
+	head    logHead
 }
 
 // route is a registered endpoint, kept to answer 405 with Allow and to
