@@ -178,8 +178,25 @@ func forEachStore(t *testing.T, test func(t *testing.T, pool *pgxpool.Pool, stor
 			t.Fatal(err)
 		}
 		t.Cleanup(store.Close)
-		test(t, pool, store)
+		test(t, pool, headed{store, pool})
 	})
+}
+
+// headed gives the PostgreSQL store the optional messaging.HeadReader, which
+// the store adapter does not have (yet): the last committed event's position,
+// visible to readers or not, in the adapter's encoding.
+type headed struct {
+	*postgres.Store
+	pool *pgxpool.Pool
+}
+
+func (h headed) Head(ctx context.Context) (es.Position, error) {
+	var p string
+	err := h.pool.QueryRow(ctx, `
+		SELECT COALESCE((
+			SELECT lpad(to_hex(epoch), 8, '0') || lpad(to_hex(transaction_id::text::bigint), 16, '0') || lpad(to_hex(global_position), 16, '0')
+			FROM events ORDER BY epoch DESC, transaction_id DESC, global_position DESC LIMIT 1), '')`).Scan(&p)
+	return es.Position(p), err
 }
 
 func waitCtx(t *testing.T, d time.Duration) context.Context {

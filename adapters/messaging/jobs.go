@@ -32,6 +32,9 @@ type worker struct {
 	filter es.Filter
 	handle WorkerFunc
 	disp   *logConsumer
+
+	purgeMu sync.Mutex
+	purged  time.Time
 }
 
 func newWorker(r *Runtime, name string, filter es.Filter, handle WorkerFunc) *worker {
@@ -205,6 +208,7 @@ func (s *jobSubscriber) loop(ctx context.Context, out chan<- *message.Message) {
 		}
 		delay = 0
 		if j == nil {
+			w.purge(ctx)
 			s.idle(ctx, wake)
 			continue
 		}
@@ -217,6 +221,31 @@ func (s *jobSubscriber) loop(ctx context.Context, out chan<- *message.Message) {
 			continue
 		}
 		s.deliver(ctx, j, out, log)
+	}
+}
+
+// purge deletes done jobs past the retention, at most once an hour per
+// process and worker, in bounded chunks.
+func (w *worker) purge(ctx context.Context) {
+	if w.r.cfg.retention <= 0 {
+		return
+	}
+	w.purgeMu.Lock()
+	due := time.Since(w.purged) > time.Hour
+	if due {
+		w.purged = time.Now()
+	}
+	w.purgeMu.Unlock()
+	if !due {
+		return
+	}
+	_, err := w.r.pool.Exec(ctx, `
+		DELETE FROM consumer_jobs WHERE id IN (
+			SELECT id FROM consumer_jobs
+			WHERE worker = $1 AND status = 'done' AND finished_at < now() - $2 * interval '1 millisecond'
+			LIMIT 10000)`, w.name, w.r.cfg.retention.Milliseconds())
+	if err != nil && ctx.Err() == nil {
+		w.r.log.Warn("messaging: purge done jobs", "worker", w.name, "error", err)
 	}
 }
 

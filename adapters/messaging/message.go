@@ -26,6 +26,9 @@ const (
 	metaJobID      = "job_id"
 	metaAttempt    = "attempt"
 	metaError      = "error"
+	// metaMoved marks an event that was not applied because the checkpoint
+	// had moved on: the subscriber re-reads the checkpoint.
+	metaMoved = "checkpoint_moved"
 )
 
 // envelope is the message payload: the event as stored, with stable JSON names.

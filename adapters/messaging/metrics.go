@@ -1,10 +1,12 @@
 package messaging
 
 import (
+	"context"
 	"errors"
 	"time"
 
 	"github.com/companin/companin/domain/es"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -113,4 +115,41 @@ func (m *metrics) leading(consumer string, yes bool) {
 		v = 1
 	}
 	m.leader.WithLabelValues(consumer).Set(v)
+}
+
+// jobsCollector reports, at scrape time, how many jobs wait and how many are
+// parked, per worker: the backlog the lag gauges of a log reader cannot show.
+type jobsCollector struct {
+	pool *pgxpool.Pool
+	desc *prometheus.Desc
+}
+
+func newJobsCollector(pool *pgxpool.Pool) *jobsCollector {
+	return &jobsCollector{pool: pool, desc: prometheus.NewDesc("companin_consumer_jobs",
+		"Worker jobs by status: pending (waiting or running) and failed (parked).", []string{"consumer", "status"}, nil)}
+}
+
+func (c *jobsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *jobsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	rows, err := c.pool.Query(ctx, `
+		SELECT worker, 'pending', count(*) FROM consumer_jobs WHERE status = 'pending' GROUP BY worker
+		UNION ALL
+		SELECT worker, 'failed', count(*) FROM consumer_jobs WHERE status = 'failed' GROUP BY worker`)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var worker, status string
+		var n int64
+		if err := rows.Scan(&worker, &status, &n); err != nil {
+			ch <- prometheus.NewInvalidMetric(c.desc, err)
+			return
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), worker, status)
+	}
 }

@@ -20,43 +20,92 @@ const rebuildBatch = 500
 
 var defaultTx = txConfig{idleTimeout: 30 * time.Second}
 
+// HeadReader is implemented by event stores that can tell where the log ends:
+// the position of the last committed event, including one that readers
+// cannot see yet because an older transaction (anywhere on the server, on
+// PostgreSQL) is still running.
+type HeadReader interface {
+	Head(ctx context.Context) (es.Position, error)
+}
+
 // CatchUp processes everything currently in the log through the projections,
 // synchronously, each from its checkpoint, with the same exactly-once
 // transactions as the runtime. Meant for tests and tools; safe to run while a
 // runtime runs the same projections (the checkpoint compare-and-set decides).
+//
+// When the store is a HeadReader, CatchUp returns only once every projection
+// has reached the head as it was at the call, waiting (bounded by ctx) for
+// events held back by older transactions. Otherwise it stops at the end of
+// what the store lets readers see, which on PostgreSQL can stop short while
+// another transaction is open.
 func CatchUp(ctx context.Context, store es.Store, pool *pgxpool.Pool, ps ...Projection) error {
+	head, err := headOf(ctx, store)
+	if err != nil {
+		return err
+	}
 	for _, p := range ps {
 		pos, err := ensureCheckpoint(ctx, pool, p.Name())
 		if err != nil {
 			return err
 		}
-		if err := replay(ctx, store, pool, p, pos, true); err != nil {
+		if err := replayTo(ctx, store, pool, p, pos, head, true); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// replay applies the log after pos to p, batch by batch, until the end.
-func replay(ctx context.Context, store es.Store, pool *pgxpool.Pool, p Projection, pos es.Position, shared bool) error {
+// headOf returns the head of the log if the store can tell, else Start.
+func headOf(ctx context.Context, store es.Store) (es.Position, error) {
+	h, ok := store.(HeadReader)
+	if !ok {
+		return es.Start, nil
+	}
+	head, err := h.Head(ctx)
+	if err != nil {
+		return es.Start, fmt.Errorf("log head: %w", err)
+	}
+	return head, nil
+}
+
+// replayTo replays until the projection's checkpoint reaches head, waiting
+// for events that are committed but not yet visible.
+func replayTo(ctx context.Context, store es.Store, pool *pgxpool.Pool, p Projection, pos, head es.Position, shared bool) error {
+	for {
+		var err error
+		if pos, err = replay(ctx, store, pool, p, pos, shared); err != nil {
+			return err
+		}
+		if !head.After(pos) {
+			return nil
+		}
+		if err := store.WaitForEvents(ctx, pos); err != nil {
+			return fmt.Errorf("%s: wait for the log up to %s: %w", p.Name(), head, err)
+		}
+	}
+}
+
+// replay applies the log after pos to p, batch by batch, until the end of
+// what the store shows, and returns the projection's checkpoint.
+func replay(ctx context.Context, store es.Store, pool *pgxpool.Pool, p Projection, pos es.Position, shared bool) (es.Position, error) {
 	filter := es.Filter{}
 	for {
 		events, err := store.ReadAll(ctx, pos, rebuildBatch, filter)
 		if err != nil {
-			return fmt.Errorf("%s: read log: %w", p.Name(), err)
+			return pos, fmt.Errorf("%s: read log: %w", p.Name(), err)
 		}
 		if len(events) == 0 {
-			return nil
+			return pos, nil
 		}
 		err = applyTx(ctx, pool, defaultTx, p.Name(), shared, relevant(p), pos, events)
 		if errors.Is(err, errCheckpointMoved) {
 			if pos, err = readCheckpoint(ctx, pool, p.Name()); err != nil {
-				return err
+				return pos, err
 			}
 			continue
 		}
 		if err != nil {
-			return err
+			return pos, err
 		}
 		pos = events[len(events)-1].Position
 	}
@@ -129,5 +178,9 @@ func rebuildOne(ctx context.Context, store es.Store, pool *pgxpool.Pool, p Proje
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("rebuild %s: commit reset: %w", p.Name(), err)
 	}
-	return replay(ctx, store, pool, p, es.Start, false)
+	head, err := headOf(ctx, store)
+	if err != nil {
+		return err
+	}
+	return replayTo(ctx, store, pool, p, es.Start, head, false)
 }

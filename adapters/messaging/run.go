@@ -30,7 +30,7 @@ func (r *Runtime) run(ctx context.Context) error {
 		Multiplier:      2,
 		Logger:          logger,
 		ShouldRetry: func(p middleware.RetryParams) bool {
-			return !errors.Is(p.Err, errCheckpointMoved) && !errors.Is(p.Err, context.Canceled)
+			return !errors.Is(p.Err, context.Canceled)
 		},
 	}
 

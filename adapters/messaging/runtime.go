@@ -76,6 +76,7 @@ type config struct {
 	retries         int
 	retryInterval   time.Duration
 	redeliveryMax   time.Duration
+	retention       time.Duration
 	processIdentity string
 }
 
@@ -123,6 +124,11 @@ func WithRetry(retries int, initial, redeliveryMax time.Duration) Option {
 	return func(c *config) { c.retries, c.retryInterval, c.redeliveryMax = retries, initial, redeliveryMax }
 }
 
+// WithJobRetention sets how long done jobs are kept (for audits and
+// debugging) before they are deleted; zero keeps them for ever. Parked
+// (failed) jobs are always kept.
+func WithJobRetention(d time.Duration) Option { return func(c *config) { c.retention = d } }
+
 // Runtime runs a process's share of the consumers. Build it, add consumers,
 // then Run it; AddProjection and AddWorker must not be called after Run.
 type Runtime struct {
@@ -157,6 +163,7 @@ func NewRuntime(store es.Store, pool *pgxpool.Pool, opts ...Option) *Runtime {
 		retries:        3,
 		retryInterval:  100 * time.Millisecond,
 		redeliveryMax:  30 * time.Second,
+		retention:      7 * 24 * time.Hour,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -171,6 +178,9 @@ func NewRuntime(store es.Store, pool *pgxpool.Pool, opts ...Option) *Runtime {
 		names:   map[string]bool{},
 	}
 	r.notify = newNotifier()
+	if cfg.registerer != nil {
+		register(cfg.registerer, prometheus.Collector(newJobsCollector(pool)))
+	}
 	return r
 }
 

@@ -100,6 +100,9 @@ func (s *logSubscriber) follow(ctx, lead context.Context, out chan<- *message.Me
 				scanned = pos
 				return true
 			}
+			if ctx.Err() != nil {
+				return false
+			}
 			log.Error("messaging: read checkpoint", "error", err)
 			delay = nextDelay(delay, r.cfg.redeliveryMax)
 			if !sleep(ctx, delay) {
@@ -173,6 +176,14 @@ func (s *logSubscriber) follow(ctx, lead context.Context, out chan<- *message.Me
 		}
 		select {
 		case <-msg.Acked():
+			if msg.Metadata.Get(metaMoved) != "" {
+				// Another runner (a rebuild, or a leader that has not yet
+				// noticed it lost the lock) moved the checkpoint: follow it.
+				if !restart() {
+					return
+				}
+				continue
+			}
 			pos = e.Position
 			buf = buf[1:]
 			delay = 0
@@ -206,7 +217,12 @@ func (r *Runtime) logHandler(c *logConsumer) message.NoPublishHandlerFunc {
 		prev := es.Position(msg.Metadata.Get(metaCheckpoint))
 		ctx := msg.Context()
 		err = applyTx(ctx, r.pool, r.txConfig(), c.name, true, c.apply, prev, []es.Event{e})
-		if err != nil && !errors.Is(err, errCheckpointMoved) && ctx.Err() == nil {
+		if errors.Is(err, errCheckpointMoved) {
+			// Not a failure of the event: nothing to retry, the subscriber re-reads.
+			msg.Metadata.Set(metaMoved, "true")
+			return nil
+		}
+		if err != nil && ctx.Err() == nil {
 			recordFailure(ctx, r.pool, c.name, err)
 		}
 		return err
