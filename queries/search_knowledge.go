@@ -81,7 +81,7 @@ const rrfK = 60
 // most direct answer there is.
 const (
 	weightFullText   = 1.0
-	weightSimilarity = 0.7
+	weightSimilarity = 1.0
 	weightQuestion   = 1.5
 )
 
@@ -92,8 +92,10 @@ var highlight = regexp.MustCompile(`«([^»]*)»`)
 
 // Handle runs three searches and fuses them by reciprocal rank: full text
 // (any of the query's words, stemmed per document language, ranked by cover
-// density with titles and headings weighted up), trigram word similarity (for
-// typos and short queries), and Q&A questions by similarity to the query.
+// density with titles and headings weighted up), trigram similarity of each
+// content word of five letters or more to the chunk's words (typos, inflected
+// and compound forms the stemmer misses; shorter words matched "WAN" for
+// "wann"), and Q&A questions by similarity to the query.
 func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQuery) ([]Passage, error) {
 	text, err := domain.Text("query", q.Query, MaxSearchQuery, true)
 	if err != nil {
@@ -115,7 +117,7 @@ func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQue
 		return nil, fmt.Errorf("search knowledge: %w", err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `SELECT set_config('pg_trgm.word_similarity_threshold', '0.45', true),
+	if _, err := tx.Exec(ctx, `SELECT set_config('pg_trgm.word_similarity_threshold', '0.5', true),
 		set_config('pg_trgm.similarity_threshold', '0.2', true)`); err != nil {
 		return nil, fmt.Errorf("search knowledge: %w", err)
 	}
@@ -199,19 +201,19 @@ fts AS (
 	SELECT c.id, ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', c.tsv, q.anyq, 1) AS score
 	FROM scoped c JOIN q ON q.cfg = c.ts_config
 	WHERE c.tsv @@ q.anyq
-	ORDER BY score DESC, c.id LIMIT $5
+	ORDER BY score DESC, c.knowledge_id, c.ord LIMIT $5
 ),
 sim AS (
-	SELECT c.id, word_similarity($4, c.body) AS score
-	FROM scoped c
-	WHERE $4 <> '' AND $4 <% c.body
-	ORDER BY score DESC, c.id LIMIT $5
+	SELECT c.id, sum(word_similarity(w.word, c.body)) AS score
+	FROM scoped c JOIN unnest(string_to_array(nullif($4, ''), ' ')) AS w(word) ON length(w.word) >= 5 AND w.word <% c.body
+	GROUP BY c.id, c.knowledge_id, c.ord
+	ORDER BY score DESC, c.knowledge_id, c.ord LIMIT $5
 ),
 qa AS (
 	SELECT c.id, greatest(similarity(c.question, $3), word_similarity($4, c.question)) AS score
 	FROM scoped c
 	WHERE c.kind = 'qa' AND (c.question % $3 OR ($4 <> '' AND $4 <% c.question))
-	ORDER BY score DESC, c.id LIMIT $5
+	ORDER BY score DESC, c.knowledge_id, c.ord LIMIT $5
 ),
 ranked AS (
 	SELECT id, score, 'fts' AS signal, row_number() OVER (ORDER BY score DESC, id) AS rank FROM fts

@@ -10,7 +10,7 @@ import (
 // sentences, without a model.
 var stopwords = map[string][]string{
 	"en": strings.Fields("the and of to a in is are that for it i my me am on with as you your be this by or not at from we can have an will if our was all do does how what which when there their has more"),
-	"de": strings.Fields("der die das und ist nicht sie ich ein eine es zu den dem mit auf für von sich des im auch wird werden wir ihr ihre oder bei nach wie kann können sind haben hat einen wenn nur noch über aus zum zur"),
+	"de": strings.Fields("der die das und ist nicht sie ich mein meine mich mir ein eine es zu den dem mit auf für von sich des im auch wird werden wir ihr ihre oder bei nach wie kann können sind haben hat einen wenn nur noch über aus zum zur"),
 	"fr": strings.Fields("le la les et est une des du de mon ma mes je en que qui pour dans pas sur au avec vous nous ce cette sont par plus mais ou être avez votre"),
 	"es": strings.Fields("el la los las y es un una de que en por para con no se del al lo como más pero sus está son usted puede su"),
 	"it": strings.Fields("il lo la gli le e è un una di che per con non si del della sono come più ma anche questo essere può"),
