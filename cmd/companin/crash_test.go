@@ -37,27 +37,32 @@ func TestSIGKILLDuringWritesLosesNothingAcknowledged(t *testing.T) {
 		} `json:"data"`
 	}
 	_ = json.Unmarshal(body, &probe)
-	status, body = in.request("POST", "/api/v1/sessions/", org, map[string]any{"assistant_id": probe.Data.ID})
-	if status != http.StatusCreated {
-		t.Fatalf("POST /api/v1/sessions/: %d %s", status, body)
+	// One session per message writer: two messages racing into one session
+	// are a different matter (an optimistic-concurrency conflict).
+	var sessions []string
+	for w := 0; w < 4; w++ {
+		status, body = in.request("POST", "/api/v1/sessions/", org, map[string]any{"assistant_id": probe.Data.ID})
+		if status != http.StatusCreated {
+			t.Fatalf("POST /api/v1/sessions/: %d %s", status, body)
+		}
+		var sess struct {
+			Data struct {
+				ID string `json:"id"`
+			} `json:"data"`
+		}
+		_ = json.Unmarshal(body, &sess)
+		sessions = append(sessions, sess.Data.ID)
 	}
-	var sess struct {
-		Data struct {
-			ID string `json:"id"`
-		} `json:"data"`
-	}
-	_ = json.Unmarshal(body, &sess)
 
 	// Writers post until the server dies: assistants, and messages into one
 	// session; each remembers what was acknowledged. A server that answers
 	// at all must answer 2xx: only the kill may make a write fail.
 	var (
-		mu        sync.Mutex
-		acked     = map[string]string{} // assistant id -> name
-		messages  = map[string]bool{}   // acknowledged message ids
-		sent      int
-		bad       []string
-		writePath = map[bool]string{false: "/api/v1/assistants/", true: "/api/v1/sessions/" + sess.Data.ID + "/messages?wait=0"}
+		mu       sync.Mutex
+		acked    = map[string]string{} // assistant id -> name
+		messages = map[string]bool{}   // acknowledged message ids
+		sent     int
+		bad      []string
 	)
 	ctx, stopWriting := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -67,13 +72,17 @@ func TestSIGKILLDuringWritesLosesNothingAcknowledged(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			isMessage := w%2 == 1
+			path := "/api/v1/assistants/"
+			if isMessage {
+				path = "/api/v1/sessions/" + sessions[w/2] + "/messages?wait=0"
+			}
 			for i := 0; ctx.Err() == nil; i++ {
 				name := fmt.Sprintf("crash-%d-%d", w, i)
 				body := map[string]any{"name": name}
 				if isMessage {
 					body = map[string]any{"content": "Question " + name + "?"}
 				}
-				id, status := post(client, in.addr+writePath[isMessage], org, body)
+				id, status := post(client, in.addr+path, org, body)
 				mu.Lock()
 				sent++
 				switch {
@@ -150,8 +159,10 @@ func TestSIGKILLDuringWritesLosesNothingAcknowledged(t *testing.T) {
 		t.Errorf("read model lists %d assistants, the log created %d", len(listed), len(created))
 	}
 	seen := map[string]int{}
-	for _, m := range list(t, in, org, "/api/v1/sessions/"+sess.Data.ID+"/messages") {
-		seen[m]++
+	for _, sess := range sessions {
+		for _, m := range list(t, in, org, "/api/v1/sessions/"+sess+"/messages") {
+			seen[m]++
+		}
 	}
 	for id := range messages {
 		if seen[id] != 1 {
