@@ -9,9 +9,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -153,28 +157,68 @@ func (k *PostgresKeys) load(ctx context.Context, subject string) ([]byte, error)
 // finishes the job.
 const vacuumLockTimeout = "5s"
 
+// rewriteAttempts bounds how often Destroy rewrites the table while running
+// transactions still see the deleted row (about a minute with the back-off).
+const rewriteAttempts = 35
+
+// recentlyDead reads VACUUM VERBOSE's count of deleted rows that some running
+// transaction may still see, and that the rewrite therefore had to copy.
+var recentlyDead = regexp.MustCompile(`(\d+) dead row versions cannot be removed yet`)
+
 // Destroy implements KeyStore: it deletes the row, then rewrites the table
-// so that the key's bytes leave its pages (see PostgresKeys). It is
-// idempotent; retry it when it fails.
+// until the rewrite copied no deleted row, so that the key's bytes leave its
+// pages (see PostgresKeys). A transaction that began before the delete may
+// still see the row, and the rewrite must keep it for that transaction:
+// Destroy waits for such transactions, with back-off, up to ctx's end or
+// rewriteAttempts, and then fails. It is idempotent; retry it when it fails.
+//
+// The check reads the server's English VACUUM VERBOSE report; on a server
+// with other lc_messages it cannot tell, and one rewrite is all it does.
 func (k *PostgresKeys) Destroy(ctx context.Context, subject string) error {
 	if _, err := k.pool.Exec(ctx, `DELETE FROM subject_keys WHERE subject = $1`, subject); err != nil {
 		return fmt.Errorf("shred: destroy key of %s: %w", subject, err)
 	}
-	conn, err := k.pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("shred: destroy key of %s: %w", subject, err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SET lock_timeout = '`+vacuumLockTimeout+`'`); err != nil {
-		return fmt.Errorf("shred: destroy key of %s: %w", subject, err)
-	}
-	_, err = conn.Exec(ctx, `VACUUM FULL subject_keys`)
-	if _, rerr := conn.Exec(context.WithoutCancel(ctx), `RESET lock_timeout`); rerr != nil {
-		// A connection whose settings are unknown must not go back to the pool.
-		_ = conn.Conn().Close(context.WithoutCancel(ctx))
-	}
-	if err != nil {
+	if err := k.rewrite(ctx); err != nil {
 		return fmt.Errorf("shred: destroy key of %s: rewrite subject_keys: %w", subject, err)
 	}
 	return nil
+}
+
+func (k *PostgresKeys) rewrite(ctx context.Context) error {
+	// A connection of its own, to read VACUUM's report (notices are
+	// configured per connection).
+	cfg := k.pool.Config().ConnConfig.Copy()
+	kept := 0
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		if m := recentlyDead.FindStringSubmatch(n.Detail); m != nil {
+			kept, _ = strconv.Atoi(m[1])
+		}
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, `SET lock_timeout = '`+vacuumLockTimeout+`'`); err != nil {
+		return err
+	}
+	delay := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		kept = 0
+		if _, err := conn.Exec(ctx, `VACUUM (FULL, VERBOSE) subject_keys`); err != nil {
+			return err
+		}
+		if kept == 0 {
+			return nil
+		}
+		if attempt == rewriteAttempts {
+			return fmt.Errorf("%d deleted rows still visible to running transactions after %d rewrites; retry", kept, attempt)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d deleted rows still visible to running transactions: %w", kept, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
 }

@@ -10,12 +10,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/companin/companin/adapters/eventstore/memory"
 	"github.com/companin/companin/adapters/eventstore/postgres"
 	"github.com/companin/companin/adapters/eventstore/shred"
 	"github.com/companin/companin/adapters/postgres/pgtest"
 	"github.com/companin/companin/domain/es"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -301,10 +303,7 @@ func TestErasureOnThePostgresEventStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := s.ReadAll(ctx, es.Start, 0, es.Filter{OrganizationID: "org-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	all := readAllOf(t, s, 2)
 	if len(byStream) != 1 || len(all) != 2 {
 		t.Fatalf("the log must stay whole: %d in the stream, %d in all", len(byStream), len(all))
 	}
@@ -323,5 +322,77 @@ func TestErasureOnThePostgresEventStore(t *testing.T) {
 	}
 	if raw := table(); strings.Contains(raw, "Alice Liddell") || strings.Contains(raw, "alice@example.org") {
 		t.Error("events table holds alice's data after erasure")
+	}
+}
+
+// readAllOf reads the whole log once it holds want events: the PostgreSQL
+// store shows an event to readers only once no older transaction is running
+// (in any database of the server), which other tests may delay.
+func readAllOf(t *testing.T, s es.Store, want int) []es.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		all, err := s.ReadAll(ctx, es.Start, 0, es.Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) >= want {
+			return all
+		}
+		after := es.Start
+		if len(all) > 0 {
+			after = all[len(all)-1].Position
+		}
+		if err := s.WaitForEvents(ctx, after); err != nil {
+			t.Fatalf("the log shows %d of %d events: %v", len(all), want, err)
+		}
+	}
+}
+
+// A transaction that began before the erasure may still see the key's row,
+// so a rewrite must keep it: Destroy waits for that transaction to end
+// rather than report an erasure that left a copy behind.
+func TestPostgresKeysDestroyWaitsForOlderSnapshots(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	k, err := shred.NewPostgresKeys(pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := k.Key(ctx, alice, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Rollback(context.Background()) // a no-op after Commit; frees the connection when the test fails
+	// Its snapshot, taken now, holds the row; it takes no lock on the table
+	// (a lock would block the rewrite for another reason).
+	if _, err := reader.Exec(ctx, `SELECT 1`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- k.Destroy(ctx, alice) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Destroy returned (%v) while an older transaction could still see the key", err)
+	case <-time.After(700 * time.Millisecond):
+	}
+	if err := reader.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Destroy did not finish after the older transaction ended")
+	}
+	if bytes.Contains(rawPages(t, pool, "subject_keys"), key) {
+		t.Error("a copy of the destroyed key is left in subject_keys' pages")
 	}
 }
