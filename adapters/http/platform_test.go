@@ -112,6 +112,10 @@ func TestTrailingSlashesWithoutRedirect(t *testing.T) {
 	if r.Status != 200 {
 		t.Fatalf("GET /healthz/: %d", r.Status)
 	}
+	r = ts.do(t, http.MethodHead, "/api/v1/events/", ts.org, "")
+	if r.Status != 200 || len(r.Body) != 0 || r.Header.Get("X-RateLimit-Limit") == "" {
+		t.Fatalf("HEAD /events/: %d %q", r.Status, r.Body)
+	}
 }
 
 func pathID(r *http.Request) string { return muxVar(r, "id") }

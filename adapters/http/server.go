@@ -172,7 +172,12 @@ func (s *Server) handleUpload(method, path string, scope Scope, h http.HandlerFu
 
 func (s *Server) register(method, fullPath string, scope Scope, maxBody int64, h http.HandlerFunc) {
 	s.table = append(s.table, route{Method: method, Path: fullPath, Scope: scope})
-	s.router.Handle(fullPath, s.wrap(method, fullPath, scope, maxBody, h)).Methods(method)
+	methods := []string{method}
+	if method == http.MethodGet {
+		// HEAD is GET without the body (net/http drops it), as clients expect.
+		methods = append(methods, http.MethodHead)
+	}
+	s.router.Handle(fullPath, s.wrap(method, fullPath, scope, maxBody, h)).Methods(methods...)
 }
 
 // wrap puts the per-route middleware around h, innermost last.
