@@ -39,6 +39,8 @@ func (s *Server) resourceRoutes() {
 	s.handle(http.MethodGet, "/contexts/{ref}", ScopeAPI, s.getContext)
 	s.handle(http.MethodPatch, "/contexts/{ref}", ScopeAPI, s.patchContext)
 	s.handle(http.MethodDelete, "/contexts/{ref}", ScopeAPI, s.eraseContext)
+
+	s.replyRoutes()
 }
 
 // failResource answers err, turning a domain rule's *domain.InvalidError into

@@ -95,12 +95,15 @@ type postedMessage struct {
 }
 
 // postMessage records a user message in a session or conversation and
-// answers 202 with reply_status "pending": the reply worker answers in the
-// background and its reply shows in GET .../messages.
+// answers with the reply (replies.go: 201 completed, or 202 pending when it
+// takes longer than the wait; SSE with Accept: text/event-stream).
 func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, kind string, notFound error) {
 	id, err := pathUUID(r, notFound)
 	if err != nil {
 		writeError(w, r, err)
+		return
+	}
+	if s.resumeReply(w, r, commands.StreamName(kind, id), notFound) {
 		return
 	}
 	var req postMessageRequest
@@ -136,7 +139,12 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, kind string
 		writeError(w, r, err)
 		return
 	}
-	writeData(w, r, http.StatusAccepted, out)
+	content := ""
+	if out.Content != nil {
+		content = *out.Content
+	}
+	s.respondWithReply(w, r, awaitedMessage{Stream: commands.StreamName(kind, id), ID: res.ID, Content: content,
+		Metadata: out.Metadata, CreatedAt: out.CreatedAt, Position: res.Position})
 }
 
 func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, kind string, notFound error) {

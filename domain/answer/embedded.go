@@ -139,8 +139,19 @@ func (e *Embedded) decide(req Request, lang string, tone Tone) Reply {
 	// A follow-up ("and on Saturdays?") may need the earlier question's terms.
 	if prev := lastUserTurn(req.History, req.Question); prev != "" {
 		more := append(append([]string{}, q...), terms(prev)...)
-		if r, ok := e.extract(more, ws, lang, tone); ok {
+		// The answer must still speak of what this question names ("and on
+		// Saturdays?"): only its framing words may go unanswered.
+		var named []string
+		for _, t := range q {
+			if !softTerms[t] {
+				named = append(named, t)
+			}
+		}
+		if r, ok := e.extract(more, ws, lang, tone); ok && coverage(named, newTermSet(r.Text)) == 1 || ok && len(named) == 0 {
 			return r
+		}
+		for _, w := range ws {
+			w.used = false
 		}
 	}
 	return e.finish(say(lang, tone, phraseUnknown), StrategyUnknown, ws, nil)

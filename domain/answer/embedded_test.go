@@ -211,3 +211,15 @@ func TestAnalyzer(t *testing.T) {
 		t.Error("language detection")
 	}
 }
+
+func TestFollowUpMustStillNameTheSubject(t *testing.T) {
+	r, err := NewEmbedded().Answer(context.Background(), Request{Question: "Ich brauche Hilfe bei meiner Bestellung", Persona: Persona{Language: "de"},
+		History:  []Turn{{Role: "user", Content: "Wie setze ich mein Passwort zurück?"}},
+		Passages: []Passage{passwordQA}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Trace.Strategy != StrategyUnknown || len(r.Sources) != 0 {
+		t.Fatalf("%s: %q %v", r.Trace.Strategy, r.Text, r.Sources)
+	}
+}

@@ -1,6 +1,7 @@
 package answer
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -61,6 +62,9 @@ const (
 
 // MaxFeedbackComment bounds a feedback comment, in characters.
 const MaxFeedbackComment = 2000
+
+// ErrMessageNotFound: no such message in the session or conversation.
+var ErrMessageNotFound = fmt.Errorf("message not found: %w", domain.ErrNotFound)
 
 // ErrNotAReply: feedback is given on the assistant's replies only.
 var ErrNotAReply = domain.Invalid("message_id", "feedback can only be given on an assistant reply")
