@@ -53,8 +53,8 @@ type Config struct {
 	// (DataDir/postgres/data), its log (DataDir/postgres/postgres.log), the
 	// generated wrapper scripts and a lock. It is created when missing.
 	DataDir string
-	// Port is the TCP port on 127.0.0.1; 0 means DefaultPort when it is free,
-	// else any free port.
+	// Port is the TCP port on 127.0.0.1; 0 means DefaultPort when it is free
+	// (any free port for an ephemeral server), else any free port.
 	Port int
 	// Ephemeral trades durability for speed (fsync off) and deletes DataDir
 	// once the server has stopped. For tests.
@@ -149,7 +149,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		port, err := choosePort(cfg.Port, attempt)
+		port, err := choosePort(cfg.Port, attempt, cfg.Ephemeral)
 		if err != nil {
 			return nil, err
 		}
@@ -368,12 +368,13 @@ func isPostgres(pid int) bool {
 }
 
 // choosePort returns the configured port, or DefaultPort when free, else a
-// free port; retries (attempt > 0) always take a fresh free port.
-func choosePort(configured, attempt int) (int, error) {
+// free port; retries (attempt > 0) and ephemeral servers, which nobody
+// connects to by hand, always take a fresh free port.
+func choosePort(configured, attempt int, ephemeral bool) (int, error) {
 	if configured != 0 {
 		return configured, nil
 	}
-	if attempt == 0 && portFree(DefaultPort) {
+	if attempt == 0 && !ephemeral && portFree(DefaultPort) {
 		return DefaultPort, nil
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
