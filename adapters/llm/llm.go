@@ -71,7 +71,7 @@ func ConfigFromEnv() (cfg Config, ok bool, err error) {
 
 func (c Config) withDefaults() Config {
 	if c.Timeout <= 0 {
-		c.Timeout = 45 * time.Second
+		c.Timeout = 30 * time.Second
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 20 * time.Second

@@ -47,7 +47,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	for _, p := range readModels() {
 		runtime.AddProjection(p)
 	}
-	addWorkers(runtime, cfg, store, log)
+	if err := addWorkers(runtime, cfg, store, db.Pool, log); err != nil {
+		return err
+	}
 
 	api := httpapi.New(httpapi.Deps{
 		Store:   store,
@@ -61,6 +63,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Metrics: reg,
 		Logger:  log,
 		Eraser:  store.Shred,
+		Replies: true,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -11,6 +11,7 @@ import (
 	"github.com/companin/companin/adapters/extract"
 	"github.com/companin/companin/adapters/fetch"
 	"github.com/companin/companin/adapters/messaging"
+	"github.com/companin/companin/adapters/replies"
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/knowledge"
@@ -76,7 +77,7 @@ const ingestionWorker = "knowledge-ingestion"
 
 // addWorkers registers the shared workers with the runtime: knowledge
 // ingestion (fetch and extract sources), and the reply worker.
-func addWorkers(rt *messaging.Runtime, cfg Config, store es.Store, log *slog.Logger) {
+func addWorkers(rt *messaging.Runtime, cfg Config, store es.Store, pool *pgxpool.Pool, log *slog.Logger) error {
 	ingest := commands.IngestKnowledgeHandler{
 		Store:   store,
 		Extract: extract.File,
@@ -84,6 +85,14 @@ func addWorkers(rt *messaging.Runtime, cfg Config, store es.Store, log *slog.Log
 		Logger:  log,
 	}
 	rt.AddWorker(ingestionWorker, es.Filter{Types: knowledge.IngestionTriggers}, ingest.HandleEvent)
+
+	engine, name, err := replies.EngineFromEnv()
+	if err != nil {
+		return err
+	}
+	log.Info("answers", "engine", name)
+	replies.Register(rt, replies.NewWorker(store, pool, engine))
+	return nil
 }
 
 // readModels lists every projection. serve runs them; `projections rebuild`
