@@ -162,6 +162,10 @@ func TestEraseFreesReferenceAndDestroysKey(t *testing.T) {
 	if _, err := (commands.EraseUserContextHandler{Store: store, Eraser: e}).Handle(ctx, commands.EraseUserContext{Ref: w.ID.String()}); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("second erase: %v", err)
 	}
+	_, err = commands.StartConversationHandler{Store: store}.Handle(ctx, commands.StartConversation{AssistantID: asst, CustomerID: "c", UserContext: w.ID.String()})
+	if ie := (*domain.InvalidError)(nil); !errors.As(err, &ie) || ie.Field != "user_context_id" {
+		t.Fatalf("conversation linked to an erased context: %v", err)
+	}
 	w2, err := commands.SaveUserContextHandler{Store: store}.Handle(ctx, commands.SaveUserContext{UserReference: "user-9"})
 	if err != nil || !w2.Created || w2.ID == w.ID {
 		t.Fatalf("reference not reusable after erasure: %+v %v", w2, err)

@@ -9,6 +9,7 @@ import (
 	"github.com/companin/companin/domain"
 	"github.com/companin/companin/domain/conversation"
 	"github.com/companin/companin/domain/es"
+	"github.com/companin/companin/domain/usercontext"
 	"github.com/google/uuid"
 )
 
@@ -37,6 +38,12 @@ func (h StartConversationHandler) Handle(ctx context.Context, cmd StartConversat
 	}
 	if ref := strings.TrimSpace(cmd.UserContext); ref != "" {
 		id, err := UserContextID(ctx, h.Store, ref)
+		if err == nil {
+			var l Loaded[*usercontext.UserContext]
+			if l, err = userContexts(h.Store).Load(ctx, id); err == nil && !l.Aggregate.Exists() {
+				err = usercontext.ErrNotFound // erased
+			}
+		}
 		if errors.Is(err, domain.ErrNotFound) {
 			return Written{}, domain.Invalid("user_context_id", "no user context with this id or user_reference")
 		}
