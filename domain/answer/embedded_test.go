@@ -200,10 +200,10 @@ func TestAnalyzer(t *testing.T) {
 		}
 	}
 	var got []string
-	for _, s := range sentences("# Heading\nCall us e.g. on Monday. Version 3.5 is out! Was nun? Ja.\n- item one\nlast line") {
+	for _, s := range sentences("# Heading\nCall us e.g. on Monday. Version 3.5 is out! Was nun? Ja.\n- item one\nLast line") {
 		got = append(got, s.text)
 	}
-	want := []string{"Call us e.g. on Monday.", "Version 3.5 is out!", "Was nun?", "Ja.", "item one", "last line"}
+	want := []string{"Call us e.g. on Monday.", "Version 3.5 is out!", "Was nun?", "Ja.", "item one", "Last line"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("sentences %q", got)
 	}
@@ -221,5 +221,16 @@ func TestFollowUpMustStillNameTheSubject(t *testing.T) {
 	}
 	if r.Trace.Strategy != StrategyUnknown || len(r.Sources) != 0 {
 		t.Fatalf("%s: %q %v", r.Trace.Strategy, r.Text, r.Sources)
+	}
+}
+
+func TestWrappedLinesAreJoined(t *testing.T) {
+	pdf := Passage{KnowledgeID: "k", Title: "Manual", Kind: Chunk, Text: "Resetting the password\nIf you forgot the admin password, press and hold the reset button on the back for\nten seconds. The router restarts with the factory password printed on the label\nunderneath.\nTechnical data"}
+	r, err := NewEmbedded().Answer(context.Background(), Request{Question: "How do I reset the admin password?", Passages: []Passage{pdf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.Text, "for ten seconds.") {
+		t.Fatalf("%q", r.Text)
 	}
 }

@@ -145,7 +145,7 @@ type sentenceOf struct {
 func sentences(text string) []sentenceOf {
 	var out []sentenceOf
 	heading := ""
-	lines := strings.Split(text, "\n")
+	lines := logicalLines(text)
 	for li, line := range lines {
 		trimmed := strings.TrimSpace(line)
 		isHeading := strings.HasPrefix(trimmed, "#")
@@ -188,6 +188,34 @@ func sentences(text string) []sentenceOf {
 		}
 	}
 	return out
+}
+
+// logicalLines undoes the line wrapping of PDFs and plain text: a line
+// that does not end a sentence continues on the next one, unless it is
+// short (a heading) or the next line starts a list item or heading.
+func logicalLines(text string) []string {
+	raw := strings.Split(text, "\n")
+	var out []string
+	for i := 0; i < len(raw); i++ {
+		line := strings.TrimSpace(raw[i])
+		for i+1 < len(raw) && continues(line, strings.TrimSpace(raw[i+1])) {
+			i++
+			line += " " + strings.TrimSpace(raw[i])
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+func continues(line, next string) bool {
+	if line == "" || next == "" || strings.HasPrefix(line, "#") {
+		return false
+	}
+	if strings.ContainsAny(line[len(line)-1:], ".!?:;") || strings.ContainsAny(next[:1], "#*-•|") {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(next)
+	return len(strings.Fields(line)) > 8 || unicode.IsLower(r)
 }
 
 // abbreviation tells whether the text ends with a short abbreviation like
