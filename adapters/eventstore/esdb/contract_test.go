@@ -21,7 +21,8 @@ import (
 // Every subtest gets its own namespace, so that it sees an empty log on a
 // shared server. Without the variable the test is skipped, not passed: this
 // adapter is then proven by its mapping tests and the fake server alone.
-// skipBeyondEventStoreDB names the subtests EventStoreDB cannot pass.
+// The subtests EventStoreDB cannot pass are skipped with their reason
+// (skipBeyondEventStoreDB).
 func TestContract(t *testing.T) {
 	url := os.Getenv("COMPANIN_TEST_ESDB_URL")
 	if url == "" {

@@ -25,7 +25,8 @@
 //     stored again), and with es.Any the server recognises a retry from its
 //     cache of recent event ids, so a late retry with es.Any may be stored
 //     twice; retry with the expected version of the first try for a reliable
-//     answer.
+//     answer. With es.Any, a batch whose first event is new is written whole,
+//     even if a later event of it is stored already.
 //   - ReadAll skips EventStoreDB's system events ($-prefixed types and
 //     streams) and filters by type, stream and organization in the client: the
 //     v4 client's ReadAll has no server-side filter (only subscriptions do,
