@@ -22,6 +22,7 @@ var statusOf = []struct {
 	{organization.ErrInvalidName, http.StatusUnprocessableEntity, "invalid_name"},
 	{organization.ErrInvalidOrigin, http.StatusUnprocessableEntity, "invalid_origin"},
 	{es.ErrWrongExpectedVersion, http.StatusConflict, "conflict"},
+	{es.ErrDuplicateEventID, http.StatusConflict, "conflict"},
 	{es.ErrStreamNotFound, http.StatusNotFound, "not_found"},
 	{domain.ErrNotFound, http.StatusNotFound, "not_found"},
 	{domain.ErrConflict, http.StatusConflict, "conflict"},
