@@ -92,7 +92,7 @@ type applyFunc func(ctx context.Context, tx pgx.Tx, e es.Event) error
 // the effect of each event commits exactly once. It returns errCheckpointMoved,
 // having rolled back, when the checkpoint is no longer at prev.
 func applyTx(ctx context.Context, pool *pgxpool.Pool, cfg txConfig, name string, sharedApplyLock bool,
-	apply applyFunc, prev es.Position, events []es.Event) (err error) {
+	apply applyFunc, prev es.Position, events []es.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -100,8 +100,11 @@ func applyTx(ctx context.Context, pool *pgxpool.Pool, cfg txConfig, name string,
 	if err != nil {
 		return fmt.Errorf("%s: begin: %w", name, err)
 	}
+	committed := false
 	defer func() {
-		if err != nil {
+		// Also when apply panics: an open transaction would keep its
+		// connection and its row locks until the idle timeout.
+		if !committed {
 			_ = tx.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
@@ -113,6 +116,7 @@ func applyTx(ctx context.Context, pool *pgxpool.Pool, cfg txConfig, name string,
 	if err := moveCheckpoint(ctx, tx, name, prev, events[len(events)-1].Position); err != nil {
 		return err
 	}
+	committed = true
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("%s: commit: %w", name, err)
 	}

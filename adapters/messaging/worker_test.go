@@ -234,3 +234,48 @@ func TestPoisonJobIsParkedAndDoesNotBlockOtherStreams(t *testing.T) {
 		}
 	})
 }
+
+// A panicking handler is recovered by the router: the projection's event is
+// retried (rolled back first), the worker's job is tried again, and nothing
+// is applied twice.
+func TestPanicsAreRecoveredAndRetried(t *testing.T) {
+	forEachStore(t, func(t *testing.T, pool *pgxpool.Pool, store es.Store) {
+		c := newCounter(t, pool, "panicky")
+		var projectionPanicked, workerPanicked sync.Once
+		c.fail = func(e es.Event) error {
+			if e.Version == 2 {
+				projectionPanicked.Do(func() { panic("projection bug") })
+			}
+			return nil
+		}
+		h := newHandled()
+		rt := messaging.NewRuntime(store, pool, fast(messaging.WithJobBackoff(10*time.Millisecond, 50*time.Millisecond))...)
+		rt.AddProjection(c)
+		rt.AddWorker("panicky-worker", es.Filter{}, func(ctx context.Context, e es.Event) error {
+			if e.Version == 2 {
+				workerPanicked.Do(func() { panic("worker bug") })
+			}
+			h.record("rt", e)
+			return nil
+		})
+		start(t, rt)
+		pos := appendN(t, store, 2, 3)
+		if err := rt.WaitForProjections(waitCtx(t, 30*time.Second), pos); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := c.dump(t, pool), expectedDump(2, 3); got != want {
+			t.Fatalf("read model:\n%s\nwant:\n%s", got, want)
+		}
+		waitFor(t, 30*time.Second, "6 jobs done", func() bool { return jobStatus(t, pool, "panicky-worker")["done"] == 6 })
+		var retried int
+		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM consumer_jobs
+			WHERE worker = 'panicky-worker' AND attempts = 2 AND stream_version = 2`).Scan(&retried); err != nil {
+			t.Fatal(err)
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if retried != 1 || len(h.count) != 6 {
+			t.Fatalf("jobs tried twice: %d, events handled: %d", retried, len(h.count))
+		}
+	})
+}
