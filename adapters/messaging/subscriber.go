@@ -124,40 +124,41 @@ func (s *logSubscriber) follow(ctx, lead context.Context, out chan<- *message.Me
 				}
 				continue
 			}
-			if len(events) == 0 {
-				if scanned != pos {
-					// Only events this consumer ignores lie between its checkpoint
-					// and the end of the log: move past them, so that
-					// WaitForProjections sees it has caught up.
-					err := applyTx(ctx, r.pool, r.txConfig(), c.name, true, func(context.Context, pgx.Tx, es.Event) error { return nil },
-						pos, []es.Event{{Position: scanned}})
-					if err != nil {
-						if ctx.Err() == nil {
-							log.Warn("messaging: move checkpoint past ignored events", "error", err)
-						}
-						if !restart() {
-							return
-						}
-						continue
+			if len(events) > 0 {
+				head = events[len(events)-1].GlobalPosition
+				for _, e := range events {
+					if c.filter.Matches(e) {
+						buf = append(buf, e)
 					}
-					pos = scanned
-					r.notify.checkpointMoved(c.name, pos)
 				}
+				scanned = events[len(events)-1].Position
+			}
+			if len(buf) == 0 && scanned != pos {
+				// Only events this consumer ignores lie between its checkpoint
+				// and what it has read: move past them, so that
+				// WaitForProjections sees it has caught up.
+				err := applyTx(ctx, r.pool, r.txConfig(), c.name, true, func(context.Context, pgx.Tx, es.Event) error { return nil },
+					pos, []es.Event{{Position: scanned}})
+				if err != nil {
+					if ctx.Err() == nil {
+						log.Warn("messaging: move checkpoint past ignored events", "error", err)
+					}
+					if !restart() {
+						return
+					}
+					continue
+				}
+				pos = scanned
+				r.notify.checkpointMoved(c.name, pos)
+			}
+			if len(events) == 0 {
 				r.metrics.caughtUp(c.name)
 				if err := r.store.WaitForEvents(ctx, scanned); err != nil && ctx.Err() == nil {
 					log.Error("messaging: wait for events", "error", err)
 					delay = nextDelay(delay, r.cfg.redeliveryMax)
 					sleep(ctx, delay)
 				}
-				continue
 			}
-			head = events[len(events)-1].GlobalPosition
-			for _, e := range events {
-				if c.filter.Matches(e) {
-					buf = append(buf, e)
-				}
-			}
-			scanned = events[len(events)-1].Position
 			continue
 		}
 
