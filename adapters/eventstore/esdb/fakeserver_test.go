@@ -377,3 +377,38 @@ func TestContractOnFakeServer(t *testing.T) {
 		return s
 	})
 }
+
+// Close ends a waiting WaitForEvents, lets nothing panic (the v4 client
+// panics when a call fails on a closed client), and refuses later calls.
+func TestCloseEndsCallsInFlight(t *testing.T) {
+	url := startFakeServer(t)
+	ctx := context.Background()
+	s, err := New(ctx, url, WithNamespace(uuid.NewString()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Append(ctx, "session-1", es.NoStream, es.NewEvent{ID: uuid.New(), Type: "SessionStarted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- s.WaitForEvents(ctx, res.Position) }()
+	time.Sleep(200 * time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-waited:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("waiter ended with %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close left a waiter waiting")
+	}
+	if _, err := s.ReadStream(ctx, "session-1", 1, 0); !errors.Is(err, errClosed) {
+		t.Errorf("read after Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}

@@ -42,6 +42,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/companin/companin/domain/es"
@@ -61,7 +63,21 @@ type Store struct {
 	client *esdb.Client
 	// prefix is prepended to every stream name (see WithNamespace).
 	prefix string
+
+	// Close ends the calls in flight before it closes the client: the v4
+	// client panics when a call fails on a closed client.
+	mu       sync.RWMutex
+	closed   bool
+	inFlight sync.WaitGroup
+	waits    context.Context // ends at Close: WaitForEvents calls
+	all      context.Context // ends closeGrace after Close: every call
+	endWaits context.CancelFunc
+	endAll   context.CancelFunc
 }
+
+// closeGrace is how long Close lets appends and reads in flight finish
+// before it cancels them.
+const closeGrace = 10 * time.Second
 
 var _ es.Store = (*Store)(nil)
 
@@ -93,6 +109,8 @@ func New(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("esdb: client: %w", err)
 	}
 	s := &Store{client: c}
+	s.all, s.endAll = context.WithCancel(context.Background())
+	s.waits, s.endWaits = context.WithCancel(s.all)
 	for _, o := range opts {
 		o(s)
 	}
@@ -111,11 +129,58 @@ func New(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// Close releases the connection.
-func (s *Store) Close() error { return s.client.Close() }
+// errClosed is returned by calls after Close.
+var errClosed = errors.New("esdb: store closed")
+
+// Close ends the calls in flight and releases the connection: WaitForEvents
+// calls end at once (with context.Canceled), appends and reads get
+// closeGrace to finish. It is idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.endWaits()
+	finished := make(chan struct{})
+	go func() { s.inFlight.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(closeGrace):
+		s.endAll()
+		<-finished
+	}
+	s.endAll()
+	return s.client.Close()
+}
+
+// begin registers a call; its context also ends when Close ends calls of its
+// kind (within, for WaitForEvents). The caller must call done.
+func (s *Store) begin(ctx context.Context, within context.Context) (context.Context, func(), error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, nil, errClosed
+	}
+	s.inFlight.Add(1)
+	ctx, cancel := context.WithCancel(ctx)
+	unhook := context.AfterFunc(within, cancel)
+	return ctx, func() {
+		unhook()
+		cancel()
+		s.inFlight.Done()
+	}, nil
+}
 
 // Append implements es.Store. See the package comment for idempotency.
 func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedVersion, events ...es.NewEvent) (es.AppendResult, error) {
+	ctx, done, err := s.begin(ctx, s.all)
+	if err != nil {
+		return es.AppendResult{}, err
+	}
+	defer done()
 	if err := validate(stream, events); err != nil {
 		return es.AppendResult{}, err
 	}
@@ -309,6 +374,11 @@ func (s *Store) readStream(ctx context.Context, stream string, fromRevision uint
 
 // ReadStream implements es.Store.
 func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]es.Event, error) {
+	ctx, done, err := s.begin(ctx, s.all)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	rs, err := s.readStream(ctx, stream, revisionOf(from), limit)
 	if err != nil {
 		return nil, err
@@ -323,6 +393,11 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 // ReadAll implements es.Store. It pages through $all from the position on,
 // filtering in the client (see the package comment).
 func (s *Store) ReadAll(ctx context.Context, after es.Position, limit int, f es.Filter) ([]es.Event, error) {
+	ctx, done, err := s.begin(ctx, s.all)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	afterPos, hasAfter, err := decodePosition(after)
 	if err != nil {
 		return nil, err
@@ -378,6 +453,11 @@ func (s *Store) ReadAll(ctx context.Context, after es.Position, limit int, f es.
 // after the position (subscriptions exclude their start), filtered on the
 // server: it returns at the first event of this store after the position.
 func (s *Store) WaitForEvents(ctx context.Context, after es.Position) error {
+	ctx, done, err := s.begin(ctx, s.waits)
+	if err != nil {
+		return err
+	}
+	defer done()
 	pos, ok, err := decodePosition(after)
 	if err != nil {
 		return err
@@ -391,8 +471,8 @@ func (s *Store) WaitForEvents(ctx context.Context, after es.Position) error {
 	}
 	sub, err := s.client.SubscribeToAll(ctx, opts)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if cerr := contextEnded(ctx); cerr != nil {
+			return cerr
 		}
 		return mapError("subscribe to $all", err)
 	}
@@ -406,10 +486,23 @@ func (s *Store) WaitForEvents(ctx context.Context, after es.Position) error {
 				return nil
 			}
 		case ev.SubscriptionDropped != nil:
-			if ctx.Err() != nil {
-				return ctx.Err()
+			if cerr := contextEnded(ctx); cerr != nil {
+				return cerr
 			}
 			return mapError("subscription to $all dropped", ev.SubscriptionDropped.Error)
 		}
 	}
+}
+
+// contextEnded returns ctx's error once its deadline has passed, even in the
+// instant before ctx itself says so: gRPC's own timer may end a call first,
+// and callers must see context.DeadlineExceeded rather than a dropped call.
+func contextEnded(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
