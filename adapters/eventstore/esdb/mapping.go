@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -68,6 +69,13 @@ func decodePosition(p es.Position) (pos esdb.Position, ok bool, err error) {
 		return esdb.Position{}, false, fmt.Errorf("esdb: bad position %q", p)
 	}
 	return esdb.Position{Commit: commit, Prepare: prepare}, true, nil
+}
+
+// hasPosition tells a $all position from the "none" that servers before
+// 22.6 send for events read from a stream (all bits set). Such events read
+// with no Position.
+func hasPosition(p esdb.Position) bool {
+	return p.Commit != math.MaxUint64 && p.Prepare != math.MaxUint64
 }
 
 // positionAfter tells whether a lies after b in $all.
@@ -142,12 +150,17 @@ func toEvent(r *esdb.RecordedEvent) (es.Event, string) {
 	if len(r.Data) > 0 {
 		data = json.RawMessage(r.Data)
 	}
+	var pos es.Position
+	var global int64
+	if hasPosition(r.Position) {
+		pos, global = encodePosition(r.Position), int64(r.Position.Prepare)
+	}
 	return es.Event{
 		ID:             r.EventID,
 		Stream:         r.StreamID,
 		Version:        versionOf(r.EventNumber),
-		Position:       encodePosition(r.Position),
-		GlobalPosition: int64(r.Position.Prepare),
+		Position:       pos,
+		GlobalPosition: global,
 		Type:           r.EventType,
 		SchemaVersion:  sv,
 		Data:           data,

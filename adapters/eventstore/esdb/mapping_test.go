@@ -194,6 +194,10 @@ func TestEventRoundTrip(t *testing.T) {
 	if e.Position != encodePosition(r.Position) || e.GlobalPosition != 880 {
 		t.Errorf("position = %q, global %d", e.Position, e.GlobalPosition)
 	}
+	r.Position = esdb.Position{Commit: math.MaxUint64, Prepare: math.MaxUint64} // a stream read on a server before 22.6
+	if e, _ := toEvent(r); e.Position != es.Start || e.GlobalPosition != 0 {
+		t.Errorf("no position read as %q/%d", e.Position, e.GlobalPosition)
+	}
 	r.Data = nil
 	if e, _ := toEvent(r); e.Data != nil {
 		t.Errorf("empty data read as %q, want nil", e.Data)

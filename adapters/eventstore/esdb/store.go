@@ -9,7 +9,10 @@
 //     no-stream, stream-exists, exact).
 //   - Positions: the $all position (commit, prepare) as 32 lower-case hex
 //     digits, so that string order is log order. GlobalPosition is the
-//     prepare position: rising in log order, not contiguous.
+//     prepare position: rising in log order, not contiguous. Servers before
+//     22.6 send no position with events read from a stream: ReadStream then
+//     returns events without one (ReadAll's always have one), and an append
+//     takes the position the server reports for it. Use 22.6 or later.
 //   - Metadata: es.Metadata's JSON fields, plus schema_version and append_id,
 //     are the event's user metadata (see envelope).
 //   - Idempotency: EventStoreDB acknowledges a retried append (same event ids
@@ -215,7 +218,13 @@ func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedV
 	if err != nil {
 		return es.AppendResult{}, err
 	}
-	return checkStored(stream, events, stored, appendID)
+	result, err := checkStored(stream, events, stored, appendID)
+	if err == nil && result.Position == es.Start {
+		// A server before 22.6 gives stream reads no $all position: take the
+		// append's, which is its last event's.
+		result.Position = encodePosition(esdb.Position{Commit: res.CommitPosition, Prepare: res.PreparePosition})
+	}
+	return result, err
 }
 
 // validate rejects what no adapter stores, and names of EventStoreDB's
