@@ -43,11 +43,13 @@ type Config struct {
 	FetchAllowPrivate bool
 }
 
-// LLMConfig is COMPANIN_LLM_BASE_URL, COMPANIN_LLM_API_KEY and COMPANIN_LLM_MODEL.
+// LLMConfig is COMPANIN_LLM_BASE_URL, COMPANIN_LLM_API_KEY,
+// COMPANIN_LLM_MODEL and COMPANIN_LLM_TIMEOUT (one attempt, default 30s).
 type LLMConfig struct {
 	BaseURL string
 	APIKey  string
 	Model   string
+	Timeout time.Duration
 }
 
 // Event store choices.
@@ -86,6 +88,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.ReplyWait, err = parseDuration(get("COMPANIN_REPLY_WAIT", "30s")); err != nil {
 		errs = append(errs, fmt.Errorf("COMPANIN_REPLY_WAIT: %w", err))
+	}
+	if c.LLM.Timeout, err = parseDuration(get("COMPANIN_LLM_TIMEOUT", "30s")); err != nil || c.LLM.Timeout == 0 {
+		errs = append(errs, fmt.Errorf("COMPANIN_LLM_TIMEOUT: want a positive duration such as 30s, got %q", getenv("COMPANIN_LLM_TIMEOUT")))
 	}
 	if c.FetchAllowPrivate, err = strconv.ParseBool(get("COMPANIN_FETCH_ALLOW_PRIVATE", "false")); err != nil {
 		errs = append(errs, fmt.Errorf("COMPANIN_FETCH_ALLOW_PRIVATE: want true or false, got %q", getenv("COMPANIN_FETCH_ALLOW_PRIVATE")))

@@ -10,9 +10,11 @@ import (
 	"github.com/companin/companin/adapters/eventstore/shred"
 	"github.com/companin/companin/adapters/extract"
 	"github.com/companin/companin/adapters/fetch"
+	"github.com/companin/companin/adapters/llm"
 	"github.com/companin/companin/adapters/messaging"
 	"github.com/companin/companin/adapters/replies"
 	"github.com/companin/companin/commands"
+	"github.com/companin/companin/domain/answer"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/knowledge"
 	"github.com/companin/companin/projections"
@@ -86,13 +88,21 @@ func addWorkers(rt *messaging.Runtime, cfg Config, store es.Store, pool *pgxpool
 	}
 	rt.AddWorker(ingestionWorker, es.Filter{Types: knowledge.IngestionTriggers}, ingest.HandleEvent)
 
-	engine, name, err := replies.EngineFromEnv()
-	if err != nil {
-		return err
-	}
+	engine, name := answerEngine(cfg.LLM)
 	log.Info("answers", "engine", name)
 	replies.Register(rt, replies.NewWorker(store, pool, engine))
 	return nil
+}
+
+// answerEngine is the OpenAI-compatible model cfg names (falling back to the
+// embedded engine when it fails), or the embedded engine alone; name says
+// which, for the startup log.
+func answerEngine(cfg LLMConfig) (engine answer.StreamingEngine, name string) {
+	if cfg.BaseURL == "" {
+		return answer.NewEmbedded(), answer.EngineName
+	}
+	return llm.New(llm.Config{BaseURL: cfg.BaseURL, APIKey: cfg.APIKey, Model: cfg.Model, Timeout: cfg.Timeout}, answer.NewEmbedded()),
+		fmt.Sprintf("%s (%s at %s)", llm.EngineName, cfg.Model, cfg.BaseURL)
 }
 
 // readModels lists every projection. serve runs them; `projections rebuild`
