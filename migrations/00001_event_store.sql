@@ -45,6 +45,9 @@ CREATE INDEX events_organization_position_idx
 -- Status: 'ok' (appended or empty batch accepted), 'stored' (some ids are
 -- already stored: the caller decides between a retry and a conflict),
 -- 'wrong_version' (version holds the stream's current version).
+-- p_notify sends the NOTIFY inside the transaction. The Go adapter passes
+-- false and notifies after the commit: PostgreSQL serialises the commits of
+-- notifying transactions, which would cost most of the write throughput.
 -- +goose StatementBegin
 CREATE FUNCTION event_store_append(
     p_stream text, p_expected_kind integer, p_expected_version bigint,

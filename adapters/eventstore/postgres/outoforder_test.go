@@ -155,7 +155,11 @@ func pausedAppend(ctx context.Context, s *Store, exec func(context.Context, stri
 	time.Sleep(time.Duration(10+rng.IntN(150)) * time.Millisecond)
 	switch kind {
 	case "slow":
-		return tx.Commit(ctx)
+		if err := tx.Commit(ctx); err != nil {
+			return err
+		}
+		s.committed()
+		return nil
 	case "rollback":
 		return tx.Rollback(ctx)
 	default:

@@ -37,12 +37,16 @@ type Store struct {
 	idleFallback    time.Duration
 	pendingFallback time.Duration
 
-	mu        sync.Mutex
-	changed   chan struct{} // closed and replaced whenever the log may have grown
-	listening bool
-	stop      context.CancelFunc
-	stopped   chan struct{}
-	closed    bool
+	// background goroutines (the listener, the notifier) live until Close
+	bg       context.Context
+	stop     context.CancelFunc
+	running  sync.WaitGroup
+	listen1  sync.Once
+	notify1  sync.Once
+	announce chan struct{} // buffered 1: commits not yet announced to other processes
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced whenever the log may have grown
 }
 
 // Option tunes a Store.
@@ -63,7 +67,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 		idleFallback:    30 * time.Second,
 		pendingFallback: 500 * time.Millisecond,
 		changed:         make(chan struct{}),
+		announce:        make(chan struct{}, 1),
 	}
+	s.bg, s.stop = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(s)
 	}
@@ -105,16 +111,11 @@ func raiseEpochAfterRestore(ctx context.Context, pool *pgxpool.Pool) error {
 	})
 }
 
-// Close stops the listening connection. Waiters return when their contexts end.
+// Close stops the listening connection and the notifier. Waiters return when
+// their contexts end.
 func (s *Store) Close() {
-	s.mu.Lock()
-	s.closed = true
-	stop, stopped := s.stop, s.stopped
-	s.mu.Unlock()
-	if stop != nil {
-		stop()
-		<-stopped
-	}
+	s.stop()
+	s.running.Wait()
 }
 
 // querier is what an append needs: the pool (one statement, one transaction)
@@ -129,9 +130,56 @@ type querier interface {
 func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedVersion, events ...es.NewEvent) (es.AppendResult, error) {
 	res, err := s.append(ctx, s.pool, stream, expected, events)
 	if err == nil && !res.Replayed && len(events) > 0 {
-		s.broadcast() // waiters of this process need not wait for the round trip through NOTIFY
+		s.committed()
 	}
 	return res, err
+}
+
+// committed announces an append after its commit: at once to the waiters of
+// this process, and through a NOTIFY sent by the notifier to the others.
+//
+// The NOTIFY is not sent inside the append's transaction. PostgreSQL
+// serialises the commits of all transactions that notify (a database-wide
+// lock held until the commit record is flushed), which cut 16 writers on this
+// machine to the rate of one (about 120 appends/s instead of 1,700). Sent
+// afterwards, from a transaction without a transaction id, it costs no flush,
+// and one NOTIFY announces every commit of a few milliseconds (notifyEvery).
+// If the process dies between a commit and its NOTIFY, waiters in
+// other processes find the event at their fallback timeout.
+func (s *Store) committed() {
+	s.broadcast()
+	s.notify1.Do(func() {
+		s.running.Add(1)
+		go s.notifier()
+	})
+	select {
+	case s.announce <- struct{}{}:
+	default: // a NOTIFY is pending already; it will cover this commit
+	}
+}
+
+// notifyEvery bounds the NOTIFYs one store sends: every commit within it is
+// announced by one NOTIFY at its end. Each NOTIFY is a statement of its own,
+// and under load one per commit would cost as much as the appends.
+const notifyEvery = 5 * time.Millisecond
+
+func (s *Store) notifier() {
+	defer s.running.Done()
+	for {
+		select {
+		case <-s.bg.Done():
+			return
+		case <-s.announce:
+		}
+		sent := time.Now()
+		// An error leaves waiters elsewhere to their fallback timeout.
+		_, _ = s.pool.Exec(s.bg, "SELECT pg_notify($1, '')", Channel)
+		select {
+		case <-s.bg.Done():
+			return
+		case <-time.After(time.Until(sent.Add(notifyEvery))):
+		}
+	}
 }
 
 func (s *Store) append(ctx context.Context, q querier, stream string, expected es.ExpectedVersion, events []es.NewEvent) (es.AppendResult, error) {
@@ -166,7 +214,7 @@ func (s *Store) append(ctx context.Context, q querier, stream string, expected e
 	var cur int64
 	err := q.QueryRow(ctx,
 		`SELECT status, version, epoch, transaction_id, global_position
-		 FROM event_store_append($1, $2, $3, $4, $5, $6, $7, $8, $9, true)`,
+		 FROM event_store_append($1, $2, $3, $4, $5, $6, $7, $8, $9, false)`,
 		stream, kind, int64(version), ids, types, schemaVersions, data, metadata, orgs,
 	).Scan(&status, &cur, &pos.epoch, &pos.txid, &pos.global)
 	if err != nil {
@@ -243,7 +291,9 @@ func expectation(x es.ExpectedVersion) (kind int32, version uint64) {
 	return 0, 0
 }
 
-const columns = `event_id, stream, version, epoch, transaction_id::text, global_position,
+// columns of an event. The transaction id leaves as text named txid: under
+// its own name it would shadow the column in ORDER BY and sort as text.
+const columns = `event_id, stream, version, epoch, transaction_id::text AS txid, global_position,
 	type, schema_version, data, metadata, recorded_at`
 
 func query(ctx context.Context, q querier, sql string, args ...any) ([]es.Event, error) {
@@ -297,7 +347,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 // visibleBelow is the reader's horizon: events of older epochs, and events of
 // the current epoch whose transaction began before the oldest one running.
 // Everything below it has committed or rolled back for good.
-const visibleBelow = `(epoch, transaction_id) < (
+const visibleBelow = `(e.epoch, e.transaction_id) < (
 	(SELECT s.epoch FROM event_store_epoch s),
 	(SELECT pg_snapshot_xmin(pg_current_snapshot())))`
 
@@ -308,8 +358,8 @@ func (s *Store) ReadAll(ctx context.Context, after es.Position, limit int, f es.
 		return nil, err
 	}
 	var sql strings.Builder
-	sql.WriteString(`SELECT ` + columns + ` FROM events
-		WHERE (epoch, transaction_id, global_position) > ($1, $2::text::xid8, $3) AND ` + visibleBelow)
+	sql.WriteString(`SELECT ` + columns + ` FROM events e
+		WHERE (e.epoch, e.transaction_id, e.global_position) > ($1, $2::text::xid8, $3) AND ` + visibleBelow)
 	args := []any{p.epoch, p.txid, p.global, limitArg(limit)}
 	if len(f.Types) > 0 {
 		args = append(args, f.Types)
@@ -323,7 +373,12 @@ func (s *Store) ReadAll(ctx context.Context, after es.Position, limit int, f es.
 		args = append(args, f.OrganizationID)
 		fmt.Fprintf(&sql, " AND organization_id = $%d", len(args))
 	}
-	sql.WriteString(" ORDER BY epoch, transaction_id, global_position LIMIT $4")
+	if f.OrganizationID != "" {
+		// The same order, spelled so that the planner walks the organization's index.
+		sql.WriteString(" ORDER BY e.organization_id, e.epoch, e.transaction_id, e.global_position LIMIT $4")
+	} else {
+		sql.WriteString(" ORDER BY e.epoch, e.transaction_id, e.global_position LIMIT $4")
+	}
 	events, err := query(ctx, s.pool, sql.String(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read all after %q: %w", after, err)
@@ -352,9 +407,9 @@ func (s *Store) WaitForEvents(ctx context.Context, after es.Position) error {
 	err = s.pool.QueryRow(ctx, `
 		SELECT coalesce((
 			SELECT CASE WHEN `+visibleBelow+` THEN 1 ELSE 2 END
-			FROM events
-			WHERE (epoch, transaction_id, global_position) > ($1, $2::text::xid8, $3)
-			ORDER BY epoch, transaction_id, global_position LIMIT 1), 0)`,
+			FROM events e
+			WHERE (e.epoch, e.transaction_id, e.global_position) > ($1, $2::text::xid8, $3)
+			ORDER BY e.epoch, e.transaction_id, e.global_position LIMIT 1), 0)`,
 		p.epoch, p.txid, p.global).Scan(&state)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -384,14 +439,12 @@ func (s *Store) WaitForEvents(ctx context.Context, after es.Position) error {
 // subscribe returns a channel closed at the next sign that the log grew,
 // starting the listening connection on first use.
 func (s *Store) subscribe() <-chan struct{} {
+	s.listen1.Do(func() {
+		s.running.Add(1)
+		go s.listen()
+	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.listening && !s.closed {
-		s.listening = true
-		ctx, cancel := context.WithCancel(context.Background())
-		s.stop, s.stopped = cancel, make(chan struct{})
-		go s.listen(ctx, s.stopped)
-	}
 	return s.changed
 }
 
@@ -405,8 +458,9 @@ func (s *Store) broadcast() {
 // listen keeps one connection LISTENing on Channel and wakes every waiter on
 // each notification. After a reconnect it wakes them too: notifications sent
 // while it was away are lost, so waiters must look again.
-func (s *Store) listen(ctx context.Context, stopped chan struct{}) {
-	defer close(stopped)
+func (s *Store) listen() {
+	defer s.running.Done()
+	ctx := s.bg
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := s.listenOnce(ctx)

@@ -7,6 +7,8 @@ import (
 	"github.com/companin/companin/adapters/eventstore/contract"
 	"github.com/companin/companin/adapters/postgres/pgtest"
 	"github.com/companin/companin/domain/es"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 func newStore(t *testing.T) *Store {
@@ -21,4 +23,73 @@ func newStore(t *testing.T) *Store {
 
 func TestContract(t *testing.T) {
 	contract.Run(t, func(t *testing.T) es.Store { return newStore(t) })
+}
+
+// TestGlobalOrderIsNumericAndSurvivesRestore: transaction ids order the log
+// as numbers (999 before 1000), and after a logical restore, where the server
+// hands out ids below the restored ones, New raises the epoch so that new
+// events follow the restored ones and old checkpoints stay valid.
+func TestGlobalOrderIsNumericAndSurvivesRestore(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	insert := func(txid, stream string) {
+		t.Helper()
+		if _, err := pool.Exec(ctx, `INSERT INTO events (epoch, transaction_id, event_id, stream, version, type)
+			VALUES (0, $1::text::xid8, gen_random_uuid(), $2, 1, 'Restored')`, txid, stream); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert("1000", "session-b")
+	insert("999", "session-a")
+	s := newStoreOn(t, pool)
+	all, err := s.ReadAll(ctx, es.Start, 0, es.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[0].Stream != "session-a" || all[1].Stream != "session-b" {
+		t.Fatalf("read %v, want the event of transaction 999 before that of 1000", all)
+	}
+
+	// Rows restored from a server that had handed out far more transaction ids.
+	insert("90000000000", "session-restored")
+	s = newStoreOn(t, pool)
+	var epoch int
+	if err := pool.QueryRow(ctx, "SELECT epoch FROM event_store_epoch").Scan(&epoch); err != nil || epoch != 1 {
+		t.Fatalf("epoch %d (%v), want it raised to 1", epoch, err)
+	}
+	res, err := s.Append(ctx, "session-new", es.NoStream, es.NewEvent{ID: uuid.New(), Type: "SessionStarted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkpoint := all[1].Position
+	var after []es.Event
+	for len(after) < 2 {
+		if after, err = s.ReadAll(ctx, checkpoint, 0, es.Filter{}); err != nil {
+			t.Fatal(err)
+		}
+		if len(after) < 2 {
+			if err := s.WaitForEvents(ctx, checkpoint); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(after) != 2 || after[0].Stream != "session-restored" || after[1].Stream != "session-new" || after[1].Position != res.Position {
+		t.Fatalf("after the old checkpoint: %v, want the restored event, then the new one", after)
+	}
+	if _, err := New(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, "SELECT epoch FROM event_store_epoch").Scan(&epoch); err != nil || epoch != 1 {
+		t.Fatalf("epoch %d (%v) after a second start, want 1", epoch, err)
+	}
+}
+
+func newStoreOn(t *testing.T, pool *pgxpool.Pool) *Store {
+	t.Helper()
+	s, err := New(context.Background(), pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
 }
