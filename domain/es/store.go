@@ -113,6 +113,9 @@ type Store interface {
 	// ReadAll returns up to limit events of the global log after the given
 	// position, in global order. Readers that page through it from Start see
 	// every committed event exactly once, never skipping one that commits late.
+	// An appended event may reach ReadAll a moment after Append returns (the
+	// PostgreSQL adapter shows it once every older transaction on the server
+	// has ended), never out of order: wait with WaitForEvents, do not assume.
 	ReadAll(ctx context.Context, after Position, limit int, filter Filter) ([]Event, error)
 	// WaitForEvents blocks until the global log may hold events after the given
 	// position, or ctx ends. It may return early; callers read and wait again.
