@@ -165,8 +165,10 @@ func TestPoisonEventStopsProjectionWithoutSkipping(t *testing.T) {
 		c := newCounter(t, pool, "stuck")
 		var broken atomic.Bool
 		broken.Store(true)
+		var attempts atomic.Int64
 		c.fail = func(e es.Event) error {
 			if e.Stream == "counter-0" && e.Version == 2 && broken.Load() {
+				attempts.Add(1)
 				return errors.New("cannot handle this event")
 			}
 			return nil
@@ -190,6 +192,8 @@ func TestPoisonEventStopsProjectionWithoutSkipping(t *testing.T) {
 		if lastError == nil || !strings.Contains(*lastError, "cannot handle this event") {
 			t.Fatalf("last_error = %v", lastError)
 		}
+		// 1 attempt + 2 router retries, then nacked and redelivered at least once.
+		waitFor(t, 30*time.Second, "a redelivery", func() bool { return attempts.Load() >= 4 })
 		broken.Store(false)
 		if err := rt.WaitForProjections(waitCtx(t, 60*time.Second), pos); err != nil {
 			t.Fatal(err)

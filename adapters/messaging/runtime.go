@@ -1,21 +1,3 @@
-// Package messaging runs Companin's event consumers: projections, which write
-// read models, and workers, which act on events (reply, ingestion). Every
-// consumer runs under a watermill message.Router (recoverer, retry with
-// backoff, correlation id, metrics) fed by subscribers that read the event log
-// from the consumer's checkpoint.
-//
-// Guarantees:
-//   - A projection's read-model writes and its checkpoint commit in one
-//     transaction, with a compare-and-set on the checkpoint: each event's effect
-//     commits exactly once, whatever crashes or retries happen.
-//   - A projection runs in one process at a time (advisory-lock leadership);
-//     another process takes over when the holder dies. It never skips an event:
-//     a failing event is retried with backoff until it succeeds (the projection
-//     stops there, its error recorded on its checkpoint row), because a read
-//     model built from a log with holes is wrong in ways nobody notices.
-//   - A worker's events are shared by all processes through a jobs table
-//     (competing consumers with leases): at-least-once delivery, events of one
-//     stream in log order, a job that keeps failing parked as failed.
 package messaging
 
 import (
