@@ -154,21 +154,95 @@ func TestSIGKILLDuringWritesLosesNothingAcknowledged(t *testing.T) {
 			t.Errorf("acknowledged assistant %s (%s): GET %d %s", id, name, status, body)
 		}
 	}
+	// A write whose commit reached PostgreSQL just before the kill commits
+	// without being acknowledged: count the log again now.
+	logged := map[string]bool{}
+	for _, e := range in.export("--types", assistant.TypeCreated, "--organization", org.OrganizationID) {
+		if logged[e.Stream] {
+			t.Errorf("%s created twice in the log", e.Stream)
+		}
+		logged[e.Stream] = true
+	}
 	listed := list(t, in, org, "/api/v1/assistants/")
-	if len(listed) != len(created) {
-		t.Errorf("read model lists %d assistants, the log created %d", len(listed), len(created))
+	if len(listed) != len(logged) {
+		t.Errorf("read model lists %d assistants, the log created %d", len(listed), len(logged))
 	}
-	seen := map[string]int{}
-	for _, sess := range sessions {
-		for _, m := range list(t, in, org, "/api/v1/sessions/"+sess+"/messages") {
-			seen[m]++
+	for _, id := range listed {
+		if !logged["assistant-"+id] {
+			t.Errorf("read model lists assistant %s that the log never created", id)
 		}
 	}
-	for id := range messages {
-		if seen[id] != 1 {
-			t.Errorf("acknowledged message %s listed %d times, want once", id, seen[id])
+	// Every acknowledged message is there once, and the reply worker, which
+	// resumes its jobs after the restart, answers each exactly once.
+	deadline = time.Now().Add(3 * time.Minute)
+	for {
+		seen, replies := map[string]int{}, map[string]int{}
+		for _, sess := range sessions {
+			for _, m := range listMessages(t, in, org, sess) {
+				seen[m.ID]++
+				if m.Role == "assistant" && m.ReplyTo != "" {
+					replies[m.ReplyTo]++
+				}
+			}
 		}
+		missing := 0
+		for id := range messages {
+			if seen[id] != 1 {
+				t.Fatalf("acknowledged message %s listed %d times, want once", id, seen[id])
+			}
+			if replies[id] > 1 {
+				t.Fatalf("message %s answered %d times", id, replies[id])
+			}
+			if replies[id] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acknowledged messages still unanswered after the restart", missing, len(messages))
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+type listedMessage struct {
+	ID      string `json:"id"`
+	Role    string `json:"role"`
+	ReplyTo string `json:"reply_to"`
+}
+
+func listMessages(t *testing.T, in *instance, org credentials, session string) []listedMessage {
+	var all []listedMessage
+	cursor := ""
+	for page := 0; page < 1000; page++ {
+		path := "/api/v1/sessions/" + session + "/messages?limit=100"
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		status, body := in.request("GET", path, org, nil)
+		if status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, status, body)
+		}
+		var env struct {
+			Data []listedMessage `json:"data"`
+			Meta struct {
+				HasMore    bool   `json:"has_more"`
+				NextCursor string `json:"next_cursor"`
+			} `json:"meta"`
+		}
+		if err := json.Unmarshal(body, &env); err != nil {
+			t.Fatalf("list: %v: %s", err, body)
+		}
+		all = append(all, env.Data...)
+		if !env.Meta.HasMore {
+			return all
+		}
+		cursor = env.Meta.NextCursor
+	}
+	t.Fatal("list never ends")
+	return nil
 }
 
 // post sends one write and returns the new resource's id and the status (0:

@@ -1,0 +1,93 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/companin/companin/domain"
+	"github.com/companin/companin/domain/assistant"
+	"github.com/companin/companin/domain/conversation"
+	"github.com/companin/companin/domain/message"
+	"github.com/companin/companin/domain/session"
+	"github.com/companin/companin/domain/usercontext"
+)
+
+var resourceFuzzSeeds = []string{
+	seedAssistant, seedSession, seedSessionMessage, seedConversation, seedConversationMessage, seedContext,
+	`{}`, `{"content":""}`, `{"content":"  \t "}`, `{"content":null}`, `{"content":["x"]}`, `{"metadata":[]}`,
+	`{"user_reference":"","traits":null}`, `{"user_reference":"u","traits":{"a":{"b":{"c":null}}}}`,
+	`{"name":"a","language":"pt_BR-x-private-tags-that-go-on","default_tasks":["", "x"]}`,
+	`{"locale":"zh-Hant-TW","visitor_id":"` + strings.Repeat("v", 300) + `"}`, `{"content":"\u0000"}`,
+}
+
+// FuzzResourceBodies: whatever a client sends to the message, context,
+// session, conversation and assistant endpoints, decoding and the domain's
+// parsing answer a 4xx (a field error for rule violations), never panic and
+// never anything that would become a 5xx.
+func FuzzResourceBodies(f *testing.F) {
+	for _, s := range resourceFuzzSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		check := func(kind string, err error) {
+			if err == nil {
+				return
+			}
+			var ae *apiError
+			var ie *domain.InvalidError
+			if !errors.As(err, &ae) && !errors.As(err, &ie) {
+				t.Fatalf("%s: body %q: %v is not a client error", kind, body, err)
+			}
+			rec := httptest.NewRecorder()
+			failResource(rec, httptest.NewRequest(http.MethodPost, "/", nil), err)
+			if rec.Code < 400 || rec.Code >= 500 {
+				t.Fatalf("%s: body %q answered %d", kind, body, rec.Code)
+			}
+		}
+		var msg postMessageRequest
+		err := decodeBytes(body, &msg)
+		if err == nil {
+			_, err = message.ParseContent(deref(msg.Content))
+			if err == nil {
+				_, err = domain.Object("metadata", msg.Metadata)
+			}
+		}
+		check("message", err)
+
+		var uc saveContextRequest
+		err = decodeBytes(body, &uc)
+		if err == nil {
+			if _, err = usercontext.ParseReference(deref(uc.UserReference)); err == nil {
+				var traits map[string]any
+				if traits, err = usercontext.ParseTraits(uc.Traits); err == nil {
+					usercontext.MergePatch(map[string]any{"k": map[string]any{"x": 1}}, traits)
+				}
+			}
+		}
+		check("context", err)
+
+		var ss startSessionRequest
+		err = decodeBytes(body, &ss)
+		if err == nil {
+			_, err = session.ParseStart(deref(ss.VisitorID), deref(ss.Locale), ss.Metadata)
+		}
+		check("session", err)
+
+		var sc startConversationRequest
+		err = decodeBytes(body, &sc)
+		if err == nil {
+			_, err = conversation.ParseStart(deref(sc.CustomerID), deref(sc.Title), deref(sc.Locale), sc.Metadata)
+		}
+		check("conversation", err)
+
+		var sa assistantRequest
+		err = decodeBytes(body, &sa)
+		if err == nil {
+			_, err = assistant.ParseSettings(sa.input())
+		}
+		check("assistant", err)
+	})
+}
