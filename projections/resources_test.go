@@ -38,34 +38,24 @@ func setup(t *testing.T) (context.Context, *shred.Store, *pgxpool.Pool) {
 
 func str(s string) *string { return &s }
 
-// catchUp runs the projections until their checkpoints reach the log's head
-// as it is now. One CatchUp may stop short while another test's transaction,
-// anywhere on the server, holds back the log's visible horizon.
-func catchUp(t *testing.T, ctx context.Context, store es.Store, pool *pgxpool.Pool) {
+// catchUp runs the projections until their checkpoints reach pos (the
+// position of the test's last append). One CatchUp may stop short: the log
+// shows only what lies below the oldest transaction still open on the
+// server, and other tests' transactions hold that back.
+func catchUp(t *testing.T, ctx context.Context, store es.Store, pool *pgxpool.Pool, pos es.Position) {
 	t.Helper()
-	var head es.Position
-	for {
-		page, err := store.ReadAll(ctx, head, 1000, es.Filter{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(page) == 0 {
-			break
-		}
-		head = page[len(page)-1].Position
-	}
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if err := messaging.CatchUp(ctx, store, pool, resources()...); err != nil {
 			t.Fatal(err)
 		}
 		behind := 0
 		for _, p := range resources() {
-			var pos string
-			if err := pool.QueryRow(ctx, `SELECT position FROM consumer_checkpoints WHERE name = $1`, p.Name()).Scan(&pos); err != nil {
+			var cp string
+			if err := pool.QueryRow(ctx, `SELECT position FROM consumer_checkpoints WHERE name = $1`, p.Name()).Scan(&cp); err != nil {
 				t.Fatal(err)
 			}
-			if head.After(es.Position(pos)) {
+			if pos.After(es.Position(cp)) {
 				behind++
 			}
 		}
@@ -73,7 +63,7 @@ func catchUp(t *testing.T, ctx context.Context, store es.Store, pool *pgxpool.Po
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("projections behind %s", head)
+			t.Fatalf("projections behind %s", pos)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -93,10 +83,11 @@ func TestReadModelsFollowTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (commands.PostMessageHandler{Store: store}).Handle(ctx, commands.PostMessage{Kind: session.Kind, ThreadID: s.ID, Content: "Hello"}); err != nil {
+	m, err := commands.PostMessageHandler{Store: store}.Handle(ctx, commands.PostMessage{Kind: session.Kind, ThreadID: s.ID, Content: "Hello"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	catchUp(t, ctx, store, pool)
+	catchUp(t, ctx, store, pool, m.Position)
 	var tone, tasks string
 	if err := pool.QueryRow(ctx, `SELECT tone, default_tasks::text FROM assistants WHERE id = $1`, a.ID).Scan(&tone, &tasks); err != nil {
 		t.Fatal(err)
@@ -112,10 +103,11 @@ func TestReadModelsFollowTheLog(t *testing.T) {
 	if count != 1 || content != "Hello" {
 		t.Fatalf("session: %d %q", count, content)
 	}
-	if _, err := (commands.DeleteAssistantHandler{Store: store}).Handle(ctx, commands.DeleteAssistant{ID: a.ID}); err != nil {
+	d, err := commands.DeleteAssistantHandler{Store: store}.Handle(ctx, commands.DeleteAssistant{ID: a.ID})
+	if err != nil {
 		t.Fatal(err)
 	}
-	catchUp(t, ctx, store, pool)
+	catchUp(t, ctx, store, pool, d.Position)
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM assistants`).Scan(&count); err != nil || count != 0 {
 		t.Fatalf("deleted assistant still listed: %d %v", count, err)
 	}
@@ -142,17 +134,21 @@ func TestErasureSurvivesRebuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var last es.Position
 	for _, th := range []commands.Written{c, other} {
-		if _, err := (commands.PostMessageHandler{Store: store}).Handle(ctx, commands.PostMessage{Kind: conversation.Kind, ThreadID: th.ID, Content: "my order 4711 for John Doe"}); err != nil {
+		m, err := commands.PostMessageHandler{Store: store}.Handle(ctx, commands.PostMessage{Kind: conversation.Kind, ThreadID: th.ID, Content: "my order 4711 for John Doe"})
+		if err != nil {
 			t.Fatal(err)
 		}
+		last = m.Position
 	}
-	catchUp(t, ctx, store, pool)
+	catchUp(t, ctx, store, pool, last)
 	var traits string
 	if err := pool.QueryRow(ctx, `SELECT traits::text FROM user_contexts WHERE id = $1`, uc.ID).Scan(&traits); err != nil || !strings.Contains(traits, "premium") || !strings.Contains(traits, "John Doe") {
 		t.Fatalf("traits before erasure: %s %v", traits, err)
 	}
-	if _, err := (commands.EraseUserContextHandler{Store: store, Eraser: store}).Handle(ctx, commands.EraseUserContext{Ref: "user-456"}); err != nil {
+	erased, err := commands.EraseUserContextHandler{Store: store, Eraser: store}.Handle(ctx, commands.EraseUserContext{Ref: "user-456"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	// The conversation of an erased person takes no more messages.
@@ -161,7 +157,7 @@ func TestErasureSurvivesRebuild(t *testing.T) {
 	}
 	check := func(t *testing.T, when string) {
 		t.Helper()
-		catchUp(t, ctx, store, pool)
+		catchUp(t, ctx, store, pool, erased.Position)
 		var dump string
 		err := pool.QueryRow(ctx, `SELECT concat_ws('|',
 			(SELECT string_agg(coalesce(user_reference,'')||coalesce(traits::text,''), ',') FROM user_contexts),
