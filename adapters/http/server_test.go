@@ -46,7 +46,8 @@ type testOrg struct {
 // adds a projection lists it here.
 func testProjections() []messaging.Projection {
 	return []messaging.Projection{projections.Organizations{}, projections.Knowledge{},
-		projections.Assistants{}, projections.Conversations{}, projections.UserContexts{}}
+		projections.Assistants{}, projections.Conversations{}, projections.UserContexts{},
+		projections.WidgetConfigs{}}
 }
 
 type testOption func(*Deps)

@@ -114,5 +114,6 @@ func readModels() []messaging.Projection {
 		projections.Conversations{},
 		projections.UserContexts{},
 		projections.Knowledge{},
+		projections.WidgetConfigs{},
 	}
 }
