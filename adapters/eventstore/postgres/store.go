@@ -135,8 +135,11 @@ func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedV
 	return res, err
 }
 
-// committed announces an append after its commit: at once to the waiters of
-// this process, and through a NOTIFY sent by the notifier to the others.
+// committed announces an append after its commit: to the waiters of this
+// process directly, and through a NOTIFY to the others. Both go through the
+// notifier, which wakes waiters at most once per notifyEvery however many
+// appends commit, so that a busy store does not make every waiter query the
+// log once per append.
 //
 // The NOTIFY is not sent inside the append's transaction. PostgreSQL
 // serialises the commits of all transactions that notify (a database-wide
@@ -147,7 +150,6 @@ func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedV
 // If the process dies between a commit and its NOTIFY, waiters in
 // other processes find the event at their fallback timeout.
 func (s *Store) committed() {
-	s.broadcast()
 	s.notify1.Do(func() {
 		s.running.Add(1)
 		go s.notifier()
@@ -158,9 +160,9 @@ func (s *Store) committed() {
 	}
 }
 
-// notifyEvery bounds the NOTIFYs one store sends: every commit within it is
-// announced by one NOTIFY at its end. Each NOTIFY is a statement of its own,
-// and under load one per commit would cost as much as the appends.
+// notifyEvery bounds the announcements of one store: every commit within it
+// is announced once at its end. Each NOTIFY is a statement of its own, and
+// under load one per commit would cost as much as the appends.
 const notifyEvery = 5 * time.Millisecond
 
 func (s *Store) notifier() {
@@ -172,6 +174,7 @@ func (s *Store) notifier() {
 		case <-s.announce:
 		}
 		sent := time.Now()
+		s.broadcast()
 		// An error leaves waiters elsewhere to their fallback timeout.
 		_, _ = s.pool.Exec(s.bg, "SELECT pg_notify($1, '')", Channel)
 		select {
