@@ -304,8 +304,23 @@ func TestRebuildGivesIdenticalResults(t *testing.T) {
 			done <- last
 		}()
 		fresh := newCounter(t, pool, "rebuilt") // another instance: the CLI's
+		// While the rebuild applies events, the live runner applies none.
+		liveAtStart, concurrent := int64(-1), false
+		fresh.fail = func(es.Event) error {
+			if liveAtStart < 0 {
+				liveAtStart = live.applied.Load()
+			} else if live.applied.Load() != liveAtStart {
+				concurrent = true
+			}
+			time.Sleep(time.Millisecond) // leave the live runner time to try
+			return nil
+		}
 		if err := messaging.Rebuild(ctx, store, pool, []messaging.Projection{fresh}, "rebuilt"); err != nil {
 			t.Fatal(err)
+		}
+		fresh.fail = nil
+		if concurrent {
+			t.Fatal("the live runner applied events while the rebuild ran")
 		}
 		pos = <-done
 		if err := rt.WaitForProjections(ctx, pos); err != nil {
