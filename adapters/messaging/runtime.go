@@ -78,7 +78,8 @@ func WithLeadershipInterval(d time.Duration) Option {
 }
 
 // WithLease sets how long a worker may hold a job before another process may
-// take it over. Make it longer than the slowest handler (LLM calls).
+// take it over (default 2 minutes). Make it longer than the slowest handler
+// (LLM calls): the handler's context ends at 90% of the lease.
 func WithLease(d time.Duration) Option { return func(c *config) { c.lease = d } }
 
 // WithMaxAttempts sets after how many failed attempts (errors or expired
