@@ -26,7 +26,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Channel is the LISTEN/NOTIFY channel every append notifies on commit.
+// Channel is the LISTEN/NOTIFY channel on which stores announce appends
+// after their commits (at most one NOTIFY per notifyEvery per store).
 const Channel = "companin_events"
 
 // Store implements es.Store on PostgreSQL. It is safe for concurrent use and
@@ -74,6 +75,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 		o(s)
 	}
 	if err := raiseEpochAfterRestore(ctx, pool); err != nil {
+		s.stop()
 		return nil, err
 	}
 	return s, nil
