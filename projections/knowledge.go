@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/knowledge"
@@ -60,7 +62,7 @@ func (Knowledge) Handle(ctx context.Context, tx pgx.Tx, e es.Event) error {
 
 // Reset empties the read model before a rebuild.
 func (Knowledge) Reset(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, `TRUNCATE knowledge_chunks, knowledge_sources`)
+	_, err := tx.Exec(ctx, `TRUNCATE knowledge_chunks, knowledge_sources, knowledge_terms`)
 	return err
 }
 
@@ -167,11 +169,34 @@ func ingest(ctx context.Context, tx pgx.Tx, ev knowledge.Ingested, when any) err
 	if err != nil {
 		return err
 	}
+	// Words seen stay in the vocabulary after their source goes: a stale word
+	// only lets a typo find nothing, and a rebuild drops it.
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO knowledge_terms (organization_id, term) SELECT $1, t FROM unnest($2::text[]) AS t
+		ON CONFLICT DO NOTHING`, org, terms(title+" "+strings.Join(bodies, " "))); err != nil {
+		return err
+	}
 	_, err = tx.Exec(ctx, `
 		UPDATE knowledge_sources SET status = 'ready', error = '', language = $2, pages = $3, chunk_count = $4,
 			fetched_url = $5, ingested_at = $6, updated_at = $6, title = $7
 		WHERE id = $1`, ev.KnowledgeID, ev.Language, ev.Pages, len(ids), ev.FetchedURL, when, title)
 	return err
+}
+
+// terms returns the distinct lower-case words of text worth correcting a
+// typo towards: four to forty letters or digits, not all digits.
+func terms(text string) []string {
+	seen := map[string]bool{}
+	out := []string{}
+	for _, w := range strings.FieldsFunc(strings.ToLower(text), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }) {
+		n := utf8.RuneCountInString(w)
+		if n < 4 || n > 40 || seen[w] || strings.IndexFunc(w, unicode.IsLetter) < 0 {
+			continue
+		}
+		seen[w] = true
+		out = append(out, w)
+	}
+	return out
 }
 
 // ChunkID is the stable id of a revision's chunk, so that a citation stays

@@ -274,6 +274,32 @@ func (s *Server) getKnowledge(w http.ResponseWriter, r *http.Request) {
 	writeData(w, r, http.StatusOK, k)
 }
 
+// listKnowledgeChunks shows how a source was cut into passages, with their
+// heading trails and pages: what search can find.
+func (s *Server) listKnowledgeChunks(w http.ResponseWriter, r *http.Request) {
+	id, err := knowledgeID(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	limit, cursor, err := pageOf(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	org := principalOf(r).OrganizationID
+	if _, err := queries.NewGetKnowledgeHandler(s.deps.Pool).Handle(r.Context(), org, id); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	items, more, next, err := queries.NewListKnowledgeChunksHandler(s.deps.Pool).Handle(r.Context(), org, id, limit, cursor)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeList(w, r, items, more, next)
+}
+
 // listKnowledge pages through the sources, newest first; ?kind=, ?status=
 // and ?assistant_id= filter.
 func (s *Server) listKnowledge(w http.ResponseWriter, r *http.Request) {

@@ -131,6 +131,15 @@ func TestKnowledgeSeedRequestsAndSearch(t *testing.T) {
 		t.Fatalf("after ingestion: %v", d)
 	}
 
+	r = ts.do(t, http.MethodGet, "/api/v1/knowledge/"+fileID+"/chunks?limit=100", ts.org, "")
+	chunks := r.json(t)["data"].([]any)
+	if r.Status != http.StatusOK || len(chunks) != int(d["chunk_count"].(float64)) {
+		t.Fatalf("chunks: %d %s", r.Status, r.Body)
+	}
+	if c := chunks[0].(map[string]any); c["page"] != float64(1) || len(c["title_path"].([]any)) == 0 || c["text"] == "" {
+		t.Errorf("first chunk: %v", c)
+	}
+
 	got := ts.search(t, ts.org, "how do I reset the admin password?")
 	if len(got) == 0 || !strings.Contains(got[0]["text"].(string), "reset button") {
 		t.Fatalf("password search: %v", got)

@@ -10,6 +10,7 @@ func (s *Server) knowledgeRoutes() {
 	s.handle(http.MethodPost, "/knowledge/search", ScopeAPI, s.searchKnowledge)
 	s.handle(http.MethodGet, "/knowledge", ScopeAPI, s.listKnowledge)
 	s.handle(http.MethodGet, "/knowledge/{id}", ScopeAPI, s.getKnowledge)
+	s.handle(http.MethodGet, "/knowledge/{id}/chunks", ScopeAPI, s.listKnowledgeChunks)
 	s.handle(http.MethodDelete, "/knowledge/{id}", ScopeAPI, s.removeKnowledge)
 	s.handle(http.MethodPost, "/knowledge/{id}/refresh", ScopeAPI, s.refreshKnowledge)
 }
