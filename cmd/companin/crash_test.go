@@ -203,7 +203,7 @@ func TestSIGKILLDuringWritesLosesNothingAcknowledged(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d acknowledged messages still unanswered after the restart", missing, len(messages))
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(time.Second)
 	}
 }
 

@@ -75,7 +75,8 @@ func newInstance(t *testing.T) *instance {
 			in.env = append(in.env, kv)
 		}
 	}
-	in.env = append(in.env, "DATABASE_URL="+in.db, "COMPANIN_ADDR="+in.addr, "COMPANIN_DATA_DIR="+t.TempDir())
+	in.env = append(in.env, "DATABASE_URL="+in.db, "COMPANIN_ADDR="+in.addr, "COMPANIN_DATA_DIR="+t.TempDir(),
+		"COMPANIN_RATE_LIMIT_PER_HOUR=1000000") // the tests poll
 	return in
 }
 
