@@ -31,7 +31,8 @@ func withReplies() testOption { return func(d *Deps) { d.Replies = true } }
 func (ts *testServer) startReplyWorker(t testing.TB, engine answer.StreamingEngine) {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rt := messaging.NewRuntime(ts.Store, ts.Pool, messaging.WithLeadershipInterval(20*time.Millisecond), messaging.WithLogger(logger))
+	rt := messaging.NewRuntime(ts.Store, ts.Pool, messaging.WithLeadershipInterval(20*time.Millisecond), messaging.WithLogger(logger),
+		messaging.WithWorkerConcurrency(8))
 	replies.Register(rt, replies.NewWorker(ts.Store, ts.Pool, engine))
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
