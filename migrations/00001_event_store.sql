@@ -56,16 +56,21 @@ CREATE FUNCTION event_store_append(
 ) RETURNS TABLE (status text, version bigint, epoch integer, transaction_id text, global_position bigint)
 LANGUAGE plpgsql AS $fn$
 DECLARE
-    v_current bigint;
-    v_epoch   integer;
+    v_current  bigint;
+    v_epoch    integer;
+    v_stored   boolean;
     v_accepted boolean;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext(p_stream));
-    IF cardinality(p_ids) > 0 AND EXISTS (SELECT 1 FROM events e WHERE e.event_id = ANY (p_ids)) THEN
+    -- One statement (one snapshot, taken after the lock) for every check.
+    SELECT coalesce(cardinality(p_ids), 0) > 0 AND EXISTS (SELECT 1 FROM events e WHERE e.event_id = ANY (p_ids)),
+           (SELECT coalesce(max(e.version), 0) FROM events e WHERE e.stream = p_stream),
+           (SELECT s.epoch FROM event_store_epoch s)
+      INTO v_stored, v_current, v_epoch;
+    IF v_stored THEN
         RETURN QUERY SELECT 'stored'::text, 0::bigint, 0, ''::text, 0::bigint;
         RETURN;
     END IF;
-    SELECT coalesce(max(e.version), 0) INTO v_current FROM events e WHERE e.stream = p_stream;
     v_accepted := CASE p_expected_kind
         WHEN 1 THEN v_current = 0
         WHEN 2 THEN v_current > 0
@@ -81,18 +86,15 @@ BEGIN
             FROM events e WHERE e.stream = p_stream AND e.version = v_current;
         RETURN;
     END IF;
-    SELECT s.epoch INTO v_epoch FROM event_store_epoch s;
-    RETURN QUERY
-        WITH inserted AS (
-            INSERT INTO events (epoch, event_id, stream, version, organization_id, type, schema_version, data, metadata)
-            SELECT v_epoch, n.id, p_stream, v_current + n.ord, n.org, n.typ, n.sv, n.dat::jsonb, n.meta::jsonb
-            FROM unnest(p_ids, p_types, p_schema_versions, p_data, p_metadata, p_organizations)
-                 WITH ORDINALITY AS n(id, typ, sv, dat, meta, org, ord)
-            ORDER BY n.ord
-            RETURNING events.version, events.epoch, events.transaction_id, events.global_position
-        )
-        SELECT 'ok'::text, i.version, i.epoch, i.transaction_id::text, i.global_position
-        FROM inserted i ORDER BY i.version DESC LIMIT 1;
+    -- Rows take their global positions in version order; the last one is
+    -- this session's last value of the sequence.
+    INSERT INTO events (epoch, event_id, stream, version, organization_id, type, schema_version, data, metadata)
+    SELECT v_epoch, n.id, p_stream, v_current + n.ord, n.org, n.typ, n.sv, n.dat::jsonb, n.meta::jsonb
+    FROM unnest(p_ids, p_types, p_schema_versions, p_data, p_metadata, p_organizations)
+         WITH ORDINALITY AS n(id, typ, sv, dat, meta, org, ord)
+    ORDER BY n.ord;
+    RETURN QUERY SELECT 'ok'::text, v_current + cardinality(p_ids), v_epoch, pg_current_xact_id()::text,
+        currval('events_global_position_seq');
     IF p_notify THEN
         PERFORM pg_notify('companin_events', '');
     END IF;
