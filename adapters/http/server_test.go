@@ -174,7 +174,8 @@ func (ts *testServer) do(t testing.TB, method, path string, org testOrg, body st
 // every reader of the log sees it too.
 func (ts *testServer) settle(t testing.TB, pos es.Position) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Generous: a loaded machine running many tests' databases is slow.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := ts.Server.deps.Runtime.WaitForProjections(ctx, pos); err != nil {
 		t.Fatalf("settle: %v", err)
