@@ -128,7 +128,7 @@ func (h AnswerMessageHandler) Handle(ctx context.Context, e es.Event) error {
 		Traits:  traits,
 	}
 	retrievalStart := time.Now()
-	if h.Retriever != nil {
+	if h.Retriever != nil && len(answer.Terms(retrievalQuery(posted.Content, th.history))) > 0 { // "Hello!" needs no search
 		org, _ := uuid.Parse(e.Metadata.OrganizationID)
 		req.Passages, err = h.Retriever.Retrieve(ctx, org, th.assistantID, retrievalQuery(posted.Content, th.history), orDefault(h.Passages, 8))
 		if err != nil {

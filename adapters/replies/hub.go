@@ -252,12 +252,12 @@ func (h *Hub) listenOnce(ctx context.Context, ready chan struct{}) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
 		return err
 	}
+	h.wakeAll() // notifications sent while away are lost: look again
 	select {
 	case <-ready:
 	default:
 		close(ready)
 	}
-	h.wakeAll() // notifications sent while away are lost: look again
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
