@@ -132,29 +132,28 @@
   // ---- DOM
   var host = document.createElement('companin-widget');
   host.setAttribute('data-instance-id', instanceId);
-  var hostStyle = {
-    all: 'initial', display: 'block', position: 'fixed', 'z-index': '2147483000', bottom: (20 + index * 72) + 'px',
-    right: '20px', left: 'auto', top: 'auto', width: 'auto', height: 'auto', margin: '0', padding: '0', border: '0',
-    transform: 'none', filter: 'none', opacity: '1', visibility: 'visible', 'pointer-events': 'auto', contain: 'none'
-  };
+  // The page may style <companin-widget> itself: the :host rule below wins
+  // over its !important rules; only these variables, set here, place it.
   function placeHost(pos) {
-    for (var p in hostStyle) host.style.setProperty(p, hostStyle[p], 'important');
-    if (pos === 'bottom-left') {
-      host.style.setProperty('left', '20px', 'important');
-      host.style.setProperty('right', 'auto', 'important');
-    }
+    var side = pos === 'bottom-left' ? ['--companin-left', '--companin-right'] : ['--companin-right', '--companin-left'];
+    host.style.setProperty('--companin-bottom', (20 + index * 72) + 'px', 'important');
+    host.style.setProperty(side[0], '20px', 'important');
+    host.style.setProperty(side[1], 'auto', 'important');
   }
   placeHost('bottom-right');
   var shadow = host.attachShadow({ mode: 'open' });
 
   var CSS = [
-    ':host{all:initial!important}',
-    '.root{all:initial;display:block;font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;font-size:14px;line-height:1.45;color:#111827;--cw-primary:#2563eb;text-align:left;direction:ltr}',
-    '.root *,.root *::before,.root *::after{box-sizing:border-box;margin:0;padding:0;font:inherit;color:inherit;letter-spacing:normal;text-transform:none;text-shadow:none}',
+    ':host{all:initial!important;display:block!important;position:fixed!important;z-index:2147483000!important;' +
+      'bottom:var(--companin-bottom,20px)!important;right:var(--companin-right,20px)!important;left:var(--companin-left,auto)!important;top:auto!important;' +
+      'width:auto!important;height:auto!important;margin:0!important;padding:0!important;border:0!important;transform:none!important;' +
+      'filter:none!important;opacity:1!important;visibility:visible!important;zoom:1!important;contain:none!important;clip-path:none!important;pointer-events:auto!important}',
+    '.root{all:initial;display:flex;flex-direction:column;font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;font-size:14px;line-height:1.45;color:#111827;--cw-primary:#2563eb;text-align:left;direction:ltr}',
+    ':where(.root *,.root *::before,.root *::after){box-sizing:border-box;margin:0;padding:0;font:inherit;color:inherit;letter-spacing:normal;text-transform:none;text-shadow:none}',
     '.launcher{display:inline-flex;align-items:center;gap:8px;height:52px;padding:0 20px 0 16px;border:0;border-radius:26px;background:var(--cw-primary);color:#fff;font-weight:600;font-size:15px;cursor:pointer;box-shadow:0 6px 20px rgba(0,0,0,.22)}',
     '.launcher svg{width:22px;height:22px;fill:currentColor}',
     '.launcher:focus-visible,.close:focus-visible,.send:focus-visible,.retry:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}',
-    '.left .launcher{float:left}.right .launcher{float:right}',
+    '.right{align-items:flex-end}.left{align-items:flex-start}',
     '.panel{position:absolute;bottom:66px;width:370px;max-width:calc(100vw - 40px);height:540px;max-height:calc(100vh - 110px);display:flex;flex-direction:column;background:#fff;border-radius:16px;box-shadow:0 12px 40px rgba(0,0,0,.25);overflow:hidden}',
     '.right .panel{right:0}.left .panel{left:0}',
     '.panel[hidden]{display:none}',
