@@ -20,7 +20,8 @@ import (
 // erasure crosses them: UserContextErased wipes the contents of that
 // person's conversations here, and a message posted later into such a
 // conversation is stored without content, live and on rebuild alike.
-// Shredded events (content null once the key is destroyed) store NULL content.
+// Shredded events (content null once the key is destroyed) store NULL
+// content; the customer id of such a conversation (personal too) becomes "".
 type Conversations struct{}
 
 // Name is the checkpoint name: never rename it.
@@ -136,7 +137,7 @@ func (Conversations) erased(ctx context.Context, tx pgx.Tx, e es.Event) error {
 	if err := json.Unmarshal(e.Data, &ev); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `UPDATE conversations SET user_context_erased = true WHERE user_context_id = $1`, ev.UserContextID); err != nil {
+	if _, err := tx.Exec(ctx, `UPDATE conversations SET user_context_erased = true, customer_id = '' WHERE user_context_id = $1`, ev.UserContextID); err != nil {
 		return err
 	}
 	_, err := tx.Exec(ctx, `UPDATE messages SET content = NULL WHERE user_context_id = $1`, ev.UserContextID)

@@ -382,7 +382,7 @@ func TestErasureThenRebuild(t *testing.T) {
 	org := ts.org
 	id := ts.newAssistant(t, org)
 	uc := expectStatus(t, ts.do(t, http.MethodPost, "/api/v1/contexts/", org, seedContext), http.StatusCreated)
-	conv := expectStatus(t, ts.do(t, http.MethodPost, "/api/v1/conversations/", org, `{"assistant_id":"`+id+`","customer_id":"c-1","user_context_id":"user-456"}`), http.StatusCreated)
+	conv := expectStatus(t, ts.do(t, http.MethodPost, "/api/v1/conversations/", org, `{"assistant_id":"`+id+`","customer_id":"user-456","user_context_id":"user-456"}`), http.StatusCreated)
 	cid := conv["id"].(string)
 	expectStatus(t, ts.do(t, http.MethodPost, "/api/v1/conversations/"+cid+"/messages", org, `{"content":"I am John Doe, premium customer"}`), http.StatusAccepted)
 	if evs := ts.do(t, http.MethodGet, "/api/v1/conversations/"+cid+"/events", org, ""); !strings.Contains(string(evs.Body), "John Doe") {
@@ -405,11 +405,15 @@ func TestErasureThenRebuild(t *testing.T) {
 			t.Fatalf("%s: message content readable: %v", when, items)
 		}
 		for _, path := range []string{"/api/v1/conversations/" + cid + "/events", "/api/v1/events?limit=100"} {
-			if r := ts.do(t, http.MethodGet, path, org, ""); r.Status != 200 || strings.Contains(string(r.Body), "John") || strings.Contains(string(r.Body), "premium") {
+			if r := ts.do(t, http.MethodGet, path, org, ""); r.Status != 200 || strings.Contains(string(r.Body), "John") ||
+				strings.Contains(string(r.Body), "premium") || strings.Contains(string(r.Body), "user-456") {
 				t.Fatalf("%s: %s shows personal data: %d %s", when, path, r.Status, r.Body)
 			}
 		}
-		if r := ts.do(t, http.MethodGet, "/api/v1/events", org, "", "Accept", "application/x-ndjson"); strings.Contains(string(r.Body), "John") {
+		if items, _ := listOf(t, ts.do(t, http.MethodGet, "/api/v1/conversations/?customer_id=user-456", org, "")); len(items) != 0 {
+			t.Fatalf("%s: conversations still listed by the erased customer id: %v", when, items)
+		}
+		if r := ts.do(t, http.MethodGet, "/api/v1/events", org, "", "Accept", "application/x-ndjson"); strings.Contains(string(r.Body), "John") || strings.Contains(string(r.Body), "user-456") {
 			t.Fatalf("%s: export shows personal data", when)
 		}
 		var n int

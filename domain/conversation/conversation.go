@@ -82,6 +82,16 @@ type Started struct {
 // EventType implements domain.Event.
 func (Started) EventType() string { return TypeStarted }
 
+// PersonalData: in a conversation linked to a user context the customer id
+// identifies that person (it is often the same as the user_reference), so it
+// is erased with them.
+func (e Started) PersonalData() (string, []string) {
+	if e.UserContextID == nil {
+		return "", nil
+	}
+	return e.UserContextID.String(), []string{"customer_id"}
+}
+
 // Decode turns a stored event into a conversation event; nil for other types.
 func Decode(typ string, data []byte) (domain.Event, error) {
 	switch typ {
