@@ -75,7 +75,8 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 			}
 		}()
 		next.ServeHTTP(rec, r)
-		if rec.status >= 500 {
+		if rec.status >= 500 || rec.status == statusClientClosed {
+			// Nothing was done, or nobody knows what: the retry must run.
 			return
 		}
 		headers := map[string]string{}
