@@ -133,10 +133,6 @@ func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQue
 	}
 	// The tsqueries are computed first and passed as values, so that the
 	// planner sees them and searches the GIN indexes instead of every chunk.
-	fuzzy, err := similarTerms(ctx, tx, q.OrganizationID, content)
-	if err != nil {
-		return nil, err
-	}
 	// Stopwords of every language are left out (content), and each distinct
 	// stem is asked for once: a query of all the configurations' stems of
 	// "how do I" would match nearly every chunk indexed without a language.
@@ -145,13 +141,7 @@ func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQue
 		words = text
 	}
 	var anyQuery, fuzzyQuery string
-	if err := tx.QueryRow(ctx, `
-		SELECT
-			(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '')
-			 FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector(cfg, $1))) AS l FROM unnest(`+searchConfigs+`) AS cfg) x),
-			(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '')
-			 FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector(cfg, $2))) AS l FROM unnest(`+searchConfigs+`) AS cfg) y)`,
-		words, fuzzy).Scan(&anyQuery, &fuzzyQuery); err != nil {
+	if err := tx.QueryRow(ctx, queryTermsSQL, q.OrganizationID, words, fuzzyWords(content)).Scan(&anyQuery, &fuzzyQuery); err != nil {
 		return nil, fmt.Errorf("search knowledge: %w", err)
 	}
 	rows, err := tx.Query(ctx, searchSQL, q.OrganizationID, assistant, text, content, perSignal, limit,
@@ -203,31 +193,38 @@ const searchConfigs = `ARRAY['english', 'german', 'french', 'spanish', 'italian'
 // maxFuzzyWords bounds how many query words are looked up in the vocabulary.
 const maxFuzzyWords = 12
 
-// similarTerms returns the words of the organization's knowledge most
-// similar by trigrams to each content word of the query (up to three each):
-// "pasword" finds "password", "repariert" finds "reparatur".
-func similarTerms(ctx context.Context, tx pgx.Tx, org uuid.UUID, content string) (string, error) {
-	var out []string
-	seen := map[string]bool{}
+// fuzzyWords are the query's content words worth looking up in the
+// vocabulary: four letters or more, each once.
+func fuzzyWords(content string) []string {
+	out := []string{}
 	for _, w := range strings.Fields(strings.ToLower(content)) {
-		if utf8.RuneCountInString(w) < 4 || seen[w] || len(seen) >= maxFuzzyWords {
-			continue
+		if utf8.RuneCountInString(w) >= 4 && !containsTerm(out, w) && len(out) < maxFuzzyWords {
+			out = append(out, w)
 		}
-		seen[w] = true
-		rows, err := tx.Query(ctx, `
-			SELECT term FROM knowledge_terms WHERE organization_id = $1 AND term % $2
-			ORDER BY similarity(term, $2) DESC, term LIMIT 3`, org, w)
-		if err != nil {
-			return "", fmt.Errorf("search knowledge: %w", err)
-		}
-		terms, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return "", fmt.Errorf("search knowledge: %w", err)
-		}
-		out = append(out, terms...)
 	}
-	return strings.Join(out, " "), nil
+	return out
 }
+
+// queryTermsSQL turns the query into two tsqueries (as text): $2's words in
+// every configuration, ORed; and the same for the words of the
+// organization's knowledge ($1) most similar by trigrams to each of $3's
+// (up to three each): "pasword" finds "password", "repariert" "reparatur".
+const queryTermsSQL = `
+WITH fuzzy AS (
+	SELECT coalesce(string_agg(t.term, ' '), '') AS words
+	FROM unnest($3::text[]) AS w(word)
+	CROSS JOIN LATERAL (
+		SELECT kt.term FROM knowledge_terms kt
+		WHERE kt.organization_id = $1 AND kt.term % w.word
+		ORDER BY similarity(kt.term, w.word) DESC, kt.term LIMIT 3
+	) t
+)
+SELECT
+	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '')
+	 FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector(cfg, $2))) AS l FROM unnest(` + searchConfigs + `) AS cfg) x),
+	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '')
+	 FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector(cfg, fuzzy.words))) AS l FROM unnest(` + searchConfigs + `) AS cfg) y)
+FROM fuzzy`
 
 func scoreOrZero(f *float64) float64 {
 	if f == nil {
