@@ -138,6 +138,19 @@ try {
   await page.getByRole('group', { name: /Quellen|Sources/ }).first().waitFor();
   const stored = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('companin:v1:session:')));
   assert.equal(stored.length, 1, 'one session is kept per instance');
+
+  // 3b. Offline: a friendly notice, and the message goes out once the connection is back.
+  step('offline, then back online: the message is retried');
+  const replies = page.locator('companin-widget .msg.assistant:not(.greeting):not(.typing)');
+  const before = await replies.count();
+  await context.setOffline(true);
+  await page.getByRole('textbox', { name: 'Message' }).fill('Und wie lange dauert der Versand nach Österreich?');
+  await page.getByRole('textbox', { name: 'Message' }).press('Enter');
+  await page.getByText(/offline/).waitFor();
+  await context.setOffline(false);
+  await page.waitForFunction((n) => document.querySelector('companin-widget').shadowRoot
+    .querySelectorAll('.msg.assistant:not(.greeting):not(.typing)').length > n, before);
+  assert.equal(await page.getByText(/offline/).count(), 0, 'the notice is gone once sent');
   await page.keyboard.press('Escape');
   await page.getByRole('button', { name: 'Open chat' }).waitFor();
   await page.close();
