@@ -92,6 +92,23 @@ func listOf(t *testing.T, r response) ([]any, map[string]any) {
 	return items, meta
 }
 
+// expectPosted checks the answer to POST .../messages: 201 with the reply,
+// or 202 while it is pending. It returns the user's message.
+func expectPosted(t *testing.T, r response) map[string]any {
+	t.Helper()
+	if r.Status != http.StatusCreated && r.Status != http.StatusAccepted {
+		t.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+	d := expectStatus(t, r, r.Status)
+	if r.Status == http.StatusAccepted && (d["reply_status"] != "pending" || d["reply"] != nil) {
+		t.Fatalf("pending reply: %v", d)
+	}
+	if r.Status == http.StatusCreated && d["reply"] == nil {
+		t.Fatalf("201 without reply: %v", d)
+	}
+	return d
+}
+
 func (ts *testServer) newAssistant(t *testing.T, org testOrg) string {
 	t.Helper()
 	d := expectStatus(t, ts.do(t, http.MethodPost, "/api/v1/assistants/", org, seedAssistant), http.StatusCreated)
@@ -118,12 +135,12 @@ func TestSeedExamplesForResources(t *testing.T) {
 		t.Fatalf("session: %v", sess)
 	}
 	sid := sess["id"].(string)
-	msg := expectStatus(t, ts.do(t, http.MethodPost, "/api/v1/sessions/"+sid+"/messages", org, seedSessionMessage), http.StatusAccepted)
-	if msg["role"] != "user" || msg["content"] != "Hello, I need help with my order" || msg["reply_status"] != "pending" ||
+	msg := expectPosted(t, ts.do(t, http.MethodPost, "/api/v1/sessions/"+sid+"/messages", org, seedSessionMessage))
+	if msg["role"] != "user" || msg["content"] != "Hello, I need help with my order" ||
 		msg["metadata"].(map[string]any)["user_type"] != "customer" || msg["created_at"] == nil {
 		t.Fatalf("message: %v", msg)
 	}
-	if _, ok := msg["reply"]; !ok || msg["reply"] != nil {
+	if _, ok := msg["reply"]; !ok {
 		t.Fatalf("reply: %v", msg)
 	}
 	items, _ = listOf(t, ts.do(t, http.MethodGet, "/api/v1/sessions/"+sid+"/messages", org, ""))
@@ -140,7 +157,7 @@ func TestSeedExamplesForResources(t *testing.T) {
 		t.Fatalf("conversation: %v", conv)
 	}
 	cid := conv["id"].(string)
-	cm := expectStatus(t, ts.do(t, http.MethodPost, "/api/v1/conversations/"+cid+"/messages", org, seedConversationMessage), http.StatusAccepted)
+	cm := expectPosted(t, ts.do(t, http.MethodPost, "/api/v1/conversations/"+cid+"/messages", org, seedConversationMessage))
 	if cm["content"] != "Can you help me track my order?" {
 		t.Fatalf("conversation message: %v", cm)
 	}
@@ -177,7 +194,7 @@ func TestSeedJavaScriptFlows(t *testing.T) {
 	bearer := []string{"Authorization", "Bearer " + tok}
 	sess := expectStatus(t, ts.do(t, http.MethodPost, "/api/v1/sessions/", testOrg{}, `{"assistant_id":"`+id+`","visitor_id":"visitor-1764100000000","metadata":{"source":"support_widget"}}`, bearer...), http.StatusCreated)
 	sid := sess["id"].(string)
-	m := expectStatus(t, ts.do(t, http.MethodPost, "/api/v1/sessions/"+sid+"/messages", testOrg{}, `{"content":"Ich brauche Hilfe bei meiner Bestellung","metadata":{"user_type":"customer"}}`, bearer...), http.StatusAccepted)
+	m := expectPosted(t, ts.do(t, http.MethodPost, "/api/v1/sessions/"+sid+"/messages", testOrg{}, `{"content":"Ich brauche Hilfe bei meiner Bestellung","metadata":{"user_type":"customer"}}`, bearer...))
 	if m["content"] != "Ich brauche Hilfe bei meiner Bestellung" {
 		t.Fatalf("message: %v", m)
 	}
@@ -203,13 +220,13 @@ func TestSeedJavaScriptFlows(t *testing.T) {
 	if conv["user_context_id"] != uc["id"] {
 		t.Fatalf("conversation not linked to the context: %v vs %v", conv, uc)
 	}
-	expectStatus(t, ts.do(t, http.MethodPost, "/api/v1/conversations/"+conv["id"].(string)+"/messages", ts.org, `{"content":"Welchen Laptop empfiehlst du?","metadata":{"context":"product_inquiry"}}`), http.StatusAccepted)
+	expectPosted(t, ts.do(t, http.MethodPost, "/api/v1/conversations/"+conv["id"].(string)+"/messages", ts.org, `{"content":"Welchen Laptop empfiehlst du?","metadata":{"context":"product_inquiry"}}`))
 	items, _ := listOf(t, ts.do(t, http.MethodGet, "/api/v1/conversations/?customer_id=user-123", ts.org, ""))
 	if len(items) != 1 {
 		t.Fatalf("by customer: %v", items)
 	}
 	evs := eventsOfStream(t, ts.do(t, http.MethodGet, "/api/v1/conversations/"+conv["id"].(string)+"/events", ts.org, ""))
-	if len(evs) != 2 || evs[0]["type"] != "ConversationStarted" || evs[1]["type"] != "MessagePosted" {
+	if len(evs) < 2 || evs[0]["type"] != "ConversationStarted" || evs[1]["type"] != "MessagePosted" {
 		t.Fatalf("conversation events: %v", evs)
 	}
 }
@@ -350,14 +367,16 @@ func TestResourcePagination(t *testing.T) {
 	}
 	sid := expectStatus(t, ts.do(t, http.MethodPost, "/api/v1/sessions/", ts.org, `{"assistant_id":"`+ids[0]+`"}`), http.StatusCreated)["id"].(string)
 	for i := range 5 {
-		expectStatus(t, ts.do(t, http.MethodPost, "/api/v1/sessions/"+sid+"/messages", ts.org, `{"content":"m`+itoa(i)+`"}`), http.StatusAccepted)
+		expectPosted(t, ts.do(t, http.MethodPost, "/api/v1/sessions/"+sid+"/messages?wait=0", ts.org, `{"content":"m`+itoa(i)+`"}`))
 	}
 	var seen []string
 	cursor := ""
 	for range 10 {
 		items, meta := listOf(t, ts.do(t, http.MethodGet, "/api/v1/sessions/"+sid+"/messages?limit=2&cursor="+cursor, ts.org, ""))
 		for _, it := range items {
-			seen = append(seen, it.(map[string]any)["content"].(string))
+			if m := it.(map[string]any); m["role"] == "user" {
+				seen = append(seen, m["content"].(string))
+			}
 		}
 		if meta["has_more"] != true {
 			break
@@ -368,11 +387,16 @@ func TestResourcePagination(t *testing.T) {
 		t.Fatalf("messages paged: %v", seen)
 	}
 	evs := eventsOfStream(t, ts.do(t, http.MethodGet, "/api/v1/sessions/"+sid+"/events", ts.org, ""))
-	if len(evs) != 6 || evs[0]["type"] != "SessionStarted" || evs[5]["version"] != float64(6) {
+	if len(evs) < 6 || evs[0]["type"] != "SessionStarted" {
 		t.Fatalf("session events: %v", evs)
 	}
+	for i, e := range evs {
+		if e["version"] != float64(i+1) {
+			t.Fatalf("history not in stream order: %v", evs)
+		}
+	}
 	evs = eventsOfStream(t, ts.do(t, http.MethodGet, "/api/v1/sessions/"+sid+"/events?limit=4&cursor=4", ts.org, ""))
-	if len(evs) != 2 || evs[0]["version"] != float64(5) {
+	if len(evs) > 4 || len(evs) < 2 || evs[0]["version"] != float64(5) {
 		t.Fatalf("session events page: %v", evs)
 	}
 }
@@ -384,7 +408,7 @@ func TestErasureThenRebuild(t *testing.T) {
 	uc := expectStatus(t, ts.do(t, http.MethodPost, "/api/v1/contexts/", org, seedContext), http.StatusCreated)
 	conv := expectStatus(t, ts.do(t, http.MethodPost, "/api/v1/conversations/", org, `{"assistant_id":"`+id+`","customer_id":"user-456","user_context_id":"user-456"}`), http.StatusCreated)
 	cid := conv["id"].(string)
-	expectStatus(t, ts.do(t, http.MethodPost, "/api/v1/conversations/"+cid+"/messages", org, `{"content":"I am John Doe, premium customer"}`), http.StatusAccepted)
+	expectPosted(t, ts.do(t, http.MethodPost, "/api/v1/conversations/"+cid+"/messages?wait=0", org, `{"content":"I am John Doe, premium customer"}`))
 	if evs := ts.do(t, http.MethodGet, "/api/v1/conversations/"+cid+"/events", org, ""); !strings.Contains(string(evs.Body), "John Doe") {
 		t.Fatalf("content not readable before erasure: %s", evs.Body)
 	}
@@ -401,8 +425,13 @@ func TestErasureThenRebuild(t *testing.T) {
 	unreadable := func(t *testing.T, when string) {
 		t.Helper()
 		items, _ := listOf(t, ts.do(t, http.MethodGet, "/api/v1/conversations/"+cid+"/messages", org, ""))
-		if len(items) != 1 || items[0].(map[string]any)["content"] != nil {
-			t.Fatalf("%s: message content readable: %v", when, items)
+		if len(items) == 0 {
+			t.Fatalf("%s: messages gone: the log must stay complete", when)
+		}
+		for _, it := range items {
+			if it.(map[string]any)["content"] != nil {
+				t.Fatalf("%s: message content readable: %v", when, items)
+			}
 		}
 		for _, path := range []string{"/api/v1/conversations/" + cid + "/events", "/api/v1/events?limit=100"} {
 			if r := ts.do(t, http.MethodGet, path, org, ""); r.Status != 200 || strings.Contains(string(r.Body), "John") ||
