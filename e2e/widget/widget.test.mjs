@@ -151,6 +151,28 @@ try {
   await page.waitForFunction((n) => document.querySelector('companin-widget').shadowRoot
     .querySelectorAll('.msg.assistant:not(.greeting):not(.typing)').length > n, before);
   assert.equal(await page.getByText(/offline/).count(), 0, 'the notice is gone once sent');
+
+  // 3c. Rate limited: a friendly notice naming the wait, then the message goes out by itself.
+  step('429: a friendly notice, then an automatic retry');
+  let limited = 0;
+  const messagesURL = (url) => url.pathname.endsWith('/messages');
+  await page.route(messagesURL, (route) => {
+    if (route.request().method() !== 'POST' || limited++ > 0) return route.continue();
+    return route.fulfill({
+      status: 429,
+      headers: { 'Content-Type': 'application/json', 'Retry-After': '2', 'Access-Control-Allow-Origin': HOST,
+        'Access-Control-Allow-Credentials': 'true', 'Access-Control-Expose-Headers': 'Retry-After' },
+      body: JSON.stringify({ status: 'error', status_code: 429, detail: 'Rate limit exceeded', data: null }),
+    });
+  });
+  const count429 = await replies.count();
+  await page.getByRole('textbox', { name: 'Message' }).fill('Wie lange dauert der Versand?');
+  await page.getByRole('textbox', { name: 'Message' }).press('Enter');
+  await page.getByText(/in 2 (seconds|Sekunden)/).waitFor();
+  await page.waitForFunction((n) => document.querySelector('companin-widget').shadowRoot
+    .querySelectorAll('.msg.assistant:not(.greeting):not(.typing)').length > n, count429);
+  assert.equal(limited, 2, 'one refused POST, then the retry');
+  await page.unroute(messagesURL);
   await page.keyboard.press('Escape');
   await page.getByRole('button', { name: 'Open chat' }).waitFor();
   await page.close();
