@@ -138,7 +138,7 @@ func TestRepliesThroughTheAPI(t *testing.T) {
 			t.Fatalf("%d %v", status, d)
 		}
 		var items []any
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for len(items) < 8 && time.Now().Before(deadline) {
 			items = ts.do(t, http.MethodGet, "/api/v1/"+thread+"/messages?limit=100", ts.org, "").json(t)["data"].([]any)
 			time.Sleep(20 * time.Millisecond)
