@@ -135,6 +135,16 @@ func TestRequestID(t *testing.T) {
 	if r.Status != 401 || r.Header.Get("X-Request-ID") != "abc" {
 		t.Fatalf("401 request id %q", r.Header.Get("X-Request-ID"))
 	}
+	if r.Header.Get("WWW-Authenticate") == "" {
+		t.Fatal("401 without WWW-Authenticate")
+	}
+	// An id that could forge log lines or is absurdly long is replaced.
+	for _, bad := range []string{"a b", strings.Repeat("x", 200)} {
+		r = ts.do(t, http.MethodGet, "/healthz", testOrg{}, "", "X-Request-ID", bad)
+		if !uuidRe.MatchString(r.Header.Get("X-Request-ID")) {
+			t.Fatalf("request id %q kept as %q", bad, r.Header.Get("X-Request-ID"))
+		}
+	}
 }
 
 func TestRequestIDAndActorReachEventMetadata(t *testing.T) {
