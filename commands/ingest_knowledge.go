@@ -84,7 +84,16 @@ func (h IngestKnowledgeHandler) HandleEvent(ctx context.Context, e es.Event) err
 	if spec.Kind == knowledge.QA {
 		return nil
 	}
-	work, cancel := context.WithTimeout(ctx, IngestionTimeout)
+	// Stop in time to record the failure before the job's own deadline (the
+	// runtime's lease) ends the context: a job cut off there would be retried
+	// and the source would stay "processing" until it is parked.
+	timeout := IngestionTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		if left := time.Until(deadline) - 10*time.Second; left < timeout {
+			timeout = max(left, time.Second)
+		}
+	}
+	work, cancel := context.WithTimeout(ctx, timeout)
 	doc, fetched, workErr := h.read(work, spec)
 	timedOut := errors.Is(work.Err(), context.DeadlineExceeded)
 	cancel()
@@ -92,7 +101,7 @@ func (h IngestKnowledgeHandler) HandleEvent(ctx context.Context, e es.Event) err
 		return workErr // stopping: let another delivery do it
 	}
 	if workErr != nil && timedOut {
-		workErr = fmt.Errorf("reading the document took longer than %s; split it into smaller files", IngestionTimeout)
+		workErr = fmt.Errorf("reading the document took longer than %s; split it into smaller files", timeout.Round(time.Second))
 	}
 	_, err = repo.Update(ctx, id, func(s *knowledge.Source) error {
 		if workErr != nil {
