@@ -88,6 +88,11 @@ func newTestServer(t testing.TB, opts ...testOption) *testServer {
 	for _, o := range opts {
 		o(&d)
 	}
+	if d.Config.RateLimitPerHour == 0 {
+		// Tests that poll would hit the production default; the rate-limit
+		// tests set their own small limit.
+		d.Config.RateLimitPerHour = 1_000_000
+	}
 	srv := New(d)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
