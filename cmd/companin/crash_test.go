@@ -20,8 +20,11 @@ import (
 // read models, nothing is applied twice, and the consumers resume from their
 // checkpoints instead of starting over.
 func TestSIGKILLDuringWritesLosesNothingAcknowledged(t *testing.T) {
+	start := time.Now()
+	phase := func(what string) { t.Logf("%5.1fs %s", time.Since(start).Seconds(), what) }
 	in := newInstance(t)
 	org := in.createOrg("Crash")
+	phase("organization created")
 	first := in.serve()
 	in.waitReady()
 	status, body := in.request("POST", "/api/v1/assistants/", org, map[string]any{"name": "probe"})
@@ -108,6 +111,7 @@ func TestSIGKILLDuringWritesLosesNothingAcknowledged(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	phase("SIGKILL")
 	if err := first.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -134,9 +138,11 @@ func TestSIGKILLDuringWritesLosesNothingAcknowledged(t *testing.T) {
 		}
 	}
 	before := checkpoints(t, in.db)
+	phase("log checked")
 
 	in.serve()
 	in.waitReady()
+	phase("restarted and ready")
 	// Consumers resumed: no checkpoint ever goes back behind where it was at the kill.
 	for i := 0; i < 20; i++ {
 		for name, pos := range checkpoints(t, in.db) {
@@ -198,6 +204,7 @@ func TestSIGKILLDuringWritesLosesNothingAcknowledged(t *testing.T) {
 			}
 		}
 		if missing == 0 {
+			phase("every message answered")
 			break
 		}
 		if time.Now().After(deadline) {
