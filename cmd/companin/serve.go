@@ -12,6 +12,7 @@ import (
 
 	httpapi "github.com/companin/companin/adapters/http"
 	"github.com/companin/companin/adapters/messaging"
+	"github.com/companin/companin/adapters/replies"
 	"github.com/companin/companin/migrations"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -109,6 +110,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	stopConsumers()
 	wg.Wait()
+	replies.For(db.Pool).Close() // the reply notifications' listener, before the pool closes
 	log.Info("stopped")
 	return failure
 }
