@@ -106,6 +106,13 @@ func TestWidgetInChromium(t *testing.T) {
 		t.Fatalf("org create printed %q: %v", out, err)
 	}
 	c := client{t: t, base: api + "/api/v1", id: org.ClientID, secret: org.ClientSecret}
+	// The new credentials work once the server's read model has them.
+	for deadline := time.Now().Add(30 * time.Second); c.status("GET", "/assistants/") == http.StatusUnauthorized; {
+		if time.Now().After(deadline) {
+			t.Fatal("the new organization's credentials never worked")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	assistant := c.post("/assistants/", `{"name":"Testshop Bot","language":"de","tone":"friendly"}`)["id"].(string)
 	question := "Wie lange dauert der Versand?"
@@ -234,6 +241,22 @@ func (c client) do(method, path, body string) map[string]any {
 		c.t.Fatalf("%s %s: %v: %s", method, path, err, b)
 	}
 	return env.Data
+}
+
+func (c client) status(method, path string) int {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.base+path, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("X-API-Key", c.id)
+	req.Header.Set("X-API-Secret", c.secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func (c client) post(path, body string) map[string]any { c.t.Helper(); return c.do("POST", path, body) }

@@ -531,21 +531,24 @@
   form.addEventListener('submit', submit);
 
   // ---- start: token, configuration, then history if there is a conversation
-  var configured = getToken(false).then(function () {
-    if (!UUID.test(configId)) return null; // e.g. the placeholder YOUR_CONFIG_ID: defaults
-    return callJSON('GET', '/widget-configs/' + configId).then(function (body) { return body.data; }, function (err) {
-      if (err instanceof ApiError && err.status === 403) throw err;
-      return null; // unknown or unreadable: defaults
+  function init() {
+    return getToken(false).then(function () {
+      if (!UUID.test(configId)) return null; // e.g. the placeholder YOUR_CONFIG_ID: defaults
+      return callJSON('GET', '/widget-configs/' + configId).then(function (body) { return body.data; }, function (err) {
+        if (err instanceof ApiError && err.status === 403) throw err;
+        return null; // unknown or unreadable: defaults
+      });
+    }).then(function (c) {
+      applyConfig(c);
+      host.setAttribute('data-ready', 'true');
+      if (load(openKey)) setOpen(true, false);
+    }, function (err) {
+      host.setAttribute('data-ready', 'true');
+      if (err instanceof ApiError && (err.status === 403 || err.status === 401)) unavailable();
+      else fail(err, init);
     });
-  }).then(function (c) {
-    applyConfig(c);
-    host.setAttribute('data-ready', 'true');
-    if (load(openKey)) setOpen(true, false);
-  }, function (err) {
-    host.setAttribute('data-ready', 'true');
-    if (err instanceof ApiError && (err.status === 403 || err.status === 401)) unavailable();
-    else fail(err, function () { window.location.reload(); });
-  });
+  }
+  var configured = init();
 
   registry[instanceId] = {
     version: VERSION,
