@@ -106,6 +106,34 @@ func (r Repository[A]) load(ctx context.Context, id uuid.UUID) (Loaded[A], error
 	return l, nil
 }
 
+// Head loads the aggregate from its first event only: enough for decisions
+// that depend on how it was created (whose it is, what it is linked to), at a
+// cost that does not grow with the stream. Appends after such a decision use
+// es.StreamExists and rely on event ids for idempotency. A missing or foreign
+// stream is domain.ErrNotFound.
+func (r Repository[A]) Head(ctx context.Context, id uuid.UUID) (A, error) {
+	a := r.New(id)
+	stream := StreamName(r.Kind, id)
+	events, err := r.Store.ReadStream(ctx, stream, 1, 1)
+	if errors.Is(err, es.ErrStreamNotFound) || (err == nil && len(events) == 0) {
+		return a, fmt.Errorf("%s: %w", stream, domain.ErrNotFound)
+	}
+	if err != nil {
+		return a, fmt.Errorf("read %s: %w", stream, err)
+	}
+	if org := es.MetadataFrom(ctx).OrganizationID; org != "" && events[0].Metadata.OrganizationID != org {
+		return a, fmt.Errorf("%s: %w", stream, domain.ErrNotFound)
+	}
+	de, err := r.Decode(events[0].Type, events[0].Data)
+	if err != nil {
+		return a, fmt.Errorf("load %s: %w", stream, err)
+	}
+	if de != nil {
+		a.Apply(de)
+	}
+	return a, nil
+}
+
 // Create lets decide act on a new aggregate and appends what it recorded,
 // expecting the stream not to exist (a taken id is domain.ErrConflict).
 func (r Repository[A]) Create(ctx context.Context, id uuid.UUID, decide func(A) error) (es.AppendResult, error) {

@@ -59,29 +59,46 @@ func (h PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (Writte
 		d.ID = uuid.New()
 	}
 	at := Clock(h.Now)
-	var res es.AppendResult
+	// Posting depends only on how the thread started (its organization, its
+	// person): load its first event, not the whole history, and append with
+	// StreamExists. The message id is the event id, so a retry is recognised
+	// by the store.
+	var changes []domain.Event
 	switch cmd.Kind {
 	case session.Kind:
-		res, err = sessions(h.Store).Update(ctx, cmd.ThreadID, func(s *session.Session) error {
-			_, err := s.PostMessage(d, at)
-			return err
-		})
+		s, err := sessions(h.Store).Head(ctx, cmd.ThreadID)
 		if errors.Is(err, domain.ErrNotFound) {
-			err = session.ErrNotFound
+			return Written{}, session.ErrNotFound
 		}
+		if err != nil {
+			return Written{}, err
+		}
+		if _, err := s.PostMessage(d, at); err != nil {
+			return Written{}, err
+		}
+		changes = s.Changes()
 	case conversation.Kind:
-		res, err = conversations(h.Store).Update(ctx, cmd.ThreadID, func(c *conversation.Conversation) error {
-			if err := h.personNotErased(ctx, c); err != nil {
-				return err
-			}
-			_, err := c.PostMessage(d, at)
-			return err
-		})
+		c, err := conversations(h.Store).Head(ctx, cmd.ThreadID)
 		if errors.Is(err, domain.ErrNotFound) {
-			err = conversation.ErrNotFound
+			return Written{}, conversation.ErrNotFound
 		}
+		if err != nil {
+			return Written{}, err
+		}
+		if err := h.personNotErased(ctx, c); err != nil {
+			return Written{}, err
+		}
+		if _, err := c.PostMessage(d, at); err != nil {
+			return Written{}, err
+		}
+		changes = c.Changes()
 	default:
 		return Written{}, fmt.Errorf("post message: unknown thread kind %q", cmd.Kind)
+	}
+	res, err := Append(ctx, h.Store, StreamName(cmd.Kind, cmd.ThreadID), es.StreamExists, changes)
+	if errors.Is(err, es.ErrDuplicateEventID) {
+		// Posted before (a retry at another time): nothing new to wait for.
+		return Written{ID: d.ID}, nil
 	}
 	if err != nil {
 		return Written{}, err
