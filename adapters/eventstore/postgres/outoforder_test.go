@@ -72,10 +72,15 @@ func TestOutOfOrderCommitsNeitherSkipNorDuplicate(t *testing.T) {
 		go func() {
 			defer ww.Done()
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
-			var conn *pgx.Conn
+			var (
+				conn, admin *pgx.Conn
+				err         error
+			)
 			defer func() {
-				if conn != nil {
-					conn.Close(context.Background())
+				for _, c := range []*pgx.Conn{conn, admin} {
+					if c != nil {
+						c.Close(context.Background())
+					}
 				}
 			}()
 			for i := range ops {
@@ -99,7 +104,14 @@ func TestOutOfOrderCommitsNeitherSkipNorDuplicate(t *testing.T) {
 						return
 					}
 				}
-				if err := pausedAppend(ctx, s, pool.Exec, conn, st, batch, kind, rng); err != nil {
+				if admin == nil || admin.IsClosed() {
+					// Its own connection: the pool's may all be waiting for the lock the victim holds.
+					if admin, err = pgx.ConnectConfig(ctx, pool.Config().ConnConfig); err != nil {
+						t.Errorf("connect: %v", err)
+						return
+					}
+				}
+				if err := pausedAppend(ctx, s, admin.Exec, conn, st, batch, kind, rng); err != nil {
 					t.Errorf("%s writer: %v", kind, err)
 					return
 				}
