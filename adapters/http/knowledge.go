@@ -100,7 +100,12 @@ func (s *Server) addKnowledgeFile(w http.ResponseWriter, r *http.Request) {
 	res, err := commands.AddKnowledgeFileHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.AddKnowledgeFile{
 		Common: common, FileType: fileType, FileName: form.fileName, Content: form.file,
 	})
-	s.writeKnowledge(w, r, res, err, http.StatusCreated)
+	sent := sentView(knowledge.File, common)
+	sent.FileType, sent.FileName, sent.SizeBytes = fileType, form.fileName, len(form.file)
+	if sent.Title == "" {
+		sent.Title = form.fileName
+	}
+	s.writeKnowledge(w, r, res, err, http.StatusCreated, sent)
 }
 
 // uploadForm is a parsed multipart upload: its text fields and one file.
@@ -210,7 +215,12 @@ func (s *Server) addKnowledgeQA(w http.ResponseWriter, r *http.Request) {
 	res, err := commands.AddKnowledgeQAHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.AddKnowledgeQA{
 		Common: common, Question: strOrEmpty(req.Question), Answer: strOrEmpty(req.Answer),
 	})
-	s.writeKnowledge(w, r, res, err, http.StatusCreated)
+	sent := sentView(knowledge.QA, common)
+	sent.Question, sent.Answer = strOrEmpty(req.Question), strOrEmpty(req.Answer)
+	if sent.Title == "" {
+		sent.Title = sent.Question
+	}
+	s.writeKnowledge(w, r, res, err, http.StatusCreated, sent)
 }
 
 type addURLRequest struct {
@@ -233,23 +243,51 @@ func (s *Server) addKnowledgeURL(w http.ResponseWriter, r *http.Request) {
 	res, err := commands.AddKnowledgeURLHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.AddKnowledgeURL{
 		Common: common, URL: strOrEmpty(req.URL),
 	})
-	s.writeKnowledge(w, r, res, err, http.StatusCreated)
+	sent := sentView(knowledge.URL, common)
+	sent.URL = strings.TrimSpace(strOrEmpty(req.URL))
+	if sent.Title == "" {
+		sent.Title = sent.URL
+	}
+	s.writeKnowledge(w, r, res, err, http.StatusCreated, sent)
 }
 
 // writeKnowledge answers a write with the source as the read model shows it
-// once it caught up with the write.
-func (s *Server) writeKnowledge(w http.ResponseWriter, r *http.Request, res commands.Written, err error, status int) {
+// once it caught up with the write. If the read model is still behind after
+// the wait (a busy server), the write stands: it answers with what the
+// request said, status "processing".
+func (s *Server) writeKnowledge(w http.ResponseWriter, r *http.Request, res commands.Written, err error, status int, sent queries.KnowledgeSource) {
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	s.waitForProjections(r, res.Position)
 	k, err := queries.NewGetKnowledgeHandler(s.deps.Pool).Handle(r.Context(), principalOf(r).OrganizationID, res.ID)
+	if errors.Is(err, knowledge.ErrNotFound) && sent.Kind != "" {
+		now := s.now().UTC()
+		sent.ID, sent.Status, sent.Revision, sent.CreatedAt, sent.UpdatedAt = res.ID, string(knowledge.Processing), 1, now, now
+		if sent.Tags == nil {
+			sent.Tags = []string{}
+		}
+		if sent.AssistantIDs == nil {
+			sent.AssistantIDs = []uuid.UUID{}
+		}
+		writeData(w, r, status, sent)
+		return
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	writeData(w, r, status, k)
+}
+
+// sentView is what a request for a new source said, for writeKnowledge.
+func sentView(kind knowledge.SourceKind, c knowledge.Common) queries.KnowledgeSource {
+	v := queries.KnowledgeSource{Kind: string(kind), Title: c.Title, Tags: c.Tags, Source: c.Source, AssistantIDs: c.AssistantIDs}
+	if c.ExternalID != "" {
+		v.ExternalID = &c.ExternalID
+	}
+	return v
 }
 
 func knowledgeID(r *http.Request) (uuid.UUID, error) {
@@ -310,6 +348,18 @@ func (s *Server) listKnowledge(w http.ResponseWriter, r *http.Request) {
 	}
 	q := queries.ListKnowledgeQuery{OrganizationID: principalOf(r).OrganizationID, Limit: limit, Cursor: cursor,
 		Kind: r.URL.Query().Get("kind"), Status: r.URL.Query().Get("status")}
+	switch knowledge.SourceKind(q.Kind) {
+	case "", knowledge.File, knowledge.QA, knowledge.URL:
+	default:
+		writeError(w, r, invalid(FieldError{Field: "kind", Message: "must be file, qa or url"}))
+		return
+	}
+	switch knowledge.Status(q.Status) {
+	case "", knowledge.Processing, knowledge.Ready, knowledge.Failed:
+	default:
+		writeError(w, r, invalid(FieldError{Field: "status", Message: "must be processing, ready or failed"}))
+		return
+	}
 	if a := r.URL.Query().Get("assistant_id"); a != "" {
 		if q.AssistantID, err = uuid.Parse(a); err != nil {
 			writeError(w, r, invalid(FieldError{Field: "assistant_id", Message: "must be an assistant id (UUID)"}))
@@ -348,7 +398,7 @@ func (s *Server) refreshKnowledge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := commands.RefreshKnowledgeHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.RefreshKnowledge{ID: id})
-	s.writeKnowledge(w, r, res, err, http.StatusAccepted)
+	s.writeKnowledge(w, r, res, err, http.StatusAccepted, queries.KnowledgeSource{})
 }
 
 type searchKnowledgeRequest struct {
