@@ -16,8 +16,8 @@ import (
 func (s *Store) Head(ctx context.Context) (es.Position, error) {
 	var p position
 	err := s.pool.QueryRow(ctx, `
-		SELECT epoch, transaction_id::text, global_position FROM events
-		ORDER BY epoch DESC, transaction_id DESC, global_position DESC LIMIT 1`).Scan(&p.epoch, &p.txid, &p.global)
+		SELECT e.epoch, e.transaction_id::text AS txid, e.global_position FROM events e
+		ORDER BY e.epoch DESC, e.transaction_id DESC, e.global_position DESC LIMIT 1`).Scan(&p.epoch, &p.txid, &p.global)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return es.Start, nil
 	}

@@ -49,6 +49,9 @@ func TestGlobalOrderIsNumericAndSurvivesRestore(t *testing.T) {
 	if len(all) != 2 || all[0].Stream != "session-a" || all[1].Stream != "session-b" {
 		t.Fatalf("read %v, want the event of transaction 999 before that of 1000", all)
 	}
+	if head, err := s.Head(ctx); err != nil || head != all[1].Position {
+		t.Fatalf("head %q (%v), want the event of transaction 1000 at %q", head, err, all[1].Position)
+	}
 
 	// Rows restored from a server that had handed out far more transaction ids.
 	insert("90000000000", "session-restored")
