@@ -55,7 +55,10 @@ type Option func(*Store)
 
 // WithFallback bounds how long WaitForEvents waits without a notification:
 // idle when the log holds nothing unread, pending when unread events exist
-// but wait for an older transaction that may yet roll back without notifying.
+// but wait for an older transaction. That older transaction is often not an
+// append at all (a projection's write, a rate-limit counter, any transaction
+// on the server) and its commit notifies nobody, so pending is short: it is a
+// bounded re-check while events are known to be on their way, not an idle poll.
 func WithFallback(idle, pending time.Duration) Option {
 	return func(s *Store) { s.idleFallback, s.pendingFallback = idle, pending }
 }
@@ -66,7 +69,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 	s := &Store{
 		pool:            pool,
 		idleFallback:    30 * time.Second,
-		pendingFallback: 500 * time.Millisecond,
+		pendingFallback: 10 * time.Millisecond,
 		changed:         make(chan struct{}),
 		announce:        make(chan struct{}, 1),
 	}
