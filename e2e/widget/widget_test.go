@@ -5,12 +5,9 @@
 package widget
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,7 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/companin/companin/adapters/postgres/pgtest"
+	"github.com/companin/companin/e2e/e2etest"
 )
 
 // seedTag is the script tag of the customer-facing API reference, verbatim
@@ -55,35 +52,8 @@ func TestWidgetInChromium(t *testing.T) {
 	_, err = os.Stat(filepath.Join("node_modules", "playwright-core", "package.json"))
 	need(t, "playwright-core (npm ci in e2e/widget)", err)
 
-	bin := filepath.Join(t.TempDir(), "companin")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/companin")
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	dbURL := pgtest.NewDatabase(t)
-	addr := freeAddr(t)
-	env := append(os.Environ(), "DATABASE_URL="+dbURL, "COMPANIN_ADDR="+addr,
-		"COMPANIN_LLM_BASE_URL=", "COMPANIN_LLM_MODEL=", "COMPANIN_LLM_API_KEY=")
-	ctx, cancel := context.WithCancel(context.Background())
-	serve := exec.CommandContext(ctx, bin, "serve")
-	serve.Env = env
-	var logs bytes.Buffer
-	serve.Stdout, serve.Stderr = &logs, &logs
-	serve.Cancel = func() error { return serve.Process.Signal(os.Interrupt) }
-	serve.WaitDelay = 15 * time.Second
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = serve.Wait()
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	})
-	api := "http://" + addr
-	waitReady(t, api+"/readyz")
+	srv := e2etest.Start(t, filepath.Join("..", ".."))
+	api := srv.Base
 
 	// Host pages on two other origins: one the organization allows, one not.
 	var pages pageSet
@@ -92,19 +62,7 @@ func TestWidgetInChromium(t *testing.T) {
 	evil := httptest.NewServer(&pages)
 	t.Cleanup(evil.Close)
 
-	create := exec.Command(bin, "org", "create", "--name", "Widget E2E", "--allowed-origin", host.URL)
-	create.Env = env
-	out, err := create.Output()
-	if err != nil {
-		t.Fatalf("org create: %v", err)
-	}
-	var org struct {
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
-	}
-	if err := json.Unmarshal(out, &org); err != nil {
-		t.Fatalf("org create printed %q: %v", out, err)
-	}
+	org := srv.CreateOrg(t, "Widget E2E", host.URL)
 	c := client{t: t, base: api + "/api/v1", id: org.ClientID, secret: org.ClientSecret}
 	// The new credentials work once the server's read model has them.
 	for deadline := time.Now().Add(30 * time.Second); c.status("GET", "/assistants/") == http.StatusUnauthorized; {
@@ -267,29 +225,4 @@ func firstRunes(s string, n int) string {
 		return s
 	}
 	return string([]rune(s)[:n])
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func waitReady(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatal(fmt.Sprintf("server not ready at %s", url))
 }
