@@ -34,7 +34,7 @@ func (s *Server) createAssistant(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := commands.CreateAssistantHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.CreateAssistant{Input: req.input()})
 	if err != nil {
-		failResource(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	s.writeAssistant(w, r, res, http.StatusCreated)
@@ -53,7 +53,7 @@ func (s *Server) updateAssistant(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := commands.UpdateAssistantHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.UpdateAssistant{ID: id, Input: req.input()})
 	if err != nil {
-		failResource(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	s.writeAssistant(w, r, res, http.StatusOK)
@@ -98,7 +98,7 @@ func (s *Server) listAssistants(w http.ResponseWriter, r *http.Request) {
 	}
 	items, more, next, err := queries.NewListAssistantsHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), queries.Page{Limit: limit, Cursor: cursor})
 	if err != nil {
-		failResource(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	writeList(w, r, items, more, next)
@@ -112,7 +112,7 @@ func (s *Server) deleteAssistant(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := commands.DeleteAssistantHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.DeleteAssistant{ID: id})
 	if err != nil {
-		failResource(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	s.waitForProjections(r, res.Position)

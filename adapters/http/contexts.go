@@ -31,7 +31,7 @@ func (s *Server) saveContext(w http.ResponseWriter, r *http.Request) {
 		UserReference: deref(req.UserReference), Traits: req.Traits,
 	})
 	if err != nil {
-		failResource(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	status := http.StatusOK
@@ -51,7 +51,7 @@ func (s *Server) patchContext(w http.ResponseWriter, r *http.Request) {
 		Ref: mux.Vars(r)["ref"], Traits: req.Traits,
 	})
 	if err != nil {
-		failResource(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	s.writeContext(w, r, res, http.StatusOK)
@@ -87,7 +87,7 @@ func (s *Server) eraseContext(w http.ResponseWriter, r *http.Request) {
 		Ref: mux.Vars(r)["ref"],
 	})
 	if err != nil {
-		failResource(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	s.waitForProjections(r, res.Position)

@@ -35,7 +35,7 @@ func (s *Server) startConversation(w http.ResponseWriter, r *http.Request) {
 		Title: deref(req.Title), Locale: deref(req.Locale), Metadata: req.Metadata,
 	})
 	if err != nil {
-		failResource(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	s.waitForProjections(r, res.Position)
@@ -75,7 +75,7 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) {
 		CustomerID: r.URL.Query().Get("customer_id"), Page: queries.Page{Limit: limit, Cursor: cursor},
 	})
 	if err != nil {
-		failResource(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	writeList(w, r, items, more, next)

@@ -416,7 +416,7 @@ func (s *Server) giveFeedback(w http.ResponseWriter, r *http.Request, kind strin
 		Kind: kind, ThreadID: id, MessageID: mid, Rating: req.Rating, Comment: deref(req.Comment),
 	}, notFound)
 	if err != nil {
-		failResource(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	out := feedbackDTO{MessageID: f.MessageID, Comment: f.Comment, CreatedAt: f.GivenAt.UTC()}

@@ -42,7 +42,7 @@ func FuzzResourceBodies(f *testing.F) {
 				t.Fatalf("%s: body %q: %v is not a client error", kind, body, err)
 			}
 			rec := httptest.NewRecorder()
-			failResource(rec, httptest.NewRequest(http.MethodPost, "/", nil), err)
+			writeError(rec, httptest.NewRequest(http.MethodPost, "/", nil), err)
 			if rec.Code < 400 || rec.Code >= 500 {
 				t.Fatalf("%s: body %q answered %d", kind, body, rec.Code)
 			}

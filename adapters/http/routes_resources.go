@@ -43,17 +43,6 @@ func (s *Server) resourceRoutes() {
 	s.replyRoutes()
 }
 
-// failResource answers err, turning a domain rule's *domain.InvalidError into
-// a 422 with its field.
-func failResource(w http.ResponseWriter, r *http.Request, err error) {
-	var ie *domain.InvalidError
-	if errors.As(err, &ie) {
-		writeError(w, r, invalid(FieldError{Field: ie.Field, Message: ie.Message}))
-		return
-	}
-	writeError(w, r, err)
-}
-
 // pathUUID reads the {id} of the path; anything but a UUID names nothing
 // that exists: notFound.
 func pathUUID(r *http.Request, notFound error) (uuid.UUID, error) {

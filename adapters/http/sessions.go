@@ -35,7 +35,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
 		AssistantID: assistantID, VisitorID: deref(req.VisitorID), Locale: deref(req.Locale), Metadata: req.Metadata,
 	})
 	if err != nil {
-		failResource(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	s.waitForProjections(r, res.Position)
@@ -119,7 +119,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, kind string
 		Kind: kind, ThreadID: id, Role: message.User, Content: *req.Content, Metadata: req.Metadata,
 	})
 	if err != nil {
-		failResource(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	s.waitForProjections(r, res.Position)
@@ -162,7 +162,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, kind strin
 		Kind: kind, ThreadID: id, Page: queries.Page{Limit: limit, Cursor: cursor},
 	})
 	if err != nil {
-		failResource(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	writeList(w, r, items, more, next)

@@ -38,7 +38,7 @@ func (s *Server) createWidgetConfig(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := commands.CreateWidgetConfigHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.CreateWidgetConfig{Input: req.input()})
 	if err != nil {
-		failResource(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	s.writeWidgetConfig(w, r, res, http.StatusCreated)
@@ -57,7 +57,7 @@ func (s *Server) updateWidgetConfig(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := commands.UpdateWidgetConfigHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.UpdateWidgetConfig{ID: id, Input: req.input()})
 	if err != nil {
-		failResource(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	s.writeWidgetConfig(w, r, res, http.StatusOK)
@@ -108,7 +108,7 @@ func (s *Server) listWidgetConfigs(w http.ResponseWriter, r *http.Request) {
 	}
 	items, more, next, err := queries.NewListWidgetConfigsHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), queries.Page{Limit: limit, Cursor: cursor})
 	if err != nil {
-		failResource(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	writeList(w, r, items, more, next)
