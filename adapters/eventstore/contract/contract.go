@@ -299,6 +299,29 @@ func testBatchIsAtomic(t *testing.T, s es.Store) {
 			b[2].Data = json.RawMessage(`{"broken":`)
 			return b
 		}, es.ErrInvalidEvent},
+		// Text no reader can store (PostgreSQL refuses it in text and jsonb):
+		// refused at the append, so that no projection ever meets it.
+		{"a NUL character in the data", func() []es.NewEvent {
+			b := events(3, "AssistantRenamed")
+			b[1].Data = json.RawMessage(`{"name":"a","traits":{"x":"a\u0000b"}}`)
+			return b
+		}, es.ErrInvalidText},
+		{"a NUL character in personal data", func() []es.NewEvent {
+			b := events(2, "ContextUpdated")
+			b[1].Data = json.RawMessage(`{"traits":{"x":"pwn\u0000"}}`)
+			b[1].Metadata = es.Metadata{Subject: "usercontext-1", Personal: []string{"traits"}}
+			return b
+		}, es.ErrInvalidText},
+		{"invalid UTF-8 in the data", func() []es.NewEvent {
+			b := events(3, "AssistantRenamed")
+			b[2].Data = json.RawMessage("{\"name\":\"caf\xc3\"}")
+			return b
+		}, es.ErrInvalidText},
+		{"a NUL character in the metadata", func() []es.NewEvent {
+			b := events(2, "AssistantRenamed")
+			b[0].Metadata.Extra = map[string]string{"source": "x\x00"}
+			return b
+		}, es.ErrInvalidText},
 		{"one id twice", func() []es.NewEvent {
 			b := events(3, "AssistantRenamed")
 			b[2].ID = b[0].ID
