@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/companin/companin/domain/es"
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 )
@@ -97,7 +98,10 @@ var (
 func (s *Server) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
-		if origin == "" {
+		// "null" is the Origin of sandboxed frames, file: pages and
+		// redirects across origins: any page can send it, so echoing it
+		// with credentials would let every page read the answers.
+		if origin == "" || origin == "null" {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -155,7 +159,25 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	if !s.countIfAuthenticated(w, r) {
+		return
+	}
 	writeProblem(w, http.StatusNotFound, "Not found: no route "+r.URL.Path, "route_not_found", nil)
+}
+
+// countIfAuthenticated gives an answer outside every route (404, 405) the
+// rate-limit headers when the caller is authenticated, counting the request
+// as any other; a caller without valid credentials gets the answer alone.
+// It tells whether to go on (false: the 429 is sent).
+func (s *Server) countIfAuthenticated(w http.ResponseWriter, r *http.Request) bool {
+	if r.Header.Get("X-API-Key") == "" && r.Header.Get("Authorization") == "" {
+		return true
+	}
+	p, err := s.authenticate(r, ScopeWidget)
+	if err != nil {
+		return true
+	}
+	return s.countRequest(w, r, p.OrganizationID)
 }
 
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
@@ -163,6 +185,9 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	if r.Method == http.MethodOptions {
 		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if !s.countIfAuthenticated(w, r) {
 		return
 	}
 	writeProblem(w, http.StatusMethodNotAllowed,
@@ -226,3 +251,40 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// requireScope refuses a widget token on a route for API keys only. It runs
+// after the rate limit (authentication admits widget tokens everywhere), so
+// that this 403, like every authenticated answer, carries the rate-limit headers.
+func requireScope(scope Scope, next http.Handler) http.Handler {
+	if scope != ScopeAPI {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if principalOf(r).Widget {
+			writeError(w, r, errWidgetScope)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// textHeaders are the request headers whose values are looked up in the
+// database or stored: invalid UTF-8 in them (net/http already refuses NUL)
+// would fail there, as a 500.
+var textHeaders = []string{"X-API-Key", "X-API-Secret", "Authorization", "Idempotency-Key", "Last-Event-ID"}
+
+// checkHeaders answers 422 naming the header when one of textHeaders is not
+// valid text.
+func checkHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, name := range textHeaders {
+			for _, v := range r.Header.Values(name) {
+				if p := es.CheckText(v); p != "" {
+					writeError(w, r, invalid(FieldError{Field: name, Message: "(a header) " + p}))
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -147,11 +147,12 @@ func New(d Deps) *Server {
 }
 
 // Handler returns the whole API with its middleware: request id, panic
-// recovery, CORS, trailing-slash folding, then the router.
+// recovery, header text checks, CORS, trailing-slash folding, then the router.
 func (s *Server) Handler() http.Handler {
 	var h http.Handler = s.router
 	h = foldTrailingSlash(h)
 	h = s.cors(h)
+	h = checkHeaders(h)
 	h = s.recoverer(h)
 	h = s.requestID(h)
 	return h
@@ -186,11 +187,15 @@ func (s *Server) wrap(method, path string, scope Scope, maxBody int64, h http.Ha
 	if method == http.MethodPost && scope != ScopePublic {
 		next = s.idempotent(next)
 	}
-	if scope != ScopePublic {
-		next = s.rateLimited(next)
-		next = s.authenticated(scope, next)
-	}
 	next = limitBody(maxBody, next)
+	next = checkParams(next)
+	if scope != ScopePublic {
+		// A widget token on an API route is refused after the rate limit,
+		// so that its 403 carries the rate-limit headers too.
+		next = requireScope(scope, next)
+		next = s.rateLimited(next)
+		next = s.authenticated(ScopeWidget, next)
+	}
 	return s.metrics.instrument(method, path, next)
 }
 
