@@ -8,8 +8,8 @@ import (
 	"io"
 	"net/http"
 	"reflect"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 

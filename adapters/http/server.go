@@ -41,6 +41,10 @@ type Config struct {
 	// ReadYourWritesWait bounds how long a write waits for the read models
 	// to catch up before answering. 0 means 5 s.
 	ReadYourWritesWait time.Duration
+	// MaxStreamsPerOrg bounds the event streams (GET /events/stream and
+	// NDJSON exports of GET /events) one organization keeps open on this
+	// instance (COMPANIN_MAX_STREAMS_PER_ORG); past it, 429. 0 means 10.
+	MaxStreamsPerOrg int
 }
 
 func (c Config) withDefaults() Config {
@@ -58,6 +62,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReadYourWritesWait <= 0 {
 		c.ReadYourWritesWait = 5 * time.Second
+	}
+	if c.MaxStreamsPerOrg <= 0 {
+		c.MaxStreamsPerOrg = 10
 	}
 	return c
 }
@@ -98,6 +105,7 @@ type Server struct {
 	keys    *signingKeys
 	clients clientCache
 	head    logHead
+	streams streamSlots
 }
 
 // route is a registered endpoint, kept to answer 405 with Allow and to

@@ -60,6 +60,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			RateLimitPerHour: cfg.RateLimitPerHour,
 			JWTSecret:        cfg.JWTSecret,
 			ReplyWait:        cfg.ReplyWait,
+			MaxStreamsPerOrg: cfg.MaxStreamsPerOrg,
 		},
 		Metrics: reg,
 		Logger:  log,
