@@ -30,11 +30,22 @@ func NewGetUserContextHandler(db resourcesDB) GetUserContextHandler {
 
 // Handle returns the context ref names (its id, else its user_reference), or
 // usercontext.ErrNotFound (also for erased and other organizations' contexts).
+// An id wins over a user_reference that spells it, as in
+// commands.UserContextID, so that GET, PATCH and DELETE name the same
+// context: the id of an erased context stays taken, never falling through to
+// another context whose user_reference is that string.
 func (h GetUserContextHandler) Handle(ctx context.Context, org, ref string) (UserContext, error) {
 	if id, err := uuid.Parse(ref); err == nil {
-		u, err := h.get(ctx, `id = $2`, org, id)
-		if !errors.Is(err, usercontext.ErrNotFound) {
-			return u, err
+		var erased bool
+		err := h.db.QueryRow(ctx, `SELECT erased_at IS NOT NULL FROM user_contexts WHERE organization_id = $1 AND id = $2`,
+			org, id).Scan(&erased)
+		switch {
+		case err == nil && erased:
+			return UserContext{}, usercontext.ErrNotFound
+		case err == nil:
+			return h.get(ctx, `id = $2`, org, id)
+		case !errors.Is(err, pgx.ErrNoRows):
+			return UserContext{}, fmt.Errorf("get user context: %w", err)
 		}
 	}
 	return h.get(ctx, `user_reference = $2`, org, ref)
