@@ -387,16 +387,34 @@ func (s *Store) ReadAll(ctx context.Context, after es.Position, limit int, f es.
 	if err != nil {
 		return nil, err
 	}
+	sql, args := readAllSQL(p, limit, f)
+	events, err := query(ctx, s.pool, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read all after %q: %w", after, err)
+	}
+	return events, nil
+}
+
+func readAllSQL(p position, limit int, f es.Filter) (string, []any) {
 	var sql strings.Builder
 	sql.WriteString(`SELECT ` + columns + ` FROM events e
 		WHERE (e.epoch, e.transaction_id, e.global_position) > ($1, $2::text::xid8, $3) AND ` + visibleBelow)
 	args := filterSQL(&sql, []any{p.epoch, p.txid, p.global, limitArg(limit)}, f)
 	sql.WriteString(" LIMIT $4")
-	events, err := query(ctx, s.pool, sql.String(), args...)
-	if err != nil {
-		return nil, fmt.Errorf("read all after %q: %w", after, err)
-	}
-	return events, nil
+	return sql.String(), args
+}
+
+// waitSQL tells whether an event after p passes f: 0 none, 1 readable, 2
+// committed but held back by an older transaction.
+func waitSQL(p position, f es.Filter) (string, []any) {
+	var sql strings.Builder
+	sql.WriteString(`SELECT coalesce((
+			SELECT CASE WHEN ` + visibleBelow + ` THEN 1 ELSE 2 END
+			FROM events e
+			WHERE (e.epoch, e.transaction_id, e.global_position) > ($1, $2::text::xid8, $3)`)
+	args := filterSQL(&sql, []any{p.epoch, p.txid, p.global}, f)
+	sql.WriteString(" LIMIT 1), 0)")
+	return sql.String(), args
 }
 
 // filterSQL appends f's conditions and the log order to a query of events e
@@ -452,15 +470,9 @@ func (s *Store) wait(ctx context.Context, after es.Position, f es.Filter) error 
 		return err
 	}
 	changed := s.subscribe(f.OrganizationID)
-	var sql strings.Builder
-	sql.WriteString(`SELECT coalesce((
-			SELECT CASE WHEN ` + visibleBelow + ` THEN 1 ELSE 2 END
-			FROM events e
-			WHERE (e.epoch, e.transaction_id, e.global_position) > ($1, $2::text::xid8, $3)`)
-	args := filterSQL(&sql, []any{p.epoch, p.txid, p.global}, f)
-	sql.WriteString(" LIMIT 1), 0)")
+	sql, args := waitSQL(p, f)
 	var state int // 0 nothing after the position, 1 readable, 2 waiting for an older transaction
-	err = s.pool.QueryRow(ctx, sql.String(), args...).Scan(&state)
+	err = s.pool.QueryRow(ctx, sql, args...).Scan(&state)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
