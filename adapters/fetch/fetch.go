@@ -188,7 +188,7 @@ func (f *Fetcher) classify(err error, host string) error {
 	case errors.Is(err, ErrBlockedAddress) && ue != nil && !errors.Is(ue.Err, ErrBlockedAddress):
 		return ue.Err // refused by CheckRedirect: its text names no address
 	case errors.Is(err, ErrBlockedAddress) || isDNS && !f.cfg.AllowPrivate:
-		return fmt.Errorf("%w: %s has no public internet address that can be reached; check the address (pages inside your network are not fetched unless COMPANIN_FETCH_ALLOW_PRIVATE=true)", ErrBlockedAddress, host)
+		return fmt.Errorf("%w: %s has no public internet address that can be reached; check the address (pages on private or loopback addresses are not fetched unless COMPANIN_FETCH_ALLOW_PRIVATE=true)", ErrBlockedAddress, host)
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
