@@ -201,6 +201,9 @@ func (s *Store) notifier() {
 		orgs, all := s.unannounced, s.announceAll
 		s.unannounced, s.announceAll = map[string]struct{}{}, false
 		s.mu.Unlock()
+		if len(orgs) == 0 && !all {
+			continue // announced already, with an earlier batch
+		}
 		s.broadcast(orgs, all)
 		// An error leaves waiters elsewhere to their fallback timeout.
 		_, _ = s.pool.Exec(s.bg, "SELECT pg_notify($1, $2)", Channel, payload(orgs, all))
