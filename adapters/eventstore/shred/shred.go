@@ -20,9 +20,9 @@
 //
 // Encryption is deterministic per event id, field and value, so an
 // idempotent retry of an append produces the same stored bytes and is
-// recognised as a retry. One exception: a retry that comes after the
-// subject's key was destroyed is sealed with a new key and fails with
-// es.ErrDuplicateEventID.
+// recognised as a retry. An erased subject stays erased: appending its
+// personal fields after Erase fails with ErrErased, so that nothing written
+// around or after an erasure becomes readable under a new key.
 package shred
 
 import (
