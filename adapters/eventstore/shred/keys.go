@@ -27,7 +27,7 @@ type KeyStore interface {
 	// Key returns the subject's key. With create, a subject without a key gets
 	// a new random one (concurrent callers all get the same); without create,
 	// such a subject fails with ErrKeyNotFound. A destroyed subject fails
-	// with ErrKeyNotFound without create and ErrErased with it.
+	// with ErrErased, and without create also with ErrKeyNotFound.
 	Key(ctx context.Context, subject string, create bool) ([]byte, error)
 	// Destroy forgets the subject's key for good and remembers that it did
 	// (a tombstone), so that no later Key(create) makes a new one. It is
@@ -65,6 +65,9 @@ func (m *MemoryKeys) Key(_ context.Context, subject string, create bool) ([]byte
 	if !ok {
 		if create && m.destroyed[subject] {
 			return nil, fmt.Errorf("shred: subject %q: %w", subject, ErrErased)
+		}
+		if !create && m.destroyed[subject] {
+			return nil, fmt.Errorf("shred: subject %q: %w (%w)", subject, ErrKeyNotFound, ErrErased)
 		}
 		if !create {
 			return nil, fmt.Errorf("shred: subject %q: %w", subject, ErrKeyNotFound)

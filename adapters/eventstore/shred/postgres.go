@@ -135,7 +135,7 @@ func (k *PostgresKeys) Key(ctx context.Context, subject string, create bool) ([]
 }
 
 // load reads the subject's key. A tombstone (destroyed key) is
-// ErrKeyNotFound for readers and ErrErased for creators.
+// ErrKeyNotFound and ErrErased for readers, ErrErased for creators.
 func (k *PostgresKeys) load(ctx context.Context, subject string, create bool) ([]byte, error) {
 	var (
 		secret  []byte
@@ -152,7 +152,7 @@ func (k *PostgresKeys) load(ctx context.Context, subject string, create bool) ([
 		if create {
 			return nil, fmt.Errorf("shred: subject %q: %w", subject, ErrErased)
 		}
-		return nil, fmt.Errorf("shred: subject %q (destroyed): %w", subject, ErrKeyNotFound)
+		return nil, fmt.Errorf("shred: subject %q: %w (%w)", subject, ErrKeyNotFound, ErrErased)
 	}
 	return k.unwrap(subject, secret, wrapped)
 }

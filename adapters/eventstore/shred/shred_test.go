@@ -345,3 +345,43 @@ func TestMemoryKeys(t *testing.T) {
 		t.Errorf("create after destroy: err = %v, want ErrErased", err)
 	}
 }
+
+// Events written before a field became personal hold it in the clear: once
+// their subject is erased, Redact nulls it on every read too, and the
+// stored event stays as it was.
+func TestRedactClearFieldsOfErasedSubjects(t *testing.T) {
+	ctx := context.Background()
+	inner := memory.New()
+	old := func(subject string) es.NewEvent {
+		return es.NewEvent{ID: uuid.New(), Type: "ConversationStarted",
+			Data:     json.RawMessage(`{"customer_id":"zelda-1","title":"Zelda Erasmus complaint","metadata":{"email":"zelda@example.org"},"locale":"en"}`),
+			Metadata: es.Metadata{Subject: subject, Personal: []string{"customer_id"}}}
+	}
+	if _, err := inner.Append(ctx, "conversation-a", es.NoStream, old(alice)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inner.Append(ctx, "conversation-b", es.NoStream, old(bob)); err != nil {
+		t.Fatal(err)
+	}
+	s := shred.New(inner, shred.NewMemoryKeys(), shred.Redact(map[string][]string{"ConversationStarted": {"customer_id", "title", "metadata"}}))
+	if evs, err := s.ReadStream(ctx, "conversation-a", 1, 0); err != nil || fields(t, evs[0].Data)["title"] != "Zelda Erasmus complaint" {
+		t.Fatalf("before erasure the clear title reads as written: %v %v", evs, err)
+	}
+	if err := s.Erase(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.ReadAll(ctx, es.Start, 0, es.Filter{})
+	if err != nil || len(all) != 2 {
+		t.Fatalf("%v %v", all, err)
+	}
+	got := fields(t, all[0].Data)
+	if got["title"] != nil || got["metadata"] != nil || got["customer_id"] != nil || got["locale"] != "en" || all[0].Metadata.Extra[shred.Erased] != "true" {
+		t.Errorf("erased subject's old event: %s %+v", all[0].Data, all[0].Metadata)
+	}
+	if fields(t, all[1].Data)["title"] != "Zelda Erasmus complaint" || all[1].Metadata.Extra[shred.Erased] != "" {
+		t.Errorf("another subject's old event changed: %s", all[1].Data)
+	}
+	if !strings.Contains(rawLog(t, inner), "Zelda Erasmus complaint") {
+		t.Error("the stored event must stay as written (the log is immutable)")
+	}
+}
