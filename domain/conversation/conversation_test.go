@@ -47,11 +47,11 @@ func TestStartAndPost(t *testing.T) {
 			if st.CustomerID != "user-456" || st.Title != "Order Support" || (st.UserContextID != nil) != (tt.userContext != uuid.Nil) {
 				t.Fatalf("started = %#v", st)
 			}
-			if subj, _ := st.PersonalData(); subj != tt.wantSubject {
-				t.Fatalf("started personal subject = %q", subj)
+			if subj, fields := st.PersonalData(); subj != tt.wantSubject || (subj != "" && !slices.Equal(fields, []string{"customer_id", "title", "metadata"})) {
+				t.Fatalf("started personal = %q %v", subj, fields)
 			}
 			subj, fields := ev[1].(message.Posted).PersonalData()
-			if subj != tt.wantSubject || (subj != "" && !slices.Equal(fields, []string{"content"})) {
+			if subj != tt.wantSubject || (subj != "" && !slices.Equal(fields, []string{"content", "metadata"})) {
 				t.Fatalf("personal = %q %v", subj, fields)
 			}
 		})
