@@ -24,7 +24,7 @@ const shutdownGrace = 20 * time.Second
 
 // scrubInterval is how often serve checks for destroyed subject keys whose
 // old bytes still wait for a table rewrite (shred.PostgresKeys.Scrub).
-const scrubInterval = time.Minute
+const scrubInterval = 10 * time.Minute
 
 // serve runs the API, the projections and the workers in one process until
 // ctx ends (SIGINT, SIGTERM), then shuts down in order: stop accepting

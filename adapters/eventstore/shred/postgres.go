@@ -213,9 +213,24 @@ func (k *PostgresKeys) Pending(ctx context.Context) (bool, error) {
 // The check reads the server's English VACUUM VERBOSE report; on a server
 // with other lc_messages it cannot tell, and reports done after one rewrite.
 func (k *PostgresKeys) Scrub(ctx context.Context) (done bool, err error) {
-	var started time.Time
-	if err := k.pool.QueryRow(ctx, `SELECT now()`).Scan(&started); err != nil {
+	// A transaction of this database that began before the newest pending
+	// destroy may still see the old row: the rewrite would have to copy it.
+	// Do not rewrite (and lock) for nothing; VACUUM's own report below is
+	// the authority when this cannot tell (other roles' sessions are hidden
+	// without pg_read_all_stats).
+	var (
+		started time.Time
+		older   bool
+	)
+	if err := k.pool.QueryRow(ctx, `
+		SELECT now(), EXISTS (
+			SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL
+			  AND xact_start <= (SELECT max(destroyed_at) FROM subject_keys WHERE secret IS NULL AND scrubbed_at IS NULL))`).Scan(&started, &older); err != nil {
 		return false, fmt.Errorf("shred: scrub: %w", err)
+	}
+	if older {
+		return false, nil
 	}
 	// A connection of its own, to read VACUUM's report (notices are
 	// configured per connection).

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -445,4 +446,49 @@ func TestPostgresKeysDestroyDoesNotWaitForLongTransactions(t *testing.T) {
 	if bytes.Contains(rawPages(t, pool, "subject_keys"), key) {
 		t.Error("a copy of the destroyed key is left in subject_keys' pages")
 	}
+}
+
+// BenchmarkDestroyAndScrub measures the two halves of an erasure with
+// 100,000 other subjects' keys in the table: Destroy (the request path, one
+// row update) and Scrub (the background rewrite, during which key lookups
+// wait).
+//
+//	go test ./adapters/eventstore/shred/ -run '^$' -bench DestroyAndScrub -benchtime 20x
+func BenchmarkDestroyAndScrub(b *testing.B) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(b)
+	k, err := shred.NewPostgresKeys(pool, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `
+		INSERT INTO subject_keys (subject, secret)
+		SELECT 'usercontext-' || gen_random_uuid(), gen_random_bytes(32) FROM generate_series(1, 100000)`); err != nil {
+		// gen_random_bytes needs pgcrypto; fall back to md5 bytes.
+		if _, err := pool.Exec(ctx, `
+			INSERT INTO subject_keys (subject, secret)
+			SELECT 'usercontext-' || gen_random_uuid(), decode(md5(random()::text) || md5(random()::text), 'hex') FROM generate_series(1, 100000)`); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var destroy, scrub time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		subject := "usercontext-bench-" + strconv.Itoa(i)
+		if _, err := k.Key(ctx, subject, true); err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		if err := k.Destroy(ctx, subject); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if _, err := k.Scrub(ctx); err != nil {
+			b.Fatal(err)
+		}
+		destroy += t1.Sub(t0)
+		scrub += time.Since(t1)
+	}
+	b.ReportMetric(float64(destroy.Microseconds())/1000/float64(b.N), "destroy-ms/op")
+	b.ReportMetric(float64(scrub.Microseconds())/1000/float64(b.N), "scrub-ms/op")
 }
