@@ -2,6 +2,8 @@ package conversation_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -83,5 +85,37 @@ func TestNoConversationOnInactiveAssistant(t *testing.T) {
 	in, _ := conversation.ParseStart("c", "", "", nil)
 	if err := conversation.New(uuid.New()).Start(a, in, at); !errors.Is(err, assistant.ErrInactive) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// Stored shapes must keep decoding: what the earlier version wrote (title and
+// metadata in the clear) and what readers get once the person is erased
+// (every personal field null).
+func TestGoldenEventsDecode(t *testing.T) {
+	for _, tt := range []struct {
+		file, typ string
+		check     func(domain.Event) bool
+	}{
+		{"conversation_started_v1_clear_title.json", conversation.TypeStarted, func(e domain.Event) bool {
+			s := e.(conversation.Started)
+			return s.Title == "Zelda Erasmus complaint" && s.Metadata["email"] == "zelda@example.org" && s.CustomerID == "cust-old" && s.UserContextID != nil
+		}},
+		{"conversation_started_v1_erased.json", conversation.TypeStarted, func(e domain.Event) bool {
+			s := e.(conversation.Started)
+			return s.Title == "" && s.Metadata == nil && s.CustomerID == "" && s.UserContextID != nil && s.Locale == "en"
+		}},
+		{"message_posted_v1_erased.json", message.TypePosted, func(e domain.Event) bool {
+			p := e.(message.Posted)
+			return p.Content == "" && p.Metadata == nil && p.Role == message.User
+		}},
+	} {
+		data, err := os.ReadFile(filepath.Join("testdata", tt.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := conversation.Decode(tt.typ, data)
+		if err != nil || e == nil || !tt.check(e) {
+			t.Errorf("%s: decoded %#v (%v)", tt.file, e, err)
+		}
 	}
 }
