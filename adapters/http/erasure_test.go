@@ -349,3 +349,28 @@ func TestLegacyReservationsKeepProtectingUniqueness(t *testing.T) {
 		t.Errorf("keyed stream: %+v (%v), want released then reserved", evs, err)
 	}
 }
+
+// A context whose user_reference is another context's id: GET and DELETE by
+// that string name the same context, the one with the id, erased or not.
+func TestContextIDWinsOverAnEqualReference(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	org := ts.org
+	a := expectStatus(t, ts.do(t, http.MethodPost, "/api/v1/contexts/", org, `{"user_reference":"a","traits":{"who":"a"}}`), http.StatusCreated)
+	aID := a["id"].(string)
+	b := expectStatus(t, ts.do(t, http.MethodPost, "/api/v1/contexts/", org, `{"user_reference":"`+aID+`","traits":{"who":"b"}}`), http.StatusCreated)
+	if got := expectStatus(t, ts.do(t, http.MethodGet, "/api/v1/contexts/"+aID, org, ""), http.StatusOK); got["id"] != aID {
+		t.Fatalf("GET by a's id gave %v", got)
+	}
+	d := expectStatus(t, ts.do(t, http.MethodDelete, "/api/v1/contexts/"+aID, org, ""), http.StatusOK)
+	if d["id"] != aID {
+		t.Fatalf("DELETE by a's id erased %v", d)
+	}
+	expectError(t, ts.do(t, http.MethodGet, "/api/v1/contexts/"+aID, org, ""), http.StatusNotFound)
+	if again := expectStatus(t, ts.do(t, http.MethodDelete, "/api/v1/contexts/"+aID, org, ""), http.StatusOK); again["id"] != aID {
+		t.Fatalf("retried DELETE by a's id: %v", again)
+	}
+	if got := expectStatus(t, ts.do(t, http.MethodGet, "/api/v1/contexts/"+b["id"].(string), org, ""), http.StatusOK); got["user_reference"] != aID {
+		t.Fatalf("b must stay: %v", got)
+	}
+}
