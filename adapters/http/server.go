@@ -103,6 +103,7 @@ type Server struct {
 	table   []route
 	metrics *httpMetrics
 	keys    *signingKeys
+	refKeys referenceKeys
 	clients clientCache
 	head    logHead
 	streams streamSlots
