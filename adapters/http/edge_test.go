@@ -410,12 +410,16 @@ func TestContextIDWinsOverAUserReferenceSpellingIt(t *testing.T) {
 	if got := idOf(ts.do(t, http.MethodDelete, "/api/v1/contexts/"+a, ts.org, "")); got != a {
 		t.Fatalf("DELETE by A's id: %s, want A", got)
 	}
-	// A is erased: its id still names A (gone) for every method, never B.
+	// A is erased: its id still names A for every method, never B: GET
+	// finds nothing, DELETE answers A's erasure again (its tombstone).
 	if got := idOf(ts.do(t, http.MethodGet, "/api/v1/contexts/"+a, ts.org, "")); got != "404" {
 		t.Errorf("GET by the erased A's id: %s, want 404", got)
 	}
-	if got := idOf(ts.do(t, http.MethodDelete, "/api/v1/contexts/"+a, ts.org, "")); got != "404" {
-		t.Errorf("DELETE by the erased A's id: %s, want 404", got)
+	if got := idOf(ts.do(t, http.MethodPatch, "/api/v1/contexts/"+a, ts.org, `{"traits":{"p":2}}`)); got != "404" {
+		t.Errorf("PATCH by the erased A's id: %s, want 404", got)
+	}
+	if got := idOf(ts.do(t, http.MethodDelete, "/api/v1/contexts/"+a, ts.org, "")); got != a {
+		t.Errorf("DELETE by the erased A's id: %s, want A's erasure again", got)
 	}
 	if got := idOf(ts.do(t, http.MethodGet, "/api/v1/contexts/"+b, ts.org, "")); got != b {
 		t.Errorf("GET B by its id: %s", got)
