@@ -51,6 +51,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := addWorkers(runtime, cfg, store, db.Pool, log); err != nil {
 		return err
 	}
+	feed, closeFeed, err := newFeed(cfg.Feed, store.Sealed, db.Pool, log, reg)
+	if err != nil {
+		return err
+	}
+	defer closeFeed()
 
 	api := httpapi.New(httpapi.Deps{
 		Store:   store,
@@ -81,7 +86,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	consumers, stopConsumers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopConsumers()
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -89,6 +94,15 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			errc <- fmt.Errorf("consumers: %w", err)
 		}
 	}()
+	if feed != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := feed.Run(consumers); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("feed: %w", err)
+			}
+		}()
+	}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)

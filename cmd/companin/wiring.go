@@ -29,7 +29,10 @@ import (
 type eventLog struct {
 	es.Store
 	Shred *shred.Store
-	close func()
+	// Sealed is the log as stored, personal fields encrypted: what leaves
+	// the system in bulk (the NATS feed) reads it.
+	Sealed es.Store
+	close  func()
 }
 
 func (l *eventLog) Close() {
@@ -70,7 +73,7 @@ func openEventLog(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog
 		return nil, err
 	}
 	s := shred.New(inner, keys)
-	return &eventLog{Store: s, Shred: s, close: closeInner}, nil
+	return &eventLog{Store: s, Shred: s, Sealed: inner, close: closeInner}, nil
 }
 
 // ingestionWorker is the knowledge ingestion worker's consumer name: never
