@@ -153,7 +153,8 @@ func New(cfg Config) (*Feed, error) {
 				log.Warn("natsfeed: disconnected from NATS", "error", err)
 			}
 		}),
-		nats.ReconnectHandler(func(*nats.Conn) { log.Info("natsfeed: connected to NATS") }),
+		nats.ConnectHandler(func(*nats.Conn) { log.Info("natsfeed: connected to NATS") }),
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info("natsfeed: connected to NATS again") }),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("natsfeed: connect: %w", err)
@@ -291,6 +292,9 @@ func (f *Feed) park(ctx context.Context, tx pgx.Tx, e es.Event, reason string) e
 
 // prepare makes sure the stream exists and the feed knows where it ends.
 func (f *Feed) prepare(ctx context.Context) error {
+	if !f.nc.IsConnected() {
+		return fmt.Errorf("natsfeed: not connected to the NATS server (%s)", f.nc.Status())
+	}
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.PublishTimeout)
 	defer cancel()
 	if f.stream == nil {
