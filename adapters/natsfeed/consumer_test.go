@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -170,4 +172,27 @@ func TestAnalyticsConsumerReplaysFromTheStartAndResumes(t *testing.T) {
 
 	// Another consumer replays everything from the start.
 	check(consume("audit", len(log)), ids(0))
+}
+
+// The guide shows the consumer tested above, character for character.
+func TestAnalyticsGuideShowsTheTestedConsumer(t *testing.T) {
+	src, err := os.ReadFile("consumer_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	guide, err := os.ReadFile("../../docs/analytics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(src)
+	from := strings.Index(s, "// Event is a Companin event")
+	fn := strings.Index(s, "func Replay(")
+	end := strings.Index(s[fn:], "\n}\n")
+	if from < 0 || fn < 0 || end < 0 {
+		t.Fatal("consumer_test.go: Event and Replay not found")
+	}
+	code := s[from : fn+end+2]
+	if !strings.Contains(string(guide), code) {
+		t.Fatalf("docs/analytics.md does not show the tested consumer; it should contain:\n%s", code)
+	}
 }
