@@ -368,9 +368,10 @@ func (f *Feed) ensureStream(ctx context.Context) (jetstream.Stream, error) {
 	return s, nil
 }
 
+// covers tells whether one of subjects already takes in want ("x.y.>").
 func covers(subjects []string, want string) bool {
 	for _, s := range subjects {
-		if s == want || s == ">" {
+		if s == want || s == ">" || (strings.HasSuffix(s, ".>") && strings.HasPrefix(want, strings.TrimSuffix(s, ">"))) {
 			return true
 		}
 	}

@@ -49,7 +49,7 @@ type env struct {
 	last es.Position
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
@@ -87,7 +87,7 @@ func (e *env) config() natsfeed.Config {
 	return natsfeed.Config{URL: natsURL(), Stream: e.stream, SubjectPrefix: e.prefix, PublishTimeout: 5 * time.Second}
 }
 
-func (e *env) newFeed(t *testing.T, cfg natsfeed.Config) *natsfeed.Feed {
+func (e *env) newFeed(t testing.TB, cfg natsfeed.Config) *natsfeed.Feed {
 	t.Helper()
 	f, err := natsfeed.New(cfg)
 	if err != nil {
@@ -99,7 +99,7 @@ func (e *env) newFeed(t *testing.T, cfg natsfeed.Config) *natsfeed.Feed {
 
 // run runs f under a consumer runtime, as serve does, until stop is called
 // or the test ends.
-func (e *env) run(t *testing.T, f *natsfeed.Feed) (stop func()) {
+func (e *env) run(t testing.TB, f *natsfeed.Feed) (stop func()) {
 	t.Helper()
 	rt := messaging.NewRuntime(e.raw, e.pool, messaging.WithLeadershipInterval(100*time.Millisecond),
 		messaging.WithRetry(2, 50*time.Millisecond, 2*time.Second))
@@ -129,7 +129,7 @@ func (e *env) run(t *testing.T, f *natsfeed.Feed) (stop func()) {
 
 // appendEvent appends one event through the crypto-shredding store, as the
 // commands do.
-func (e *env) appendEvent(t *testing.T, stream, typ, org string, data any, md es.Metadata) es.Event {
+func (e *env) appendEvent(t testing.TB, stream, typ, org string, data any, md es.Metadata) es.Event {
 	t.Helper()
 	b, err := json.Marshal(data)
 	if err != nil {
@@ -148,7 +148,7 @@ func (e *env) appendEvent(t *testing.T, stream, typ, org string, data any, md es
 }
 
 // appendMany appends n events of two organizations and three types.
-func (e *env) appendMany(t *testing.T, n int, orgs ...string) {
+func (e *env) appendMany(t testing.TB, n int, orgs ...string) {
 	t.Helper()
 	types := []string{"AssistantCreated", "SessionStarted", "MessagePosted"}
 	for i := 0; i < n; i++ {
@@ -160,7 +160,7 @@ func (e *env) appendMany(t *testing.T, n int, orgs ...string) {
 // log reads the whole log as stored, in order, once the last event
 // appended is visible (the PostgreSQL log shows an event once every older
 // transaction on the server has ended, other tests' included).
-func (e *env) log(t *testing.T) []es.Event {
+func (e *env) log(t testing.TB) []es.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -187,7 +187,7 @@ func (e *env) log(t *testing.T) []es.Event {
 
 // waitCaughtUp waits until the feed's checkpoint is at the last event of the
 // log as it is now (events may reach readers late: other tests' transactions).
-func (e *env) waitCaughtUp(t *testing.T, name string, last es.Position) {
+func (e *env) waitCaughtUp(t testing.TB, name string, last es.Position) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -216,12 +216,12 @@ func deref(s *string) string {
 }
 
 // messages reads every message of the stream, in stream order.
-func (e *env) messages(t *testing.T) []*jetstream.RawStreamMsg {
+func (e *env) messages(t testing.TB) []*jetstream.RawStreamMsg {
 	t.Helper()
 	return streamMessages(t, e.js, e.stream)
 }
 
-func streamMessages(t *testing.T, js jetstream.JetStream, name string) []*jetstream.RawStreamMsg {
+func streamMessages(t testing.TB, js jetstream.JetStream, name string) []*jetstream.RawStreamMsg {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -246,7 +246,7 @@ func streamMessages(t *testing.T, js jetstream.JetStream, name string) []*jetstr
 
 // assertExactlyTheLog checks that the stream holds each event of want once,
 // in log order, with its subject, id and the API's JSON.
-func (e *env) assertExactlyTheLog(t *testing.T, want []es.Event) {
+func (e *env) assertExactlyTheLog(t testing.TB, want []es.Event) {
 	t.Helper()
 	got := e.messages(t)
 	ids := make([]string, len(got))

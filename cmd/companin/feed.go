@@ -25,14 +25,12 @@ type FeedConfig struct {
 }
 
 func loadFeedConfig(get func(name, def string) string) (FeedConfig, []error) {
-	c := FeedConfig{
-		NATSURL:       get("COMPANIN_FEED_NATS_URL", ""),
-		Stream:        get("COMPANIN_FEED_STREAM", natsfeed.DefaultStream),
-		SubjectPrefix: get("COMPANIN_FEED_SUBJECT_PREFIX", natsfeed.DefaultSubjectPrefix),
-	}
+	c := FeedConfig{NATSURL: get("COMPANIN_FEED_NATS_URL", "")}
 	if c.NATSURL == "" {
-		return c, nil
+		return FeedConfig{}, nil // no feed: the other two do not matter
 	}
+	c.Stream = get("COMPANIN_FEED_STREAM", natsfeed.DefaultStream)
+	c.SubjectPrefix = get("COMPANIN_FEED_SUBJECT_PREFIX", natsfeed.DefaultSubjectPrefix)
 	var errs []error
 	for _, one := range strings.Split(c.NATSURL, ",") {
 		u, err := url.Parse(strings.TrimSpace(one))
