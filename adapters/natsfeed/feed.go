@@ -216,12 +216,8 @@ func (f *Feed) Handle(ctx context.Context, tx pgx.Tx, e es.Event) error {
 		return nil
 	}
 	msg := message.NewMessage(e.ID.String(), payload)
-	org := e.Metadata.OrganizationID
-	if org == "" {
-		org = noOrganization
-	}
 	msg.Metadata.Set(HeaderEventType, e.Type)
-	msg.Metadata.Set(HeaderOrganization, org)
+	msg.Metadata.Set(HeaderOrganization, organization(e))
 	msg.Metadata.Set(HeaderStream, e.Stream)
 	msg.Metadata.Set(HeaderStreamVersion, strconv.FormatUint(e.Version, 10))
 	msg.Metadata.Set(HeaderPosition, string(e.Position))
@@ -250,10 +246,7 @@ func (f *Feed) Handle(ctx context.Context, tx pgx.Tx, e es.Event) error {
 
 // encode gives e's subject and body, or why e cannot be published.
 func (f *Feed) encode(e es.Event) (subject string, payload []byte, reason string) {
-	org := e.Metadata.OrganizationID
-	if org == "" {
-		org = noOrganization
-	}
+	org := organization(e)
 	if !validToken(org) {
 		return "", nil, fmt.Sprintf("organization id %q is not a NATS subject token", org)
 	}
@@ -265,6 +258,14 @@ func (f *Feed) encode(e es.Event) (subject string, payload []byte, reason string
 		return "", nil, fmt.Sprintf("cannot encode the event as JSON: %v", err)
 	}
 	return f.cfg.SubjectPrefix + "." + org + "." + e.Type, payload, ""
+}
+
+// organization is the subject token of e's organization.
+func organization(e es.Event) string {
+	if e.Metadata.OrganizationID == "" {
+		return noOrganization
+	}
+	return e.Metadata.OrganizationID
 }
 
 // limit is the largest message the server and the stream accept; 0: unknown.
