@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -218,4 +219,52 @@ func TestFeedSettingsAreCheckedAtStart(t *testing.T) {
 	if cfg, err := LoadConfig(func(string) string { return "" }); err != nil || cfg.Feed.NATSURL != "" {
 		t.Fatalf("no feed by default: %+v %v", cfg.Feed, err)
 	}
+}
+
+// TestServeAnswersWritesWhileTheFeedsBrokerIsDown: the feed runs beside the
+// projections, so API writes and /readyz never wait for NATS; the feed says
+// why it is stuck and keeps its place.
+func TestServeAnswersWritesWhileTheFeedsBrokerIsDown(t *testing.T) {
+	in := newInstance(t)
+	in.env = append(in.env, "COMPANIN_FEED_NATS_URL=nats://"+freeAddr(t), "COMPANIN_FEED_STREAM=TEST_DOWN")
+	org := in.createOrg("Down")
+	in.serve()
+	in.waitReady()
+	for i := 0; i < 3; i++ {
+		status, body := in.request("POST", "/api/v1/assistants/", org, map[string]any{"name": fmt.Sprintf("a%d", i)})
+		if status != http.StatusCreated {
+			t.Fatalf("POST /api/v1/assistants/ with NATS down: %d %s", status, body)
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var pos string
+		var lastErr *string
+		c, err := pgx.Connect(context.Background(), in.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.QueryRow(context.Background(), `SELECT position, last_error FROM consumer_checkpoints WHERE name = 'nats-feed:TEST_DOWN'`).Scan(&pos, &lastErr)
+		c.Close(context.Background())
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			t.Fatal(err)
+		}
+		if pos != "" {
+			t.Fatalf("the feed's checkpoint moved to %q with no NATS server", pos)
+		}
+		if lastErr != nil && strings.Contains(*lastErr, "not connected") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the feed recorded no failure saying NATS is not connected (last error %q)", deref(lastErr))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
