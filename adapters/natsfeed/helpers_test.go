@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -285,5 +284,3 @@ func (e *env) assertExactlyTheLog(t testing.TB, want []es.Event) {
 }
 
 func newOrg() string { return uuid.NewString() }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
