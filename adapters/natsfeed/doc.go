@@ -23,7 +23,10 @@
 //     for when the stream's last message cannot be read (removed by limits).
 //   - Personal fields stay sealed ({"$enc":"v1:..."}): the feed reads the log
 //     as stored, not through the crypto-shredding store, so destroying a
-//     person's key makes their data unreadable in the stream too.
+//     person's key makes their data unreadable in the stream too. A field
+//     that is personal today but that an older event holds in the clear
+//     (Config.Personal) is published as null and named in
+//     metadata.extra.withheld.
 //   - A publish failure (broker down, timeout) is retried with backoff for as
 //     long as it takes; the checkpoint does not move meanwhile and its row in
 //     consumer_checkpoints says why (last_error).

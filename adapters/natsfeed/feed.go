@@ -1,11 +1,14 @@
 package natsfeed
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,6 +73,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer gets the feed's counters; nil: none.
 	Registerer prometheus.Registerer
+	// Personal lists, per event type, the fields that name or describe the
+	// event's subject today (commands.PersonalFields). Events written before
+	// a field was listed hold it in the clear: the feed publishes null for
+	// such a value (and names it in metadata.extra.withheld), so that
+	// nothing personal reaches the stream readable.
+	Personal map[string][]string
 }
 
 func (c Config) withDefaults() Config {
@@ -253,11 +262,69 @@ func (f *Feed) encode(e es.Event) (subject string, payload []byte, reason string
 	if !validToken(e.Type) {
 		return "", nil, fmt.Sprintf("event type %q is not a NATS subject token", e.Type)
 	}
-	payload, err := json.Marshal(eventjson.From(e))
+	e, err := f.sealedOnly(e)
+	if err != nil {
+		return "", nil, fmt.Sprintf("cannot read the event's data: %v", err)
+	}
+	payload, err = json.Marshal(eventjson.From(e))
 	if err != nil {
 		return "", nil, fmt.Sprintf("cannot encode the event as JSON: %v", err)
 	}
 	return f.cfg.SubjectPrefix + "." + org + "." + e.Type, payload, ""
+}
+
+// Withheld is the key of es.Metadata.Extra that lists, comma-separated, the
+// personal fields of an event the feed published as null because the log
+// holds them in the clear.
+const Withheld = "withheld"
+
+// sealedOnly returns e with every personal field of its subject that the
+// log holds in the clear replaced by null; sealed fields stay as they are.
+func (f *Feed) sealedOnly(e es.Event) (es.Event, error) {
+	if e.Metadata.Subject == "" || (len(e.Metadata.Personal) == 0 && len(f.cfg.Personal[e.Type]) == 0) {
+		return e, nil
+	}
+	var fields map[string]json.RawMessage
+	if len(e.Data) == 0 || json.Unmarshal(e.Data, &fields) != nil || fields == nil {
+		return e, nil // not an object: no fields to withhold
+	}
+	var withheld []string
+	for _, name := range append(slices.Clone(e.Metadata.Personal), f.cfg.Personal[e.Type]...) {
+		v, ok := fields[name]
+		if !ok || sealed(v) || slices.Contains(withheld, name) {
+			continue
+		}
+		if t := bytes.TrimSpace(v); string(t) == "null" {
+			continue
+		}
+		fields[name] = json.RawMessage("null")
+		withheld = append(withheld, name)
+	}
+	if len(withheld) == 0 {
+		return e, nil
+	}
+	data, err := json.Marshal(fields)
+	if err != nil {
+		return e, err
+	}
+	e.Data = data
+	extra := maps.Clone(e.Metadata.Extra)
+	if extra == nil {
+		extra = map[string]string{}
+	}
+	extra[Withheld] = strings.Join(withheld, ",")
+	e.Metadata.Extra = extra
+	return e, nil
+}
+
+// sealed tells whether v is a value sealed by the crypto-shredding store,
+// {"$enc":"v1:..."}.
+func sealed(v json.RawMessage) bool {
+	var obj map[string]string
+	if json.Unmarshal(v, &obj) != nil || len(obj) != 1 {
+		return false
+	}
+	return strings.HasPrefix(obj["$enc"], "v1:")
 }
 
 // organization is the subject token of e's organization.

@@ -86,6 +86,51 @@ func TestFeedPublishesEveryEventInLogOrderWithItsSubjectIDAndTheAPIShape(t *test
 	}
 }
 
+// Events written before a field became personal hold it in the clear: the
+// feed withholds it (null), as the API does once the person is erased.
+func TestFeedWithholdsPersonalFieldsTheLogHoldsInTheClear(t *testing.T) {
+	e := newEnv(t)
+	org := newOrg()
+	legacy := e.appendEvent(t, "conversation-1", "ConversationStarted", org,
+		map[string]any{"customer_id": "cust-7", "title": "Zelda's complaint", "metadata": map[string]string{"email": "zelda@example.com"}, "locale": "en"},
+		es.Metadata{Subject: "usercontext-7", Personal: []string{"customer_id"}})
+	anonymous := e.appendEvent(t, "conversation-2", "ConversationStarted", org,
+		map[string]any{"customer_id": "cust-8", "title": "No person linked"}, es.Metadata{})
+	cfg := e.config()
+	cfg.Personal = map[string][]string{"ConversationStarted": {"customer_id", "title", "metadata"}}
+	f := e.newFeed(t, cfg)
+	e.run(t, f)
+	log := e.log(t)
+	e.waitCaughtUp(t, f.Name(), log[len(log)-1].Position)
+	e.assertExactlyTheLog(t, log)
+
+	got := map[string]eventjson.Event{}
+	for _, m := range e.messages(t) {
+		var ev eventjson.Event
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		got[ev.ID.String()] = ev
+		if bytes.Contains(m.Data, []byte("Zelda")) || bytes.Contains(m.Data, []byte("zelda")) {
+			t.Errorf("personal data in the clear in the stream: %s", m.Data)
+		}
+	}
+	var data map[string]json.RawMessage
+	ev := got[legacy.ID.String()]
+	if err := json.Unmarshal(ev.Data, &data); err != nil {
+		t.Fatal(err)
+	}
+	if string(data["title"]) != "null" || string(data["metadata"]) != "null" || string(data["locale"]) != `"en"` || !bytes.Contains(data["customer_id"], []byte(`"$enc"`)) {
+		t.Errorf("legacy event published as %s: want title and metadata null, customer_id sealed, locale kept", ev.Data)
+	}
+	if w := ev.Metadata.Extra[natsfeed.Withheld]; w != "title,metadata" {
+		t.Errorf("metadata.extra.withheld %q, want \"title,metadata\"", w)
+	}
+	if d := string(got[anonymous.ID.String()].Data); !strings.Contains(d, "No person linked") {
+		t.Errorf("an event of no person lost its data: %s", d)
+	}
+}
+
 func TestFeedAfterACrashPublishesTheRestAndNothingTwice(t *testing.T) {
 	e := newEnv(t)
 	org := newOrg()

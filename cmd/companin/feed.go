@@ -9,6 +9,7 @@ import (
 
 	"github.com/companin/companin/adapters/messaging"
 	"github.com/companin/companin/adapters/natsfeed"
+	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/es"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +60,7 @@ func newFeed(cfg FeedConfig, sealed es.Store, pool *pgxpool.Pool, log *slog.Logg
 	}
 	feed, err := natsfeed.New(natsfeed.Config{
 		URL: cfg.NATSURL, Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix, Logger: log, Registerer: reg,
+		Personal: commands.PersonalFields(),
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("COMPANIN_FEED_NATS_URL: %w", err)
