@@ -1,14 +1,11 @@
 package natsfeed
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -273,60 +270,6 @@ func (f *Feed) encode(e es.Event) (subject string, payload []byte, reason string
 	return f.cfg.SubjectPrefix + "." + org + "." + e.Type, payload, ""
 }
 
-// Withheld is the key of es.Metadata.Extra that lists, comma-separated, the
-// personal fields of an event the feed published as null because the log
-// holds them in the clear.
-const Withheld = "withheld"
-
-// sealedOnly returns e with every personal field of its subject that the
-// log holds in the clear replaced by null; sealed fields stay as they are.
-func (f *Feed) sealedOnly(e es.Event) (es.Event, error) {
-	if e.Metadata.Subject == "" || (len(e.Metadata.Personal) == 0 && len(f.cfg.Personal[e.Type]) == 0) {
-		return e, nil
-	}
-	var fields map[string]json.RawMessage
-	if len(e.Data) == 0 || json.Unmarshal(e.Data, &fields) != nil || fields == nil {
-		return e, nil // not an object: no fields to withhold
-	}
-	var withheld []string
-	for _, name := range append(slices.Clone(e.Metadata.Personal), f.cfg.Personal[e.Type]...) {
-		v, ok := fields[name]
-		if !ok || sealed(v) || slices.Contains(withheld, name) {
-			continue
-		}
-		if t := bytes.TrimSpace(v); string(t) == "null" {
-			continue
-		}
-		fields[name] = json.RawMessage("null")
-		withheld = append(withheld, name)
-	}
-	if len(withheld) == 0 {
-		return e, nil
-	}
-	data, err := json.Marshal(fields)
-	if err != nil {
-		return e, err
-	}
-	e.Data = data
-	extra := maps.Clone(e.Metadata.Extra)
-	if extra == nil {
-		extra = map[string]string{}
-	}
-	extra[Withheld] = strings.Join(withheld, ",")
-	e.Metadata.Extra = extra
-	return e, nil
-}
-
-// sealed tells whether v is a value sealed by the crypto-shredding store,
-// {"$enc":"v1:..."}.
-func sealed(v json.RawMessage) bool {
-	var obj map[string]string
-	if json.Unmarshal(v, &obj) != nil || len(obj) != 1 {
-		return false
-	}
-	return strings.HasPrefix(obj["$enc"], "v1:")
-}
-
 // organization is the subject token of e's organization.
 func organization(e es.Event) string {
 	if e.Metadata.OrganizationID == "" {
@@ -358,119 +301,6 @@ func (f *Feed) park(ctx context.Context, tx pgx.Tx, e es.Event, reason string) e
 	return nil
 }
 
-// prepare makes sure the stream exists and the feed knows where it ends.
-func (f *Feed) prepare(ctx context.Context) error {
-	if !f.nc.IsConnected() {
-		return fmt.Errorf("natsfeed: not connected to the NATS server (%s)", f.nc.Status())
-	}
-	ctx, cancel := context.WithTimeout(ctx, f.cfg.PublishTimeout)
-	defer cancel()
-	if f.stream == nil {
-		s, err := f.ensureStream(ctx)
-		if err != nil {
-			return err
-		}
-		f.stream, f.end = s, nil
-		f.maxSize = int64(s.CachedInfo().Config.MaxMsgSize)
-	}
-	if f.end == nil {
-		end, err := f.readEnd(ctx)
-		if err != nil {
-			f.stream = nil
-			return err
-		}
-		f.end = end
-		f.log.Info("natsfeed: stream ends here", "stream_sequence", end.seq, "position", end.position)
-	}
-	return nil
-}
-
-// ensureStream creates the stream, or adds the feed's subjects and duplicate
-// window to an existing one without touching the rest of its settings.
-func (f *Feed) ensureStream(ctx context.Context) (jetstream.Stream, error) {
-	subjects := f.cfg.SubjectPrefix + ".>"
-	s, err := f.js.Stream(ctx, f.cfg.Stream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		s, err = f.js.CreateStream(ctx, jetstream.StreamConfig{
-			Name:        f.cfg.Stream,
-			Description: "Companin's event log, in log order (companin serve, COMPANIN_FEED_NATS_URL)",
-			Subjects:    []string{subjects},
-			Storage:     jetstream.FileStorage,
-			Retention:   jetstream.LimitsPolicy,
-			Discard:     jetstream.DiscardOld,
-			Duplicates:  f.cfg.DuplicateWindow,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("natsfeed: create stream %s: %w", f.cfg.Stream, err)
-		}
-		f.log.Info("natsfeed: stream created", "subjects", subjects, "duplicate_window", f.cfg.DuplicateWindow)
-		return s, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("natsfeed: stream %s: %w", f.cfg.Stream, err)
-	}
-	cfg := s.CachedInfo().Config
-	changed := false
-	if !covers(cfg.Subjects, subjects) {
-		cfg.Subjects = append(cfg.Subjects, subjects)
-		changed = true
-	}
-	window := f.cfg.DuplicateWindow
-	if cfg.MaxAge > 0 && window > cfg.MaxAge {
-		window = cfg.MaxAge // JetStream requires the window to fit in the age limit
-	}
-	if cfg.Duplicates < window {
-		cfg.Duplicates = window
-		changed = true
-	}
-	if cfg.Storage != jetstream.FileStorage {
-		f.log.Warn("natsfeed: the stream keeps messages in memory only; a NATS restart loses them", "stream", f.cfg.Stream)
-	}
-	if !changed {
-		return s, nil
-	}
-	if s, err = f.js.UpdateStream(ctx, cfg); err != nil {
-		return nil, fmt.Errorf("natsfeed: update stream %s: %w", f.cfg.Stream, err)
-	}
-	f.log.Info("natsfeed: stream updated", "subjects", cfg.Subjects, "duplicate_window", cfg.Duplicates)
-	return s, nil
-}
-
-// covers tells whether one of subjects already takes in want ("x.y.>").
-func covers(subjects []string, want string) bool {
-	for _, s := range subjects {
-		if s == want || s == ">" || (strings.HasSuffix(s, ".>") && strings.HasPrefix(want, strings.TrimSuffix(s, ">"))) {
-			return true
-		}
-	}
-	return false
-}
-
-// readEnd reads the stream's last message: its sequence, and the log
-// position it carries.
-func (f *Feed) readEnd(ctx context.Context) (*streamEnd, error) {
-	info, err := f.stream.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("natsfeed: stream %s: %w", f.cfg.Stream, err)
-	}
-	end := &streamEnd{seq: info.State.LastSeq}
-	if end.seq == 0 {
-		return end, nil
-	}
-	m, err := f.stream.GetMsg(ctx, end.seq)
-	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		// Removed by the stream's limits: only the duplicate window guards
-		// against publishing its neighbours twice.
-		f.log.Warn("natsfeed: the stream's last message is gone; relying on its duplicate window", "stream_sequence", end.seq)
-	case err != nil:
-		return nil, fmt.Errorf("natsfeed: read message %d of %s: %w", end.seq, f.cfg.Stream, err)
-	default:
-		end.position = es.Position(m.Header.Get(HeaderPosition))
-	}
-	return end, nil
-}
-
 // validToken tells whether s can be one token of a NATS subject.
 func validToken(s string) bool {
 	if s == "" || len(s) > 255 {
@@ -482,51 +312,4 @@ func validToken(s string) bool {
 		}
 	}
 	return true
-}
-
-// metrics are the feed's counters; a nil *metrics records nothing.
-type metrics struct {
-	parkedTotal  *prometheus.CounterVec
-	omittedTotal *prometheus.CounterVec
-}
-
-func newMetrics(reg prometheus.Registerer) *metrics {
-	if reg == nil {
-		return nil
-	}
-	return &metrics{
-		parkedTotal: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "companin", Subsystem: "feed", Name: "parked_total",
-			Help: "Events the NATS feed parked instead of publishing (see table feed_parked).",
-		}, []string{"stream"})),
-		omittedTotal: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "companin", Subsystem: "feed", Name: "data_omitted_total",
-			Help: "Events the NATS feed published without their data, being too large for the server.",
-		}, []string{"stream"})),
-	}
-}
-
-func register(reg prometheus.Registerer, c *prometheus.CounterVec) *prometheus.CounterVec {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return existing
-			}
-		}
-		panic(err)
-	}
-	return c
-}
-
-func (m *metrics) parked(stream string) {
-	if m != nil {
-		m.parkedTotal.WithLabelValues(stream).Inc()
-	}
-}
-
-func (m *metrics) omitted(stream string) {
-	if m != nil {
-		m.omittedTotal.WithLabelValues(stream).Inc()
-	}
 }
