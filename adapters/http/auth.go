@@ -44,8 +44,8 @@ func principalOf(r *http.Request) Principal {
 }
 
 const (
-	widgetScope    = "widget"
-	tokenIssuer    = "companin"
+	widgetScope = "widget"
+	tokenIssuer = "companin"
 )
 
 // widgetClaims are the claims of a widget token. The organization is in the

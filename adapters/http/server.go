@@ -116,7 +116,7 @@ type Server struct {
 	clients ttlCache[queries.Client]
 	// configOrigins caches widget configurations' origins for widget calls.
 	configOrigins ttlCache[configEntry]
-	head    logHead
+	head          logHead
 }
 
 // route is a registered endpoint, kept to answer 405 with Allow and to
