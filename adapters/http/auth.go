@@ -26,6 +26,8 @@ type Principal struct {
 	OrganizationID uuid.UUID
 	ClientID       string
 	Widget         bool
+	// TokenID is the widget token's id (jti): one visitor's browser.
+	TokenID string
 }
 
 // Actor is how events name this caller in their metadata.
@@ -143,7 +145,7 @@ func (s *Server) authenticate(r *http.Request, scope Scope) (Principal, error) {
 	if c.OrganizationID.String() != claims.OrganizationID {
 		return Principal{}, errBadToken
 	}
-	p := Principal{OrganizationID: c.OrganizationID, ClientID: c.ClientID, Widget: true}
+	p := Principal{OrganizationID: c.OrganizationID, ClientID: c.ClientID, Widget: true, TokenID: claims.ID}
 	if scope != ScopeWidget {
 		return p, errWidgetScope
 	}

@@ -113,6 +113,7 @@ type Server struct {
 	table   []route
 	metrics *httpMetrics
 	keys    *signingKeys
+	refKeys referenceKeys
 	clients ttlCache[queries.Client]
 	// configOrigins caches widget configurations' origins for widget calls.
 	configOrigins ttlCache[configEntry]

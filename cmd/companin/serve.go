@@ -22,6 +22,10 @@ import (
 // SIGINT or SIGTERM.
 const shutdownGrace = 20 * time.Second
 
+// scrubInterval is how often serve checks for destroyed subject keys whose
+// old bytes still wait for a table rewrite (shred.PostgresKeys.Scrub).
+const scrubInterval = 10 * time.Minute
+
 // serve runs the API, the projections and the workers in one process until
 // ctx ends (SIGINT, SIGTERM), then shuts down in order: stop accepting
 // requests and let those in flight finish, stop the consumers (their
@@ -91,6 +95,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			errc <- fmt.Errorf("consumers: %w", err)
 		}
 	}()
+	// Erasure makes a key unreadable at once; this removes its old bytes from
+	// subject_keys' pages once no long transaction needs them (see shred.PostgresKeys).
+	go store.Keys.ScrubEvery(consumers, scrubInterval, log.Warn)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)

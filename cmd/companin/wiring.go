@@ -29,6 +29,8 @@ import (
 type eventLog struct {
 	es.Store
 	Shred *shred.Store
+	// Keys are the subjects' keys; serve scrubs destroyed ones (ScrubEvery).
+	Keys  *shred.PostgresKeys
 	close func()
 }
 
@@ -69,8 +71,8 @@ func openEventLog(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog
 		closeInner()
 		return nil, err
 	}
-	s := shred.New(inner, keys)
-	return &eventLog{Store: s, Shred: s, close: closeInner}, nil
+	s := shred.New(inner, keys, shred.Redact(commands.PersonalFields()))
+	return &eventLog{Store: s, Shred: s, Keys: keys, close: closeInner}, nil
 }
 
 // ingestionWorker is the knowledge ingestion worker's consumer name: never
