@@ -159,25 +159,21 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	if !s.countIfAuthenticated(w, r) {
-		return
-	}
+	s.limitHeadersIfAuthenticated(w, r)
 	writeProblem(w, http.StatusNotFound, "Not found: no route "+r.URL.Path, "route_not_found", nil)
 }
 
-// countIfAuthenticated gives an answer outside every route (404, 405) the
-// rate-limit headers when the caller is authenticated, counting the request
-// as any other; a caller without valid credentials gets the answer alone.
-// It tells whether to go on (false: the 429 is sent).
-func (s *Server) countIfAuthenticated(w http.ResponseWriter, r *http.Request) bool {
+// limitHeadersIfAuthenticated gives an answer outside every route (404,
+// 405) the rate-limit headers when the caller is identified, without
+// spending a request (as auth.go does for a refused scope or origin); a
+// caller without valid credentials gets the answer alone.
+func (s *Server) limitHeadersIfAuthenticated(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("X-API-Key") == "" && r.Header.Get("Authorization") == "" {
-		return true
+		return
 	}
-	p, err := s.authenticate(r, ScopeWidget)
-	if err != nil {
-		return true
+	if p, _ := s.authenticate(r, ScopeWidget); p.OrganizationID != uuid.Nil {
+		s.rateLimitHeaders(w, r, p.OrganizationID)
 	}
-	return s.countRequest(w, r, p.OrganizationID)
 }
 
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
@@ -187,9 +183,7 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	if !s.countIfAuthenticated(w, r) {
-		return
-	}
+	s.limitHeadersIfAuthenticated(w, r)
 	writeProblem(w, http.StatusMethodNotAllowed,
 		fmt.Sprintf("Method %s not allowed here; allowed: %s", r.Method, strings.Join(allowed, ", ")), "method_not_allowed", nil)
 }
@@ -251,22 +245,6 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// requireScope refuses a widget token on a route for API keys only. It runs
-// after the rate limit (authentication admits widget tokens everywhere), so
-// that this 403, like every authenticated answer, carries the rate-limit headers.
-func requireScope(scope Scope, next http.Handler) http.Handler {
-	if scope != ScopeAPI {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if principalOf(r).Widget {
-			writeError(w, r, errWidgetScope)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
 
 // textHeaders are the request headers whose values are looked up in the
 // database or stored: invalid UTF-8 in them (net/http already refuses NUL)

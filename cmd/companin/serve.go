@@ -55,16 +55,23 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := addWorkers(runtime, cfg, store, db.Pool, log); err != nil {
 		return err
 	}
+	feed, closeFeed, err := newFeed(cfg.Feed, store.Sealed, db.Pool, log, reg)
+	if err != nil {
+		return err
+	}
+	defer closeFeed()
 
 	api := httpapi.New(httpapi.Deps{
 		Store:   store,
 		Pool:    db.Pool,
 		Runtime: runtime,
 		Config: httpapi.Config{
-			RateLimitPerHour: cfg.RateLimitPerHour,
-			JWTSecret:        cfg.JWTSecret,
-			ReplyWait:        cfg.ReplyWait,
-			MaxStreamsPerOrg: cfg.MaxStreamsPerOrg,
+			RateLimitPerHour:      cfg.RateLimitPerHour,
+			WidgetTokenPerClient:  cfg.WidgetTokenPerClient,
+			WidgetTokenPerAddress: cfg.WidgetTokenPerAddress,
+			JWTSecret:             cfg.JWTSecret,
+			ReplyWait:             cfg.ReplyWait,
+			MaxStreamsPerOrg:      cfg.MaxStreamsPerOrg,
 		},
 		Metrics: reg,
 		Logger:  log,
@@ -86,7 +93,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	consumers, stopConsumers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopConsumers()
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -94,6 +101,15 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			errc <- fmt.Errorf("consumers: %w", err)
 		}
 	}()
+	if feed != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := feed.Run(consumers); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("feed: %w", err)
+			}
+		}()
+	}
 	// Erasure makes a key unreadable at once; this removes its old bytes from
 	// subject_keys' pages once no long transaction needs them (see shred.PostgresKeys).
 	go store.Keys.ScrubEvery(consumers, scrubInterval, log.Warn)

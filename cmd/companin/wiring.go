@@ -30,8 +30,11 @@ type eventLog struct {
 	es.Store
 	Shred *shred.Store
 	// Keys are the subjects' keys; serve scrubs destroyed ones (ScrubEvery).
-	Keys  *shred.PostgresKeys
-	close func()
+	Keys *shred.PostgresKeys
+	// Sealed is the log as stored, personal fields encrypted: what leaves
+	// the system in bulk (the NATS feed) reads it.
+	Sealed es.Store
+	close  func()
 }
 
 func (l *eventLog) Close() {
@@ -72,7 +75,7 @@ func openEventLog(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog
 		return nil, err
 	}
 	s := shred.New(inner, keys, shred.Redact(commands.PersonalFields()))
-	return &eventLog{Store: s, Shred: s, Keys: keys, close: closeInner}, nil
+	return &eventLog{Store: s, Shred: s, Keys: keys, Sealed: inner, close: closeInner}, nil
 }
 
 // ingestionWorker is the knowledge ingestion worker's consumer name: never
