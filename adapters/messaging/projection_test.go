@@ -89,6 +89,10 @@ func TestProjectionConnectionKilledBeforeCommit(t *testing.T) {
 		if kills.Load() < 4 {
 			t.Fatalf("only %d connections killed", kills.Load())
 		}
+		// A killed session is a transient failure: retried, never parked.
+		if ds := parked(t, pool, ""); len(ds) != 0 {
+			t.Fatalf("parked: %+v", ds)
+		}
 	})
 }
 
@@ -157,9 +161,10 @@ func TestStopBetweenApplyAndCommitThenRestartResumes(t *testing.T) {
 	})
 }
 
-// A projection that cannot handle an event stops there: it never skips it
-// (later events wait), WaitForProjections times out, the error is recorded;
-// once the cause is fixed, it continues, exactly once.
+// With WithParkAfter(0), a projection that cannot handle an event (an
+// unclassified error) stops there: it never skips it (later events wait),
+// WaitForProjections times out, the error is recorded; once the cause is
+// fixed, it continues, exactly once.
 func TestPoisonEventStopsProjectionWithoutSkipping(t *testing.T) {
 	forEachStore(t, func(t *testing.T, pool *pgxpool.Pool, store es.Store) {
 		c := newCounter(t, pool, "stuck")
@@ -174,7 +179,7 @@ func TestPoisonEventStopsProjectionWithoutSkipping(t *testing.T) {
 			return nil
 		}
 		reg := prometheus.NewRegistry()
-		rt := messaging.NewRuntime(store, pool, fast(messaging.WithRegisterer(reg))...)
+		rt := messaging.NewRuntime(store, pool, fast(messaging.WithRegisterer(reg), messaging.WithParkAfter(0))...)
 		rt.AddProjection(c)
 		start(t, rt)
 		pos := appendN(t, store, 2, 3)

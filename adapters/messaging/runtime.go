@@ -59,6 +59,7 @@ type config struct {
 	retryInterval   time.Duration
 	redeliveryMax   time.Duration
 	retention       time.Duration
+	parkAfter       int
 	processIdentity string
 }
 
@@ -107,6 +108,13 @@ func WithRetry(retries int, initial, redeliveryMax time.Duration) Option {
 	return func(c *config) { c.retries, c.retryInterval, c.redeliveryMax = retries, initial, redeliveryMax }
 }
 
+// WithParkAfter sets after how many failed attempts in a row an event that
+// fails with an unclassified error (neither a data error, which is parked at
+// once, nor a connection or serialization error, which is retried for ever)
+// is parked (default 10, like EventStoreDB's MaxRetryCount). Zero or less:
+// never; such an event is retried until it succeeds.
+func WithParkAfter(n int) Option { return func(c *config) { c.parkAfter = n } }
+
 // WithJobRetention sets how long done jobs are kept (for audits and
 // debugging) before they are deleted; zero keeps them for ever. Parked
 // (failed) jobs are always kept.
@@ -147,6 +155,7 @@ func NewRuntime(store es.Store, pool *pgxpool.Pool, opts ...Option) *Runtime {
 		retryInterval:  100 * time.Millisecond,
 		redeliveryMax:  30 * time.Second,
 		retention:      7 * 24 * time.Hour,
+		parkAfter:      10,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -188,6 +197,9 @@ func (r *Runtime) AddProjection(p Projection) {
 	defer r.mu.Unlock()
 	r.claimName(p.Name())
 	c := &logConsumer{name: p.Name(), kind: "projection", apply: p.Handle}
+	if m, ok := p.(Marker); ok {
+		c.mark = m
+	}
 	if t, ok := p.(EventTyper); ok {
 		c.filter = es.Filter{Types: t.EventTypes()}
 	}

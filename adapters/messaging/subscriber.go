@@ -3,11 +3,13 @@ package messaging
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/companin/companin/domain/es"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -18,8 +20,13 @@ type logConsumer struct {
 	kind   string // "projection" or "dispatcher", for logs
 	filter es.Filter
 	apply  applyFunc
+	mark   Marker // optional
 	// grant carries a context that lives while this process leads the consumer.
 	grant chan context.Context
+
+	failMu   sync.Mutex
+	failing  uuid.UUID // the event whose unclassified failures are counted
+	failures int
 }
 
 // logSubscriber is a watermill Subscriber over the event log for one
@@ -137,8 +144,8 @@ func (s *logSubscriber) follow(ctx, lead context.Context, out chan<- *message.Me
 				// Only events this consumer ignores lie between its checkpoint
 				// and what it has read: move past them, so that
 				// WaitForProjections sees it has caught up.
-				err := applyTx(ctx, r.pool, r.txConfig(), c.name, true, func(context.Context, pgx.Tx, es.Event) error { return nil },
-					pos, []es.Event{{Position: scanned}})
+				skip := target{name: c.name, apply: func(context.Context, pgx.Tx, es.Event) error { return nil }}
+				err := applyTx(ctx, r.pool, r.txConfig(), skip, true, pos, []es.Event{{Position: scanned}}, nil)
 				if err != nil {
 					if ctx.Err() == nil {
 						log.Warn("messaging: move checkpoint past ignored events", "error", err)
@@ -209,6 +216,10 @@ func (s *logSubscriber) follow(ctx, lead context.Context, out chan<- *message.Me
 }
 
 // logHandler applies one event and moves the checkpoint, in one transaction.
+// An event that fails deterministically is parked (a dead letter in the same
+// transaction as the checkpoint) and the consumer moves on; a transient
+// failure is returned, to be retried; an unclassified one is retried and
+// parked after WithParkAfter attempts.
 func (r *Runtime) logHandler(c *logConsumer) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
 		e, err := eventOf(msg)
@@ -217,7 +228,13 @@ func (r *Runtime) logHandler(c *logConsumer) message.NoPublishHandlerFunc {
 		}
 		prev := es.Position(msg.Metadata.Get(metaCheckpoint))
 		ctx := msg.Context()
-		err = applyTx(ctx, r.pool, r.txConfig(), c.name, true, c.apply, prev, []es.Event{e})
+		t := target{name: c.name, apply: c.apply, mark: c.mark}
+		_, parked, err := applyOrPark(ctx, r.pool, r.txConfig(), t, true, prev, []es.Event{e}, c.countFailure(r.cfg.parkAfter))
+		for _, d := range parked {
+			r.metrics.parkedEvent(c.name)
+			r.log.Error("messaging: event parked", "consumer", c.name, "event_id", d.EventID, "event_type", d.EventType,
+				"stream", d.Stream, "position", d.Position, "reason", d.Reason)
+		}
 		if errors.Is(err, errCheckpointMoved) {
 			// Not a failure of the event: nothing to retry, the subscriber re-reads.
 			msg.Metadata.Set(metaMoved, "true")
@@ -227,6 +244,28 @@ func (r *Runtime) logHandler(c *logConsumer) message.NoPublishHandlerFunc {
 			recordFailure(ctx, r.pool, c.name, err)
 		}
 		return err
+	}
+}
+
+// countFailure returns the decision applyOrPark asks for an event that failed
+// with an unclassified error: park it once it has failed parkAfter times in a
+// row (every attempt, in-process retries and redeliveries alike).
+func (c *logConsumer) countFailure(parkAfter int) func(es.Event, error) (string, bool) {
+	return func(e es.Event, err error) (string, bool) {
+		if parkAfter <= 0 || classify(err) != unknown {
+			return "", false
+		}
+		c.failMu.Lock()
+		defer c.failMu.Unlock()
+		if c.failing != e.ID {
+			c.failing, c.failures = e.ID, 0
+		}
+		c.failures++
+		if c.failures < parkAfter {
+			return "", false
+		}
+		c.failures = 0
+		return reasonText(fmt.Errorf("failed %d times: %w", parkAfter, err)), true
 	}
 }
 
