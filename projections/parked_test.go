@@ -11,9 +11,9 @@ import (
 	"github.com/companin/companin/adapters/messaging"
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/assistant"
+	"github.com/companin/companin/domain/conversation"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/knowledge"
-	"github.com/companin/companin/domain/conversation"
 	"github.com/companin/companin/projections"
 	"github.com/google/uuid"
 )
