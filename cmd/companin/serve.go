@@ -60,6 +60,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			RateLimitPerHour: cfg.RateLimitPerHour,
 			JWTSecret:        cfg.JWTSecret,
 			ReplyWait:        cfg.ReplyWait,
+			// The one setting of the read-your-writes bound.
+			ReadYourWritesWait: cfg.ReadYourWritesWait,
 		},
 		Metrics: reg,
 		Logger:  log,
