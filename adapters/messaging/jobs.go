@@ -1,6 +1,7 @@
 package messaging
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,6 +33,8 @@ type worker struct {
 	filter es.Filter
 	handle WorkerFunc
 	disp   *logConsumer
+	// onParked, when set, is told about each job parked as failed (OnParked).
+	onParked func(ctx context.Context, e es.Event, reason string) error
 
 	purgeMu sync.Mutex
 	purged  time.Time
@@ -214,9 +217,11 @@ func (s *jobSubscriber) loop(ctx context.Context, out chan<- *message.Message) {
 		}
 		if j.attempts > r.cfg.maxAttempts {
 			// Its leases kept expiring: a handler that hangs or kills the process.
-			if parked, err := w.fail(ctx, j, "lease expired "+strconv.Itoa(j.attempts-1)+" times"); err == nil && parked {
+			reason := "lease expired " + strconv.Itoa(j.attempts-1) + " times"
+			if parked, err := w.fail(ctx, j, reason); err == nil && parked {
 				r.metrics.parkedJob(w.name)
 				log.Error("messaging: job parked", "job_id", j.id, "event_id", j.eventID, "attempts", j.attempts-1)
+				w.parked(ctx, j, nil, reason)
 			}
 			continue
 		}
@@ -270,6 +275,7 @@ func (s *jobSubscriber) deliver(ctx context.Context, j *job, out chan<- *message
 	Warn(string, ...any)
 }) {
 	w, r := s.w, s.w.r
+	var event *es.Event
 	failed := func(cause string) {
 		r.metrics.failed(w.name)
 		parked, err := w.fail(context.WithoutCancel(ctx), j, cause)
@@ -279,6 +285,7 @@ func (s *jobSubscriber) deliver(ctx context.Context, j *job, out chan<- *message
 		if parked {
 			r.metrics.parkedJob(w.name)
 			log.Error("messaging: job parked", "job_id", j.id, "event_id", j.eventID, "attempts", j.attempts, "error", cause)
+			w.parked(context.WithoutCancel(ctx), j, event, cause)
 		}
 	}
 	events, err := r.store.ReadStream(ctx, j.stream, j.version, 1)
@@ -290,6 +297,7 @@ func (s *jobSubscriber) deliver(ctx context.Context, j *job, out chan<- *message
 		return
 	}
 	e := events[0]
+	event = &e
 	msg, err := eventMessage(w.name, e)
 	if err != nil {
 		failed(err.Error())
@@ -333,6 +341,39 @@ func (s *jobSubscriber) deliver(ctx context.Context, j *job, out chan<- *message
 		case <-ctx.Done():
 		}
 	}
+}
+
+// parked tells the worker's OnParked hook that job j was given up, with its
+// event (read here when nil). A few attempts, then the failure is logged:
+// the job stays parked either way.
+func (w *worker) parked(ctx context.Context, j *job, e *es.Event, reason string) {
+	if w.onParked == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var err error
+	for attempt, delay := 0, 100*time.Millisecond; attempt < 5; attempt, delay = attempt+1, delay*4 {
+		if attempt > 0 && !sleep(ctx, delay) {
+			break
+		}
+		if e == nil {
+			events, rerr := w.r.store.ReadStream(ctx, j.stream, j.version, 1)
+			if rerr != nil || len(events) == 0 || events[0].ID != j.eventID {
+				err = fmt.Errorf("read event %s (%s@%d): %v", j.eventID, j.stream, j.version, rerr)
+				continue
+			}
+			e = &events[0]
+		}
+		hctx := es.WithMetadata(ctx, es.Metadata{
+			OrganizationID: e.Metadata.OrganizationID, Actor: "system:" + w.name,
+			CorrelationID: cmp.Or(e.Metadata.CorrelationID, e.ID.String()), CausationID: e.ID.String(),
+		})
+		if err = w.onParked(hctx, *e, reason); err == nil {
+			return
+		}
+	}
+	w.r.log.Error("messaging: the parked job's hook failed", "worker", w.name, "job_id", j.id, "event_id", j.eventID, "error", err)
 }
 
 // handler runs the worker's function for a job message, outside any transaction.

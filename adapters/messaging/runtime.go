@@ -209,11 +209,29 @@ func (r *Runtime) AddProjection(p Projection) {
 // AddWorker registers a worker: handle is called for each event matching
 // filter, at least once, by whichever process claims it. The name is the
 // worker's identity (checkpoint and jobs): never rename one.
-func (r *Runtime) AddWorker(name string, filter es.Filter, handle func(ctx context.Context, e es.Event) error) {
+func (r *Runtime) AddWorker(name string, filter es.Filter, handle func(ctx context.Context, e es.Event) error, opts ...WorkerOption) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.claimName(name)
-	r.workers = append(r.workers, newWorker(r, name, filter, handle))
+	w := newWorker(r, name, filter, handle)
+	for _, o := range opts {
+		o(w)
+	}
+	r.workers = append(r.workers, w)
+}
+
+// WorkerOption configures one worker.
+type WorkerOption func(*worker)
+
+// OnParked sets what a worker does when it gives up on a job (parked as
+// failed after WithMaxAttempts attempts, or leases that kept running out):
+// typically record the failure as an event, so that what the job was for
+// ends in a terminal state (a knowledge source `failed` with the reason)
+// instead of waiting for ever. It runs outside any transaction, with the
+// job's event and why it was parked, and is tried a few times; it should be
+// idempotent.
+func OnParked(f func(ctx context.Context, e es.Event, reason string) error) WorkerOption {
+	return func(w *worker) { w.onParked = f }
 }
 
 // Run runs the consumers until ctx ends: the projections and worker
