@@ -66,12 +66,15 @@ type job struct {
 	version  uint64
 	attempts int
 	deadline time.Time
+	// claimed is when the claim was sent: its lease runs from no earlier.
+	claimed time.Time
 }
 
 // claim takes the next claimable job of the worker, if any, with a lease.
 func (w *worker) claim(ctx context.Context) (*job, error) {
 	var j job
 	var version int64
+	j.claimed = time.Now()
 	err := w.r.pool.QueryRow(ctx, `
 		UPDATE consumer_jobs j
 		SET attempts = j.attempts + 1, claimed_by = $2, claimed_until = now() + $3 * interval '1 millisecond'
@@ -95,9 +98,8 @@ func (w *worker) claim(ctx context.Context) (*job, error) {
 		return nil, fmt.Errorf("worker %s: claim: %w", w.name, err)
 	}
 	j.version = uint64(version)
-	// A little less than the lease, measured from before the claim returned:
-	// the handler's context ends before anyone else may take the job.
-	j.deadline = time.Now().Add(w.r.cfg.lease * 9 / 10)
+	// The handler's bound; the lease itself is renewed while it runs (heartbeat).
+	j.deadline = time.Now().Add(w.r.cfg.jobTimeout)
 	return &j, nil
 }
 
@@ -307,6 +309,9 @@ func (s *jobSubscriber) deliver(ctx context.Context, j *job, out chan<- *message
 	msg.Metadata.Set(metaAttempt, strconv.Itoa(j.attempts))
 	hctx, cancel := context.WithDeadline(ctx, j.deadline)
 	defer cancel()
+	beating := w.heartbeat(hctx, j, cancel)
+	defer beating.Wait()
+	defer cancel()
 	msg.SetContext(hctx)
 	select {
 	case out <- msg:
@@ -341,6 +346,52 @@ func (s *jobSubscriber) deliver(ctx context.Context, j *job, out chan<- *message
 		case <-ctx.Done():
 		}
 	}
+}
+
+// heartbeat renews j's lease every third of it until ctx ends. When the
+// job is no longer this process's (taken over after a lease ran out, parked)
+// or the lease could not be renewed for 90% of it, it calls lost: the
+// handler's context ends before anyone else may take the job. Measured from
+// before each renewal was sent, like the claim.
+func (w *worker) heartbeat(ctx context.Context, j *job, lost context.CancelFunc) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	lease := w.r.cfg.lease
+	renewed := j.claimed
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(max(lease/3, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			sent := time.Now()
+			rctx, cancel := context.WithTimeout(ctx, max(lease/3, 100*time.Millisecond))
+			tag, err := w.r.pool.Exec(rctx, `
+				UPDATE consumer_jobs SET claimed_until = now() + $3 * interval '1 millisecond'
+				WHERE id = $1 AND attempts = $2 AND status = 'pending' AND claimed_by = $4`,
+				j.id, j.attempts, lease.Milliseconds(), w.r.cfg.processIdentity)
+			cancel()
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err == nil && tag.RowsAffected() == 1:
+				renewed = sent
+			case err == nil:
+				w.r.log.Warn("messaging: job taken over while handling", "worker", w.name, "job_id", j.id, "event_id", j.eventID)
+				lost()
+				return
+			case time.Since(renewed) > lease*9/10:
+				w.r.log.Warn("messaging: job lease not renewed in time", "worker", w.name, "job_id", j.id, "error", err)
+				lost()
+				return
+			}
+		}
+	}()
+	return &wg
 }
 
 // parked tells the worker's OnParked hook that job j was given up, with its

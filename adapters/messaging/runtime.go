@@ -49,6 +49,7 @@ type config struct {
 	registerer      prometheus.Registerer
 	leaderInterval  time.Duration
 	lease           time.Duration
+	jobTimeout      time.Duration
 	maxAttempts     int
 	jobBackoff      time.Duration
 	jobBackoffMax   time.Duration
@@ -60,6 +61,7 @@ type config struct {
 	redeliveryMax   time.Duration
 	retention       time.Duration
 	parkAfter       int
+	leaseSet        bool
 	processIdentity string
 }
 
@@ -78,10 +80,21 @@ func WithLeadershipInterval(d time.Duration) Option {
 	return func(c *config) { c.leaderInterval = d }
 }
 
-// WithLease sets how long a worker may hold a job before another process may
-// take it over (default 2 minutes). Make it longer than the slowest handler
-// (LLM calls): the handler's context ends at 90% of the lease.
-func WithLease(d time.Duration) Option { return func(c *config) { c.lease = d } }
+// WithLease sets how long a job stays with the process that claimed it
+// without news from it (default 6 s): the process renews the lease every
+// third of it while the handler runs (a heartbeat), so a job is taken over by
+// another process within about one lease after its holder dies, however long
+// handlers take. A handler whose lease cannot be renewed (the job was taken
+// over, or the database did not answer for most of a lease) has its context
+// cancelled before anyone else may take the job. Given without
+// WithJobTimeout, it also bounds each handler to 90% of it (a hung handler
+// then loses its job like a dead process).
+func WithLease(d time.Duration) Option { return func(c *config) { c.lease, c.leaseSet = d, true } }
+
+// WithJobTimeout bounds how long a handler may run (its context's deadline;
+// default 5 minutes). Past it the process stops renewing the lease, so a hung
+// handler's job goes to another process one lease later.
+func WithJobTimeout(d time.Duration) Option { return func(c *config) { c.jobTimeout = d } }
 
 // WithMaxAttempts sets after how many failed attempts (errors or expired
 // leases) a job is parked as failed.
@@ -144,7 +157,7 @@ func NewRuntime(store es.Store, pool *pgxpool.Pool, opts ...Option) *Runtime {
 	cfg := config{
 		logger:         slog.Default(),
 		leaderInterval: time.Second,
-		lease:          2 * time.Minute,
+		lease:          6 * time.Second,
 		maxAttempts:    5,
 		jobBackoff:     time.Second,
 		jobBackoffMax:  5 * time.Minute,
@@ -159,6 +172,12 @@ func NewRuntime(store es.Store, pool *pgxpool.Pool, opts ...Option) *Runtime {
 	}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.jobTimeout <= 0 {
+		cfg.jobTimeout = 5 * time.Minute
+		if cfg.leaseSet {
+			cfg.jobTimeout = cfg.lease * 9 / 10
+		}
 	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
