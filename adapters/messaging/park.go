@@ -206,17 +206,34 @@ func applyOrPark(ctx context.Context, pool *pgxpool.Pool, cfg txConfig, t target
 			todo, p = events, nil
 		case errors.As(err, &f) && classify(f.err) == deterministic:
 			todo, p = todo[:f.index+1], &parking{reason: reasonText(f.err)}
-		case errors.As(err, &f) && forcePark != nil:
-			reason, ok := forcePark(f.event, f.err)
-			if !ok {
-				return prev, parked, err
+		case errors.As(err, &f) && forcePark != nil && p == nil:
+			if reason, ok := forcePark(f.event, f.err); ok {
+				todo, p = todo[:f.index+1], &parking{reason: reason}
+				continue
 			}
-			todo, p = todo[:f.index+1], &parking{reason: reason}
+			return commitPrefix(ctx, pool, cfg, t, shared, prev, todo[:f.index], parked, err)
+		case errors.As(err, &f) && p == nil:
+			return commitPrefix(ctx, pool, cfg, t, shared, prev, todo[:f.index], parked, err)
 		default:
 			return prev, parked, err
 		}
 	}
 	return prev, parked, nil
+}
+
+// commitPrefix commits the events of a batch before the one that failed with
+// cause (to be retried), so that a retry starts at the failing event and a
+// failure of one event never undoes the others. It returns the checkpoint
+// reached and cause.
+func commitPrefix(ctx context.Context, pool *pgxpool.Pool, cfg txConfig, t target, shared bool,
+	prev es.Position, prefix []es.Event, parked []DeadLetter, cause error) (es.Position, []DeadLetter, error) {
+	if len(prefix) == 0 || ctx.Err() != nil {
+		return prev, parked, cause
+	}
+	if err := applyTx(ctx, pool, cfg, t, shared, prev, prefix, nil); err != nil {
+		return prev, parked, cause
+	}
+	return prefix[len(prefix)-1].Position, parked, cause
 }
 
 // DeadLetter is a parked event as operators see it (companin projections parked).
