@@ -2,15 +2,19 @@
 // read models, and workers, which act on events (replies, ingestion). Every
 // consumer runs under a watermill message.Router (recoverer, retry with
 // backoff, correlation id, metrics) fed by subscribers that read the event log
-// from the consumer's checkpoint, one event at a time, waiting for its ack.
-// Message metadata names events by their stable type (event_type, event_id,
-// stream, stream_version, position, correlation_id), never by Go types.
+// from the consumer's checkpoint and hand over what they read (up to a page of
+// the log) as one delivery, waiting for its ack. Message metadata names events
+// by their stable type (event_type, event_id, stream, stream_version,
+// position), never by Go types.
 //
 // Projections:
 //   - A projection's read-model writes and its checkpoint commit in one
 //     transaction, with a compare-and-set on the checkpoint: each event's
 //     effect commits exactly once, whatever crashes, retries or concurrent
-//     runners happen.
+//     runners happen. The live runner applies a batch (what it has read, up to
+//     a page) per transaction, as Rebuild and CatchUp do; when one event of a
+//     batch fails, the events before it commit and the failing one is parked
+//     or retried on its own.
 //   - A projection runs in one process at a time (a session advisory lock on a
 //     dedicated connection); when the holder dies or stops, another process
 //     takes over within the leadership interval, from the checkpoint.
