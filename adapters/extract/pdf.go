@@ -82,7 +82,7 @@ func (l Limits) readPDF(ctx context.Context, p pdfium.Pdfium, data []byte) (know
 		if err := ctx.Err(); err != nil {
 			return doc, err
 		}
-		lines, got, err := l.pageLines(p, opened.Document, i, l.MaxChars-chars, &sizes)
+		lines, got, err := l.pageLines(ctx, p, opened.Document, i, l.MaxChars-chars, &sizes)
 		if err != nil {
 			if errors.Is(err, ErrTooLarge) {
 				return doc, err
@@ -138,7 +138,7 @@ type pdfLine struct {
 
 // pageLines reads page i's characters and returns its lines in PDFium's
 // reading order and the number of characters read, at most budget.
-func (l Limits) pageLines(p pdfium.Pdfium, d references.FPDF_DOCUMENT, i, budget int, sizes *sizeHistogram) ([]pdfLine, int, error) {
+func (l Limits) pageLines(ctx context.Context, p pdfium.Pdfium, d references.FPDF_DOCUMENT, i, budget int, sizes *sizeHistogram) ([]pdfLine, int, error) {
 	page, err := p.FPDF_LoadPage(&requests.FPDF_LoadPage{Document: d, Index: i})
 	if err != nil {
 		return nil, 0, errPageLoad{err}
@@ -158,6 +158,9 @@ func (l Limits) pageLines(p pdfium.Pdfium, d references.FPDF_DOCUMENT, i, budget
 	}
 	var lb lineBuilder
 	for c := 0; c < cc.Count; c++ {
+		if c&4095 == 4095 && ctx.Err() != nil {
+			return nil, 0, ctx.Err()
+		}
 		u, err := p.FPDFText_GetUnicode(&requests.FPDFText_GetUnicode{TextPage: tp.TextPage, Index: c})
 		if err != nil {
 			return nil, 0, err
@@ -197,32 +200,33 @@ func (l Limits) pageLines(p pdfium.Pdfium, d references.FPDF_DOCUMENT, i, budget
 }
 
 // lineBuilder joins characters into lines. A character starts a new line
-// when it is not at the height of the line so far or jumps back to the left;
+// when it does not overlap the line's height by half or jumps back to the left;
 // within a line, a gap wider than a tenth of the font size (what poppler's
-// pdftotext also takes for a word break) or a space character separates words.
+// pdftotext also takes for a word break) separates words. Space characters
+// count only where there is some gap too: some PDFs draw their spaces apart
+// from the words, so that in reading order they fall inside words.
 type lineBuilder struct {
-	lines []pdfLine
-	cur   strings.Builder
-	line  pdfLine
-	mid   float64 // vertical middle of the current line
-	lastX float64 // right edge of the last character
-	space bool    // a space character was seen since the last character
-	open  bool
+	lines       []pdfLine
+	cur         strings.Builder
+	line        pdfLine
+	top, bottom float64 // vertical extent of the line's first character
+	lastX       float64 // right edge of the last character
+	space       bool    // a space character was seen since the last character
+	open        bool
 }
 
 func (b *lineBuilder) add(g glyph) {
-	mid := (g.y0 + g.y1) / 2
 	if b.open {
-		tol := math.Min(g.size, b.line.size) * 0.5
-		if math.Abs(mid-b.mid) > tol || g.x0 < b.lastX-2*math.Max(g.size, b.line.size) {
+		overlap := math.Min(g.y1, b.top) - math.Max(g.y0, b.bottom)
+		if overlap < 0.5*math.Min(g.y1-g.y0, b.top-b.bottom) || g.x0 < b.lastX-2*math.Max(g.size, b.line.size) {
 			b.end()
 		}
 	}
 	if !b.open {
-		b.open, b.mid = true, mid
+		b.open, b.top, b.bottom = true, g.y1, g.y0
 		b.line = pdfLine{x: g.x0, y: g.y0, size: g.size}
 		b.cur.Reset()
-	} else if b.space || g.x0-b.lastX > 0.1*g.size {
+	} else if gap := g.x0 - b.lastX; gap > 0.1*g.size || b.space && gap > 0.04*g.size {
 		b.cur.WriteByte(' ')
 	}
 	b.space = false
