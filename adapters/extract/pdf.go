@@ -183,14 +183,20 @@ func (l Limits) pageLines(ctx context.Context, p pdfium.Pdfium, d references.FPD
 		if err != nil {
 			return nil, 0, err
 		}
-		fs, err := p.FPDFText_GetFontSize(&requests.FPDFText_GetFontSize{TextPage: tp.TextPage, Index: c})
-		if err != nil {
-			return nil, 0, err
-		}
 		rb := box.Rect
-		g := glyph{r: r, x0: float64(rb.Left), x1: float64(rb.Right), y0: float64(rb.Bottom), y1: float64(rb.Top), size: fs.FontSize}
-		if g.size <= 0 || math.IsNaN(g.size) || g.size > 1000 {
-			g.size = math.Max(g.y1-g.y0, 1)
+		// The size that matters is the one on the page: the loose box spans
+		// the font's ascent to descent (about 1.15 em) with every scaling
+		// applied, where PDFium's font size is the bare operand of Tf.
+		g := glyph{r: r, x0: float64(rb.Left), x1: float64(rb.Right), y0: float64(rb.Bottom), y1: float64(rb.Top)}
+		g.size = (g.y1 - g.y0) / 1.15
+		if !(g.size > 0.5 && g.size < 2000) {
+			continue // no usable box: a glyph drawn nowhere
+		}
+		if g.x1-g.x0 < 0.15*g.size && !unicode.IsPunct(r) {
+			// A font without widths: take the glyph's drawn extent instead.
+			if tb, err := p.FPDFText_GetCharBox(&requests.FPDFText_GetCharBox{TextPage: tp.TextPage, Index: c}); err == nil && tb.Right > tb.Left {
+				g.x0, g.x1 = math.Min(g.x0, tb.Left), math.Max(g.x1, tb.Right)
+			}
 		}
 		sizes.add(g.size)
 		lb.add(g)
