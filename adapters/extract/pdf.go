@@ -100,8 +100,9 @@ func (l Limits) readPDF(ctx context.Context, p pdfium.Pdfium, data []byte) (know
 		return doc, fmt.Errorf("%w: none of the %d pages could be read; re-export it with \"Save as PDF\" and upload again", ErrCorrupt, n)
 	}
 	body := sizes.median()
+	levels := headingLevels(pages, body)
 	for i, lines := range pages {
-		doc.Blocks = append(doc.Blocks, pageBlocks(lines, body, i+1)...)
+		doc.Blocks = append(doc.Blocks, pageBlocks(lines, body, levels, i+1)...)
 	}
 	if len(doc.Blocks) == 0 {
 		return doc, fmt.Errorf("%w: the PDF has %d page(s) but no text layer, probably scanned images; run it through OCR (e.g. ocrmypdf) or upload the original document", ErrNoText, n)
@@ -292,11 +293,40 @@ func (h *sizeHistogram) median() float64 {
 	return float64(keys[len(keys)-1]) / 2
 }
 
+// isHeading tells a heading line: short, with letters, in a font clearly
+// larger than the body's.
+func isHeading(l pdfLine, body float64) bool {
+	return body > 0 && l.size > body*1.15 && len(strings.Fields(l.text)) <= 16 && hasLetter(l.text)
+}
+
+// headingLevels ranks the sizes of the document's heading lines: the largest
+// is level 1, the next level 2, any smaller level 3 (sizes in half points).
+func headingLevels(pages [][]pdfLine, body float64) map[int]int {
+	seen := map[int]bool{}
+	for _, lines := range pages {
+		for _, l := range lines {
+			if isHeading(l, body) {
+				seen[int(math.Round(l.size*2))] = true
+			}
+		}
+	}
+	sizes := make([]int, 0, len(seen))
+	for s := range seen {
+		sizes = append(sizes, s)
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(sizes)))
+	levels := map[int]int{}
+	for i, s := range sizes {
+		levels[s] = min(i+1, 3)
+	}
+	return levels
+}
+
 // pageBlocks turns a page's lines into blocks: a vertical gap clearly larger
 // than the usual line spacing ends a paragraph, a bullet starts a list item,
 // a short line in a larger font is a heading. A word hyphenated at the end of
 // a line is joined again.
-func pageBlocks(lines []pdfLine, body float64, page int) []knowledge.Block {
+func pageBlocks(lines []pdfLine, body float64, levels map[int]int, page int) []knowledge.Block {
 	var gaps []float64
 	for i := 1; i < len(lines); i++ {
 		if g := lines[i-1].y - lines[i].y; g > 0 {
@@ -313,15 +343,8 @@ func pageBlocks(lines []pdfLine, body float64, page int) []knowledge.Block {
 		}
 	}
 	for i, l := range lines {
-		heading := body > 0 && l.size > body*1.15 && len(strings.Fields(l.text)) <= 16 && hasLetter(l.text)
-		if heading {
-			level := 3
-			switch {
-			case l.size >= body*1.6:
-				level = 1
-			case l.size >= body*1.3:
-				level = 2
-			}
+		if isHeading(l, body) {
+			level := levels[int(math.Round(l.size*2))]
 			if cur != nil && cur.Kind == knowledge.Heading && cur.Level == level && i > 0 && lines[i-1].y-l.y < l.size*1.6 {
 				cur.Text += " " + l.text // a heading wrapped over two lines
 				continue
