@@ -47,7 +47,7 @@ func (l Limits) PDF(ctx context.Context, data []byte) (doc knowledge.Document, e
 	}
 	// PDFium stopped inside: in practice it ran out of the memory it may use,
 	// because a stream unpacks to more than that.
-	return doc, fmt.Errorf("%w: the PDF needs more than %d MB of memory to read (it unpacks to more than that, or it is damaged); split it into smaller files or re-export it with \"Save as PDF\" (%v)", ErrTooLarge, l.PDFMemoryMB, err)
+	return doc, fmt.Errorf("%w: the PDF needs more than %d MB of memory to read (it unpacks to more than that, or it is damaged); split it into smaller files or re-export it with \"Save as PDF\"", ErrTooLarge, l.PDFMemoryMB)
 }
 
 func (l Limits) readPDF(ctx context.Context, p pdfium.Pdfium, data []byte) (knowledge.Document, error) {
@@ -123,6 +123,16 @@ func errPage(err error) bool {
 	return errors.As(err, &pe)
 }
 
+// pageLoadError tells a page PDFium refused (skipped) from PDFium itself
+// stopping (a trap, in practice out of its capped memory), which ends the
+// document: the instance is not to be used again.
+func pageLoadError(err error) error {
+	if strings.Contains(err.Error(), "wasm error") {
+		return err
+	}
+	return errPageLoad{err}
+}
+
 // glyph is one character placed on the page (PDF units, y upwards).
 type glyph struct {
 	r              rune
@@ -142,12 +152,12 @@ type pdfLine struct {
 func (l Limits) pageLines(ctx context.Context, p pdfium.Pdfium, d references.FPDF_DOCUMENT, i, budget int, sizes *sizeHistogram) ([]pdfLine, int, error) {
 	page, err := p.FPDF_LoadPage(&requests.FPDF_LoadPage{Document: d, Index: i})
 	if err != nil {
-		return nil, 0, errPageLoad{err}
+		return nil, 0, pageLoadError(err)
 	}
 	defer p.FPDF_ClosePage(&requests.FPDF_ClosePage{Page: page.Page})
 	tp, err := p.FPDFText_LoadPage(&requests.FPDFText_LoadPage{Page: requests.Page{ByReference: &page.Page}})
 	if err != nil {
-		return nil, 0, errPageLoad{err}
+		return nil, 0, pageLoadError(err)
 	}
 	defer p.FPDFText_ClosePage(&requests.FPDFText_ClosePage{TextPage: tp.TextPage})
 	cc, err := p.FPDFText_CountChars(&requests.FPDFText_CountChars{TextPage: tp.TextPage})

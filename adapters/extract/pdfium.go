@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"sync"
 
 	"github.com/klippa-app/go-pdfium"
@@ -53,6 +54,7 @@ func pdfPool(memMB int) (pdfium.Pool, error) {
 		WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesExceptionHandling).
 		WithMemoryLimitPages(uint32(int64(memMB) << 20 / wasmPage))
 	p, err := webassembly.Init(webassembly.Config{
+		Context:       experimental.WithMemoryAllocator(context.Background(), wasmMemory),
 		MinIdle:       0,
 		MaxIdle:       pdfInstances,
 		MaxTotal:      pdfInstances,
@@ -66,6 +68,9 @@ func pdfPool(memMB int) (pdfium.Pool, error) {
 		return nil, fmt.Errorf("start the PDF engine: %w", err)
 	}
 	engine.pool, engine.mem = p, memMB
+	// The compiler's garbage is a few hundred MB: give it back now rather
+	// than keep it as the process's high-water mark.
+	debug.FreeOSMemory()
 	return p, nil
 }
 
