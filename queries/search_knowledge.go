@@ -39,6 +39,8 @@ type Passage struct {
 	Question string `json:"question,omitempty"`
 	Answer   string `json:"answer,omitempty"`
 	Language string `json:"language,omitempty"`
+	// Tags are the source's tags (what a Q&A pair is about).
+	Tags []string `json:"tags"`
 	// Score is the fused score in [0, 1]: 1 would be first in every signal.
 	Score float64 `json:"score"`
 	Why   Why     `json:"why"`
@@ -159,7 +161,7 @@ func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQue
 		var fts, sim, qs *float64
 		var fr, sr, qr *int64
 		if err := rows.Scan(&p.KnowledgeID, &p.ChunkID, &p.Kind, &p.Title, &p.TitlePath, &p.Page, &p.URL,
-			&p.Text, &p.Question, &p.Answer, &p.Language, &p.Score, &fts, &fr, &sim, &sr, &qs, &qr, &headline); err != nil {
+			&p.Text, &p.Question, &p.Answer, &p.Language, &p.Tags, &p.Score, &fts, &fr, &sim, &sr, &qs, &qr, &headline); err != nil {
 			return nil, fmt.Errorf("search knowledge: %w", err)
 		}
 		p.Score = min(1, p.Score/maxScore)
@@ -174,6 +176,9 @@ func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQue
 		p.Snippet = strings.Join(strings.Fields(strings.NewReplacer("«", "", "»", "").Replace(headline)), " ")
 		if p.TitlePath == nil {
 			p.TitlePath = []string{}
+		}
+		if p.Tags == nil {
+			p.Tags = []string{}
 		}
 		out = append(out, p)
 	}
@@ -293,7 +298,7 @@ fused AS (
 	ORDER BY score DESC, id LIMIT $6
 )
 SELECT c.knowledge_id, c.id, c.kind, c.title, c.title_path, c.page, s.url, c.body, c.question, c.answer, s.language,
-	f.score, f.fts_score::float8, f.fts_rank, f.sim_score::float8, f.sim_rank, f.qa_score::float8, f.qa_rank,
+	s.tags, f.score, f.fts_score::float8, f.fts_rank, f.sim_score::float8, f.sim_rank, f.qa_score::float8, f.qa_rank,
 	ts_headline(c.ts_config, c.body, $11::tsquery || $12::tsquery, 'StartSel=«, StopSel=», MaxWords=40, MinWords=15, MaxFragments=2, FragmentDelimiter=" … "')
 FROM fused f
 JOIN knowledge_chunks c ON c.id = f.id

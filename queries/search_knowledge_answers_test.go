@@ -395,4 +395,3 @@ func (p *bm25Peer) top(q string) string {
 	}
 	return best
 }
-
