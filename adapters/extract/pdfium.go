@@ -1,0 +1,111 @@
+package extract
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klippa-app/go-pdfium"
+	"github.com/klippa-app/go-pdfium/webassembly"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+)
+
+// PDFium runs as WebAssembly inside the process (wazero), so a PDF that makes
+// it misbehave costs one sandboxed instance, never the process: each document
+// gets a fresh instance whose memory is capped at Limits.PDFMemoryMB, and the
+// instance is killed when the job's time runs out.
+//
+// Compiling the module takes seconds, so it happens once per process, on the
+// first PDF (or on Warm), never at server start.
+var engine struct {
+	mu   sync.Mutex
+	pool pdfium.Pool
+	mem  int // the memory cap the pool was made with, in MB
+}
+
+// pdfInstances bounds the PDFium instances alive at once; with their memory
+// cap it bounds what PDF extraction can take from the process.
+const pdfInstances = 2
+
+// wasmPage is the WebAssembly memory page size.
+const wasmPage = 64 << 10
+
+// Warm compiles the PDF engine ahead of the first PDF, e.g. in the background
+// after the server has started.
+func Warm() error {
+	_, err := pdfPool(DefaultLimits.PDFMemoryMB)
+	return err
+}
+
+func pdfPool(memMB int) (pdfium.Pool, error) {
+	engine.mu.Lock()
+	defer engine.mu.Unlock()
+	if engine.pool != nil && engine.mem == memMB {
+		return engine.pool, nil
+	}
+	if engine.pool != nil {
+		_ = engine.pool.Close()
+		engine.pool = nil
+	}
+	rc := wazero.NewRuntimeConfig().
+		WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesExceptionHandling).
+		WithCloseOnContextDone(true).
+		WithMemoryLimitPages(uint32(int64(memMB) << 20 / wasmPage))
+	p, err := webassembly.Init(webassembly.Config{
+		MinIdle:       0,
+		MaxIdle:       pdfInstances,
+		MaxTotal:      pdfInstances,
+		RuntimeConfig: rc,
+		// No file system: PDFium reads the document from memory only.
+		FSConfig: wazero.NewFSConfig(),
+		Stdout:   io.Discard,
+		Stderr:   io.Discard,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start the PDF engine: %w", err)
+	}
+	engine.pool, engine.mem = p, memMB
+	return p, nil
+}
+
+// withPDFium runs fn on a fresh PDFium instance, which is killed when ctx
+// ends (fn then fails) and thrown away afterwards, so no memory a document
+// made PDFium take outlives its job.
+func withPDFium(ctx context.Context, memMB int, fn func(pdfium.Pdfium) error) (err error) {
+	pool, err := pdfPool(memMB)
+	if err != nil {
+		return err
+	}
+	inst, err := pool.GetInstanceWithContext(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("start the PDF engine: %w", err)
+	}
+	killed := false
+	var once sync.Once
+	kill := func() { once.Do(func() { killed = true; _ = inst.Kill() }) }
+	stop := context.AfterFunc(ctx, kill)
+	defer func() {
+		if stop() {
+			// Close returns the instance's memory; a failed call may have left
+			// the module unusable, so kill it rather than trust it.
+			if err != nil {
+				kill()
+			} else if cerr := inst.Close(); cerr != nil {
+				kill()
+			}
+		}
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the PDF engine stopped on this file: %v", r)
+		}
+		if killed && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+	}()
+	return fn(inst)
+}
