@@ -271,6 +271,11 @@ func (e *Embedded) extract(q []string, question string, ws []*weighed, lang stri
 	if next := neighbour(byPassage[best.pi], best.si+1); next != nil && (leadIn(best.text) || next.s.code && next.s.lead == best.text) {
 		add(next)
 	}
+	// The sentence after the best one in its paragraph often completes it
+	// ("We need to store request data. Use gorilla/context to ...").
+	if next := neighbour(byPassage[best.pi], best.si+1); len(picked) == 1 && next != nil && !best.s.code && next.s.para == best.s.para {
+		add(next)
+	}
 	covered := newTermSet(best.text + "\n" + best.s.lead)
 	for _, s := range ranked[1:] {
 		if s.score < max(e.SentenceMatch*0.7, best.score*0.6) {
@@ -292,7 +297,8 @@ func (e *Embedded) extract(q []string, question string, ws []*weighed, lang stri
 	// A lead-in quoted without what it leads into ("Run this:") becomes the
 	// code it introduces, which is quoted after it.
 	for i, s := range picked {
-		if next := neighbour(byPassage[s.pi], s.si+1); !s.s.code && strings.HasSuffix(s.text, ":") && next != nil &&
+		leads := strings.HasSuffix(s.text, ":") || kind != askFact && kind != askName && kind != askNumber
+		if next := neighbour(byPassage[s.pi], s.si+1); !s.s.code && leads && next != nil &&
 			next.s.code && next.s.lead == s.text && !slices.Contains(picked, next) {
 			picked[i] = next
 		}
@@ -314,10 +320,15 @@ func (e *Embedded) extract(q []string, question string, ws []*weighed, lang stri
 	var body []string
 	var sources []Source
 	snippets := map[*weighed][]string{}
-	for i, s := range picked {
+	quoted := map[string]bool{}
+	for _, s := range picked {
+		quoted[s.text] = true
+	}
+	for _, s := range picked {
 		// A code snippet is quoted with the sentence that leads into it,
-		// unless that sentence is quoted just before it.
-		withLead := s.s.code && s.s.lead != "" && (i == 0 || picked[i-1].w != s.w || picked[i-1].text != s.s.lead)
+		// unless that sentence is quoted already.
+		withLead := s.s.code && s.s.lead != "" && !quoted[s.s.lead]
+		quoted[s.s.lead] = true
 		q := quote(s.s, withLead)
 		body = append(body, q)
 		snippets[s.w] = append(snippets[s.w], q)

@@ -95,12 +95,16 @@ func (ts termSet) has(t string) bool {
 			return true
 		}
 		// The head of a German compound is its last word: "setz" in "zurucksetz".
-		if len(u) > len(t)+2 && strings.HasSuffix(u, t) {
+		if len(u) > len(t)+2 && strings.HasSuffix(u, t) || strings.HasSuffix(u, t) && separable[u[:len(u)-len(t)]] {
 			return true
 		}
 	}
 	return false
 }
+
+// separable are German verb prefixes that split off ("zeige ... an" for
+// "anzeigen").
+var separable = set("an", "ab", "auf", "aus", "ein", "zu", "vor", "mit", "nach", "her", "hin", "um", "weg", "durch")
 
 // coverage is the share of the question's terms found in ts, weighting
 // longer (rarer, more specific) terms a little more.
@@ -194,6 +198,7 @@ type sentenceOf struct {
 	heading string
 	code    bool
 	lead    string
+	para    int // sentences of one paragraph share it
 }
 
 // sentences splits a passage into sentences, list items and code snippets,
@@ -204,7 +209,7 @@ type sentenceOf struct {
 // or line of code.
 func sentences(text string) []sentenceOf {
 	var out []sentenceOf
-	heading, lastProse := "", ""
+	heading, lastProse, para := "", "", 0
 	var prose []string
 	var code []string
 	flushCode := func() {
@@ -237,8 +242,9 @@ func sentences(text string) []sentenceOf {
 				heading, lastProse = line, ""
 				continue
 			}
+			para++
 			for _, s := range splitSentences(line) {
-				out = append(out, sentenceOf{text: s, heading: heading})
+				out = append(out, sentenceOf{text: s, heading: heading, para: para})
 				lastProse = s
 			}
 		}
@@ -248,7 +254,8 @@ func sentences(text string) []sentenceOf {
 	for i := range raw {
 		line := strings.TrimSpace(raw[i])
 		if line == "" {
-			flushCode()
+			// A blank line inside a code block (PDF text has them between
+			// lines) does not end it: prose after it does.
 			prev = ""
 			continue
 		}
@@ -328,6 +335,10 @@ func codeLike(line, prev string) bool {
 		return true
 	}
 	first, _ := utf8.DecodeRuneInString(line)
+	// Closing brackets, comments, markup and quoted strings open no prose.
+	if strings.ContainsRune("}])<\"'/`", first) && !strings.ContainsRune(".!?", end) && len(fields) <= 12 {
+		return true
+	}
 	if definition.MatchString(line) || len(fields) > 7 || strings.ContainsRune(".!?,;", end) || !unicode.IsLower(first) {
 		return false
 	}
@@ -353,7 +364,7 @@ func wrapsInto(line, next string) bool {
 // calls like f(x) or a.b(, command-line flags after a command.
 var definition = regexp.MustCompile(`\p{L}\s?: \p{Lu}`)
 
-var codePunct = regexp.MustCompile(`[{}]|:=|==|=>|;$|\w\.\w+\(|^\w[\w.-]*\(|^[a-z][\w.-]* .*\s--?[a-zA-Z]`)
+var codePunct = regexp.MustCompile("`\\w" + `|[{}]|:=|==|=>|;$|\w\.\w+\(|^\w[\w.-]*\(|^[a-z][\w.-]* .*\s--?[a-zA-Z]`)
 
 // logicalLines undoes the line wrapping of PDFs and plain text: a line
 // that does not end a sentence continues on the next one, unless it is
@@ -556,8 +567,11 @@ func kindBonus(k questionKind, q []string, s sentenceOf) float64 {
 			return 0.12
 		}
 	case askIdentifier:
-		if s.code || identToken.MatchString(s.text) {
-			return 0.12
+		if s.code {
+			return 0.15
+		}
+		if identToken.MatchString(s.text) {
+			return 0.08
 		}
 	case askNumber:
 		if s.code {
