@@ -473,5 +473,24 @@ func Candidates(req Request) []Candidate {
 	return out
 }
 
+// Quoted tells which of the request's passages the embedded engine would
+// quote or answer with (indices into req.Passages, best first), so that a
+// model's prompt can be sure to carry them.
+func (e *Embedded) Quoted(req Request) []int {
+	if strings.TrimSpace(req.Question) == "" {
+		return nil
+	}
+	r := e.decide(req, Language(req), normalizeTone(req.Persona.Tone))
+	var out []int
+	for _, s := range r.Sources {
+		for i, p := range req.Passages {
+			if i < e.MaxPassages && p.KnowledgeID == s.KnowledgeID && r.Trace.Candidates[i].Used && !slices.Contains(out, i) {
+				out = append(out, i)
+			}
+		}
+	}
+	return out
+}
+
 // NewSource cites p with a snippet of at most SnippetLen characters.
 func NewSource(p Passage, snippet string) Source { return source(p, snippet) }
