@@ -223,17 +223,29 @@ func (e *Embedded) extract(q []string, question string, ws []*weighed, lang stri
 	kind := kindOf(question)
 	var all []*sentence
 	byPassage := map[int][]*sentence{}
+	// Headings and lead-ins are shared by many sentences: analyse each once.
+	sets := map[string]termSet{}
+	setOf := func(s string) termSet {
+		ts, ok := sets[s]
+		if !ok {
+			ts = newTermSet(s)
+			sets[s] = ts
+		}
+		return ts
+	}
 	for pi, w := range ws {
+		title := coverage(q, setOf(w.p.Title))
 		for si, s := range sentences(w.p.Text) {
 			// The heading a sentence stands under says what it is about; the
 			// sentence leading into a code snippet says what the code does.
-			context, own := s.heading+"\n"+s.text, s.text
+			own := termSets{setOf(s.text)}
 			if s.code {
-				context, own = s.heading+"\n"+s.lead+"\n"+s.text, s.lead+"\n"+s.text
+				own = append(own, setOf(s.lead))
 			}
-			m := 0.85*coverage(q, newTermSet(context)) + 0.15*coverage(q, newTermSet(own))
+			context := append(termSets{setOf(s.heading)}, own...)
+			m := 0.85*coverage(q, context) + 0.15*coverage(q, own)
 			// A little credit for the title and for retrieval's ranking breaks ties.
-			c := m + 0.05*coverage(q, newTermSet(w.p.Title)) + 0.01*float64(len(ws)-pi)/float64(len(ws))
+			c := m + 0.05*title + 0.01*float64(len(ws)-pi)/float64(len(ws))
 			c += kindBonus(kind, q, s)
 			st := &sentence{w: w, pi: pi, si: si, s: s, text: s.text, match: m, score: c}
 			all = append(all, st)

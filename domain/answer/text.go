@@ -106,9 +106,25 @@ func (ts termSet) has(t string) bool {
 // "anzeigen").
 var separable = set("an", "ab", "auf", "aus", "ein", "zu", "vor", "mit", "nach", "her", "hin", "um", "weg", "durch")
 
+// covering is what coverage looks terms up in: one text's terms or several.
+type covering interface{ covers(t string) bool }
+
+// termSets are the terms of several texts read together (a heading and its
+// sentence), without joining and analysing them again.
+type termSets []termSet
+
+func (tss termSets) covers(t string) bool {
+	for _, ts := range tss {
+		if ts.covers(t) {
+			return true
+		}
+	}
+	return false
+}
+
 // coverage is the share of the question's terms found in ts, weighting
 // longer (rarer, more specific) terms a little more.
-func coverage(q []string, ts termSet) float64 {
+func coverage(q []string, ts covering) float64 {
 	if len(q) == 0 {
 		return 0
 	}
@@ -249,21 +265,31 @@ func sentences(text string) []sentenceOf {
 			}
 		}
 	}
-	prev := ""
 	raw := strings.Split(text, "\n")
+	lines := make([]string, len(raw))
+	looksCode := make([]bool, len(raw)) // by the line alone
 	for i := range raw {
-		line := strings.TrimSpace(raw[i])
+		lines[i] = strings.TrimSpace(raw[i])
+		looksCode[i] = lines[i] != "" && codeLike(lines[i])
+	}
+	for i, line := range lines {
 		if line == "" {
 			// A blank line inside a code block (PDF text has them between
 			// lines) does not end it: prose after it does.
-			prev = ""
 			continue
 		}
-		next := ""
-		if i+1 < len(raw) {
-			next = strings.TrimSpace(raw[i+1])
+		isCode := looksCode[i]
+		// A lower-case line after one that did not end its sentence continues it.
+		if isCode && i > 0 && lines[i-1] != "" && !looksCode[i-1] && !codePunct.MatchString(line) {
+			p, _ := utf8.DecodeLastRuneInString(lines[i-1])
+			isCode = strings.ContainsRune(".!?:;", p)
 		}
-		if codeLike(line, prev) && !wrapsInto(line, next) {
+		// A lower-case line before one that goes on in lower case is prose wrapped by the document.
+		if isCode && i+1 < len(lines) && lines[i+1] != "" && !looksCode[i+1] && !codePunct.MatchString(line) {
+			r, _ := utf8.DecodeRuneInString(lines[i+1])
+			isCode = !unicode.IsLower(r) && !unicode.IsDigit(r)
+		}
+		if isCode {
 			if len(prose) > 0 {
 				flushProse(true)
 			}
@@ -272,7 +298,6 @@ func sentences(text string) []sentenceOf {
 			flushCode()
 			prose = append(prose, line)
 		}
-		prev = line
 	}
 	flushCode()
 	if len(prose) > 0 {
@@ -318,11 +343,11 @@ func splitSentences(line string) []string {
 	return out
 }
 
-// codeLike tells whether a line is a command or a line of code rather than
-// prose or a heading: it has code punctuation ("{", ":=", "f(x)"), or it is
-// short, ends without punctuation and starts like a command (lower case,
-// "./", "$ "), unless it merely continues a wrapped sentence (prev).
-func codeLike(line, prev string) bool {
+// codeLike tells whether a line, by itself, is a command or a line of code
+// rather than prose or a heading: it has code punctuation ("{", ":=",
+// "f(x)"), or it is short, ends without punctuation and starts like a
+// command (lower case, "./", "$ "). sentences also looks at its neighbours.
+func codeLike(line string) bool {
 	if strings.HasPrefix(line, "$ ") || strings.HasPrefix(line, "./") || strings.HasPrefix(line, "```") {
 		return true
 	}
@@ -331,7 +356,7 @@ func codeLike(line, prev string) bool {
 	}
 	fields := strings.Fields(line)
 	end, _ := utf8.DecodeLastRuneInString(line)
-	if codePunct.MatchString(line) && !strings.Contains(line, ". ") {
+	if !strings.Contains(line, ". ") && codePunct.MatchString(line) {
 		return true
 	}
 	first, _ := utf8.DecodeRuneInString(line)
@@ -339,29 +364,12 @@ func codeLike(line, prev string) bool {
 	if strings.ContainsRune("}])<\"'/`", first) && !strings.ContainsRune(".!?", end) && len(fields) <= 12 {
 		return true
 	}
-	if definition.MatchString(line) || len(fields) > 7 || strings.ContainsRune(".!?,;", end) || !unicode.IsLower(first) {
-		return false
-	}
-	// A lower-case line after one that did not end its sentence continues it.
-	if p, _ := utf8.DecodeLastRuneInString(prev); prev != "" && !codeLike(prev, "") && !strings.ContainsRune(".!?:;", p) {
+	if len(fields) > 7 || strings.ContainsRune(".!?,;", end) || !unicode.IsLower(first) || definition.MatchString(line) {
 		return false
 	}
 	return true
 }
 
-// wrapsInto tells whether line is the start of a sentence that goes on in
-// next, a lower-case line that is no code: "dynamic: With about" / "1012
-// volunteers" is prose wrapped by the document, not a command.
-func wrapsInto(line, next string) bool {
-	if next == "" || codePunct.MatchString(line) || codeLike(next, "") {
-		return false
-	}
-	r, _ := utf8.DecodeRuneInString(next)
-	return unicode.IsLower(r) || unicode.IsDigit(r)
-}
-
-// codePunct matches what prose does not contain: braces, assignments,
-// calls like f(x) or a.b(, command-line flags after a command.
 var definition = regexp.MustCompile(`\p{L}\s?: \p{Lu}`)
 
 var codePunct = regexp.MustCompile("`\\w" + `|[{}]|:=|==|=>|;$|\w\.\w+\(|^\w[\w.-]*\(|^[a-z][\w.-]* .*\s--?[a-zA-Z]`)
