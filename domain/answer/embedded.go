@@ -280,7 +280,7 @@ func (e *Embedded) extract(q []string, question string, ws []*weighed, lang stri
 	}
 	// A heading, a question or a lead-in ("To reset it:") says little by
 	// itself: the sentence or code after it is the answer.
-	if next := neighbour(byPassage[best.pi], best.si+1); next != nil && (leadIn(best.text) || next.s.code && next.s.lead == best.text) {
+	if next := neighbour(byPassage[best.pi], best.si+1); next != nil && !best.s.code && (leadIn(best.text) || next.s.code && next.s.lead == best.text) {
 		add(next)
 	}
 	// The sentence after the best one in its paragraph often completes it
@@ -300,7 +300,10 @@ func (e *Embedded) extract(q []string, question string, ws []*weighed, lang stri
 				fresh = true
 			}
 		}
-		if (fresh || s.pi == best.pi && (s.si == best.si+1 || s.si == best.si-1)) && add(s) {
+		// A neighbour in the same paragraph completes the best sentence; a
+		// neighbouring code snippet is another command.
+		near := s.pi == best.pi && (s.si == best.si+1 || s.si == best.si-1) && !s.s.code && !best.s.code && s.s.para == best.s.para
+		if (fresh || near) && add(s) {
 			for t := range newTermSet(s.text) {
 				covered[t] = true
 			}
