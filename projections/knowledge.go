@@ -106,14 +106,13 @@ func ingest(ctx context.Context, tx pgx.Tx, ev knowledge.Ingested, when any) err
 		question   string
 		answer     string
 		assistants []uuid.UUID
-		tags       []string
 		revision   int
 	)
 	var url string
 	err := tx.QueryRow(ctx, `
-		SELECT organization_id, kind, title, url, question, answer, assistant_ids, tags, revision
+		SELECT organization_id, kind, title, url, question, answer, assistant_ids, revision
 		FROM knowledge_sources WHERE id = $1`, ev.KnowledgeID).
-		Scan(&org, &kind, &title, &url, &question, &answer, &assistants, &tags, &revision)
+		Scan(&org, &kind, &title, &url, &question, &answer, &assistants, &revision)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil // removed since
 	}
@@ -151,9 +150,6 @@ func ingest(ctx context.Context, tx pgx.Tx, ev knowledge.Ingested, when any) err
 		starts = append(starts, int32(c.Start))
 		ends = append(ends, int32(c.End))
 	}
-	// Tags say what a source is about, in whatever language they were
-	// written: they are searched like its title, unstemmed, so "password"
-	// finds a German pair tagged with it.
 	// A web page added without a title is named by the page itself.
 	if kind == string(knowledge.URL) && title == url && ev.Title != "" {
 		title = ev.Title
@@ -163,14 +159,13 @@ func ingest(ctx context.Context, tx pgx.Tx, ev knowledge.Ingested, when any) err
 			page, start_offset, end_offset, body, question, answer, ts_config, tsv)
 		SELECT c.id, $1, $2, $3, $4, c.ord, $5, tp.path, c.page, c.start_offset, c.end_offset, c.body, $6, $7, $8::regconfig,
 			setweight(to_tsvector($8::regconfig, $5), 'A') ||
-			setweight(to_tsvector('simple', $16), 'A') ||
 			setweight(to_tsvector($8::regconfig, array_to_string(tp.path, ' ')), 'B') ||
 			setweight(to_tsvector($8::regconfig, c.body), 'D')
 		FROM unnest($9::uuid[], $10::int[], $11::text[], $12::text[], $13::int[], $14::int[], $15::int[])
 			AS c(id, ord, body, path, page, start_offset, end_offset),
 			LATERAL (SELECT CASE WHEN c.path = '' THEN '{}'::text[] ELSE string_to_array(c.path, E'\x1f') END AS path) tp`,
 		ev.KnowledgeID, org, assistants, chunkKind, title, question, answer, cfg,
-		ids, ords, bodies, paths, pages, starts, ends, strings.Join(tags, " "))
+		ids, ords, bodies, paths, pages, starts, ends)
 	if err != nil {
 		return err
 	}

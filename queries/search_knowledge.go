@@ -104,7 +104,9 @@ var highlight = regexp.MustCompile(`«([^»]*)»`)
 // knowledge's own words most similar by trigrams to each query word (typos,
 // inflections and compounds the stemmer misses), looked up in the small
 // vocabulary table rather than in every chunk; and Q&A questions by
-// similarity to the query.
+// similarity to the query, or by a tag the query contains: tags say what a
+// pair is about in whatever language they were written, so "password"
+// finds a German pair tagged with it.
 func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQuery) ([]Passage, error) {
 	text, err := domain.Text("query", q.Query, MaxSearchQuery, true)
 	if err != nil {
@@ -273,10 +275,12 @@ sim AS (
 	ORDER BY score DESC, c.knowledge_id, c.ord LIMIT $5
 ),
 qa AS (
-	SELECT c.id, greatest(word_similarity($4, c.question), similarity(c.question, $3) * 0.6) AS score
-	FROM knowledge_chunks c
+	SELECT c.id, greatest(word_similarity($4, c.question), similarity(c.question, $3) * 0.6,
+		coalesce((SELECT max(word_similarity(t, $4)) FROM unnest(s.tags) AS t), 0) * 0.8) AS score
+	FROM knowledge_chunks c JOIN knowledge_sources s ON s.id = c.knowledge_id
 	WHERE c.kind = 'qa' AND c.organization_id = $1 AND ($2::uuid IS NULL OR cardinality(c.assistant_ids) = 0 OR $2::uuid = ANY (c.assistant_ids))
-	  AND greatest(word_similarity($4, c.question), similarity(c.question, $3) * 0.6) > 0.15
+	  AND greatest(word_similarity($4, c.question), similarity(c.question, $3) * 0.6,
+		coalesce((SELECT max(word_similarity(t, $4)) FROM unnest(s.tags) AS t), 0) * 0.8) > 0.15
 	ORDER BY score DESC, c.knowledge_id, c.ord LIMIT $5
 ),
 ranked AS (

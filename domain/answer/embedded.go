@@ -131,7 +131,7 @@ func (e *Embedded) decide(req Request, lang string, tone Tone) Reply {
 	if len(q) == 0 {
 		return e.finish(greeting(req, lang, tone), StrategyGreeting, ws, nil)
 	}
-	if r, ok := e.qa(ws); ok {
+	if r, ok := e.qa(q, ws); ok {
 		return r
 	}
 	if r, ok := e.extract(q, req.Question, ws, lang, tone); ok {
@@ -185,7 +185,7 @@ func Match(q []string, p Passage) float64 {
 // Terms exposes the analyzer for callers that weigh passages themselves.
 func Terms(s string) []string { return terms(s) }
 
-func (e *Embedded) qa(ws []*weighed) (Reply, bool) {
+func (e *Embedded) qa(q []string, ws []*weighed) (Reply, bool) {
 	var best, second *weighed
 	for _, w := range ws {
 		if w.p.Kind != QA || strings.TrimSpace(w.p.Text) == "" {
@@ -203,6 +203,15 @@ func (e *Embedded) qa(ws []*weighed) (Reply, bool) {
 	}
 	if second != nil && best.match-second.match < e.QAMargin {
 		return Reply{}, false
+	}
+	// A pair that leaves out what the question names ("reset the admin
+	// password" against "reset my password") gives way to a passage that
+	// covers it.
+	asked := coverage(q, newTermSet(best.p.Question+"\n"+strings.Join(best.p.Tags, "\n")))
+	for _, w := range ws {
+		if w.p.Kind != QA && w.match >= 1 && asked < 0.8 {
+			return Reply{}, false
+		}
 	}
 	best.used = true
 	text := strings.TrimSpace(best.p.Text)

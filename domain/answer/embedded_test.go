@@ -341,3 +341,26 @@ func TestQuotedNamesThePassagesTheEngineUses(t *testing.T) {
 		t.Fatalf("quoted %v for a question nothing answers", got)
 	}
 }
+
+// The seed's pair is about the customer's own password; a question about
+// the router's admin password is answered from the manual that names it.
+func TestPairGivesWayToAPassageThatCoversTheQuestion(t *testing.T) {
+	seed := passwordQA
+	seed.Tags = []string{"password", "security"}
+	router := Passage{KnowledgeID: "k-router", Title: "Product Manual", Kind: Chunk,
+		Text: "Resetting the password\nIf you forgot the admin password, press and hold the reset button on the back for ten seconds."}
+	r, err := NewEmbedded().Answer(context.Background(), Request{Question: "How do I reset the admin password?", Passages: []Passage{seed, router}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Trace.Strategy != StrategyExtractive || !strings.Contains(r.Text, "reset button") {
+		t.Fatalf("%s %q", r.Trace.Strategy, r.Text)
+	}
+	r, err = NewEmbedded().Answer(context.Background(), Request{Question: "How do I reset my password?", Passages: []Passage{router, seed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Trace.Strategy != StrategyQA || !strings.Contains(r.Text, "Gehe zu Einstellungen") {
+		t.Fatalf("%s %q", r.Trace.Strategy, r.Text)
+	}
+}
