@@ -47,7 +47,7 @@ func (l Limits) PDF(ctx context.Context, data []byte) (doc knowledge.Document, e
 	}
 	// PDFium stopped inside: in practice it ran out of the memory it may use,
 	// because a stream unpacks to more than that.
-	return doc, fmt.Errorf("%w: the PDF needs more than %d MB of memory to read (it unpacks to more than that, or it is damaged); split it into smaller files or re-export it with \"Save as PDF\" (%v)", ErrTooLarge, l.PDFMemoryMB, err)
+	return doc, fmt.Errorf("%w: the PDF needs more than %d MB of memory to read (it unpacks to more than that, or it is damaged); split it into smaller files or re-export it with \"Save as PDF\"", ErrTooLarge, l.PDFMemoryMB)
 }
 
 func (l Limits) readPDF(ctx context.Context, p pdfium.Pdfium, data []byte) (knowledge.Document, error) {
@@ -82,7 +82,7 @@ func (l Limits) readPDF(ctx context.Context, p pdfium.Pdfium, data []byte) (know
 		if err := ctx.Err(); err != nil {
 			return doc, err
 		}
-		lines, got, err := l.pageLines(p, opened.Document, i, l.MaxChars-chars, &sizes)
+		lines, got, err := l.pageLines(ctx, p, opened.Document, i, l.MaxChars-chars, &sizes)
 		if err != nil {
 			if errors.Is(err, ErrTooLarge) {
 				return doc, err
@@ -100,8 +100,9 @@ func (l Limits) readPDF(ctx context.Context, p pdfium.Pdfium, data []byte) (know
 		return doc, fmt.Errorf("%w: none of the %d pages could be read; re-export it with \"Save as PDF\" and upload again", ErrCorrupt, n)
 	}
 	body := sizes.median()
+	levels := headingLevels(pages, body)
 	for i, lines := range pages {
-		doc.Blocks = append(doc.Blocks, pageBlocks(lines, body, i+1)...)
+		doc.Blocks = append(doc.Blocks, pageBlocks(lines, body, levels, i+1)...)
 	}
 	if len(doc.Blocks) == 0 {
 		return doc, fmt.Errorf("%w: the PDF has %d page(s) but no text layer, probably scanned images; run it through OCR (e.g. ocrmypdf) or upload the original document", ErrNoText, n)
@@ -122,6 +123,16 @@ func errPage(err error) bool {
 	return errors.As(err, &pe)
 }
 
+// pageLoadError tells a page PDFium refused (skipped) from PDFium itself
+// stopping (a trap, in practice out of its capped memory), which ends the
+// document: the instance is not to be used again.
+func pageLoadError(err error) error {
+	if strings.Contains(err.Error(), "wasm error") {
+		return err
+	}
+	return errPageLoad{err}
+}
+
 // glyph is one character placed on the page (PDF units, y upwards).
 type glyph struct {
 	r              rune
@@ -138,15 +149,15 @@ type pdfLine struct {
 
 // pageLines reads page i's characters and returns its lines in PDFium's
 // reading order and the number of characters read, at most budget.
-func (l Limits) pageLines(p pdfium.Pdfium, d references.FPDF_DOCUMENT, i, budget int, sizes *sizeHistogram) ([]pdfLine, int, error) {
+func (l Limits) pageLines(ctx context.Context, p pdfium.Pdfium, d references.FPDF_DOCUMENT, i, budget int, sizes *sizeHistogram) ([]pdfLine, int, error) {
 	page, err := p.FPDF_LoadPage(&requests.FPDF_LoadPage{Document: d, Index: i})
 	if err != nil {
-		return nil, 0, errPageLoad{err}
+		return nil, 0, pageLoadError(err)
 	}
 	defer p.FPDF_ClosePage(&requests.FPDF_ClosePage{Page: page.Page})
 	tp, err := p.FPDFText_LoadPage(&requests.FPDFText_LoadPage{Page: requests.Page{ByReference: &page.Page}})
 	if err != nil {
-		return nil, 0, errPageLoad{err}
+		return nil, 0, pageLoadError(err)
 	}
 	defer p.FPDFText_ClosePage(&requests.FPDFText_ClosePage{TextPage: tp.TextPage})
 	cc, err := p.FPDFText_CountChars(&requests.FPDFText_CountChars{TextPage: tp.TextPage})
@@ -158,6 +169,9 @@ func (l Limits) pageLines(p pdfium.Pdfium, d references.FPDF_DOCUMENT, i, budget
 	}
 	var lb lineBuilder
 	for c := 0; c < cc.Count; c++ {
+		if c&4095 == 4095 && ctx.Err() != nil {
+			return nil, 0, ctx.Err()
+		}
 		u, err := p.FPDFText_GetUnicode(&requests.FPDFText_GetUnicode{TextPage: tp.TextPage, Index: c})
 		if err != nil {
 			return nil, 0, err
@@ -180,14 +194,20 @@ func (l Limits) pageLines(p pdfium.Pdfium, d references.FPDF_DOCUMENT, i, budget
 		if err != nil {
 			return nil, 0, err
 		}
-		fs, err := p.FPDFText_GetFontSize(&requests.FPDFText_GetFontSize{TextPage: tp.TextPage, Index: c})
-		if err != nil {
-			return nil, 0, err
-		}
 		rb := box.Rect
-		g := glyph{r: r, x0: float64(rb.Left), x1: float64(rb.Right), y0: float64(rb.Bottom), y1: float64(rb.Top), size: fs.FontSize}
-		if g.size <= 0 || math.IsNaN(g.size) || g.size > 1000 {
-			g.size = math.Max(g.y1-g.y0, 1)
+		// The size that matters is the one on the page: the loose box spans
+		// the font's ascent to descent (about 1.15 em) with every scaling
+		// applied, where PDFium's font size is the bare operand of Tf.
+		g := glyph{r: r, x0: float64(rb.Left), x1: float64(rb.Right), y0: float64(rb.Bottom), y1: float64(rb.Top)}
+		g.size = (g.y1 - g.y0) / 1.15
+		if !(g.size > 0.5 && g.size < 2000) {
+			continue // no usable box: a glyph drawn nowhere
+		}
+		if g.x1-g.x0 < 0.15*g.size && !unicode.IsPunct(r) {
+			// A font without widths: take the glyph's drawn extent instead.
+			if tb, err := p.FPDFText_GetCharBox(&requests.FPDFText_GetCharBox{TextPage: tp.TextPage, Index: c}); err == nil && tb.Right > tb.Left {
+				g.x0, g.x1 = math.Min(g.x0, tb.Left), math.Max(g.x1, tb.Right)
+			}
 		}
 		sizes.add(g.size)
 		lb.add(g)
@@ -197,32 +217,33 @@ func (l Limits) pageLines(p pdfium.Pdfium, d references.FPDF_DOCUMENT, i, budget
 }
 
 // lineBuilder joins characters into lines. A character starts a new line
-// when it is not at the height of the line so far or jumps back to the left;
+// when it does not overlap the line's height by half or jumps back to the left;
 // within a line, a gap wider than a tenth of the font size (what poppler's
-// pdftotext also takes for a word break) or a space character separates words.
+// pdftotext also takes for a word break) separates words. Space characters
+// count only where there is some gap too: some PDFs draw their spaces apart
+// from the words, so that in reading order they fall inside words.
 type lineBuilder struct {
-	lines []pdfLine
-	cur   strings.Builder
-	line  pdfLine
-	mid   float64 // vertical middle of the current line
-	lastX float64 // right edge of the last character
-	space bool    // a space character was seen since the last character
-	open  bool
+	lines       []pdfLine
+	cur         strings.Builder
+	line        pdfLine
+	top, bottom float64 // vertical extent of the line's first character
+	lastX       float64 // right edge of the last character
+	space       bool    // a space character was seen since the last character
+	open        bool
 }
 
 func (b *lineBuilder) add(g glyph) {
-	mid := (g.y0 + g.y1) / 2
 	if b.open {
-		tol := math.Min(g.size, b.line.size) * 0.5
-		if math.Abs(mid-b.mid) > tol || g.x0 < b.lastX-2*math.Max(g.size, b.line.size) {
+		overlap := math.Min(g.y1, b.top) - math.Max(g.y0, b.bottom)
+		if overlap < 0.5*math.Min(g.y1-g.y0, b.top-b.bottom) || g.x0 < b.lastX-2*math.Max(g.size, b.line.size) {
 			b.end()
 		}
 	}
 	if !b.open {
-		b.open, b.mid = true, mid
+		b.open, b.top, b.bottom = true, g.y1, g.y0
 		b.line = pdfLine{x: g.x0, y: g.y0, size: g.size}
 		b.cur.Reset()
-	} else if b.space || g.x0-b.lastX > 0.1*g.size {
+	} else if gap := g.x0 - b.lastX; gap > 0.1*g.size || b.space && gap > 0.04*g.size {
 		b.cur.WriteByte(' ')
 	}
 	b.space = false
@@ -282,11 +303,40 @@ func (h *sizeHistogram) median() float64 {
 	return float64(keys[len(keys)-1]) / 2
 }
 
+// isHeading tells a heading line: short, with letters, in a font clearly
+// larger than the body's.
+func isHeading(l pdfLine, body float64) bool {
+	return body > 0 && l.size > body*1.15 && len(strings.Fields(l.text)) <= 16 && hasLetter(l.text)
+}
+
+// headingLevels ranks the sizes of the document's heading lines: the largest
+// is level 1, the next level 2, any smaller level 3 (sizes in half points).
+func headingLevels(pages [][]pdfLine, body float64) map[int]int {
+	seen := map[int]bool{}
+	for _, lines := range pages {
+		for _, l := range lines {
+			if isHeading(l, body) {
+				seen[int(math.Round(l.size*2))] = true
+			}
+		}
+	}
+	sizes := make([]int, 0, len(seen))
+	for s := range seen {
+		sizes = append(sizes, s)
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(sizes)))
+	levels := map[int]int{}
+	for i, s := range sizes {
+		levels[s] = min(i+1, 3)
+	}
+	return levels
+}
+
 // pageBlocks turns a page's lines into blocks: a vertical gap clearly larger
 // than the usual line spacing ends a paragraph, a bullet starts a list item,
 // a short line in a larger font is a heading. A word hyphenated at the end of
 // a line is joined again.
-func pageBlocks(lines []pdfLine, body float64, page int) []knowledge.Block {
+func pageBlocks(lines []pdfLine, body float64, levels map[int]int, page int) []knowledge.Block {
 	var gaps []float64
 	for i := 1; i < len(lines); i++ {
 		if g := lines[i-1].y - lines[i].y; g > 0 {
@@ -303,15 +353,8 @@ func pageBlocks(lines []pdfLine, body float64, page int) []knowledge.Block {
 		}
 	}
 	for i, l := range lines {
-		heading := body > 0 && l.size > body*1.15 && len(strings.Fields(l.text)) <= 16 && hasLetter(l.text)
-		if heading {
-			level := 3
-			switch {
-			case l.size >= body*1.6:
-				level = 1
-			case l.size >= body*1.3:
-				level = 2
-			}
+		if isHeading(l, body) {
+			level := levels[int(math.Round(l.size*2))]
 			if cur != nil && cur.Kind == knowledge.Heading && cur.Level == level && i > 0 && lines[i-1].y-l.y < l.size*1.6 {
 				cur.Text += " " + l.text // a heading wrapped over two lines
 				continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"sync"
 
 	"github.com/klippa-app/go-pdfium"
@@ -15,8 +16,7 @@ import (
 
 // PDFium runs as WebAssembly inside the process (wazero), so a PDF that makes
 // it misbehave costs one sandboxed instance, never the process: each document
-// gets a fresh instance whose memory is capped at Limits.PDFMemoryMB, and the
-// instance is killed when the job's time runs out.
+// gets a fresh instance whose memory is capped at Limits.PDFMemoryMB.
 //
 // Compiling the module takes seconds, so it happens once per process, on the
 // first PDF (or on Warm), never at server start.
@@ -52,9 +52,9 @@ func pdfPool(memMB int) (pdfium.Pool, error) {
 	}
 	rc := wazero.NewRuntimeConfig().
 		WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesExceptionHandling).
-		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(uint32(int64(memMB) << 20 / wasmPage))
 	p, err := webassembly.Init(webassembly.Config{
+		Context:       experimental.WithMemoryAllocator(context.Background(), wasmMemory),
 		MinIdle:       0,
 		MaxIdle:       pdfInstances,
 		MaxTotal:      pdfInstances,
@@ -68,12 +68,17 @@ func pdfPool(memMB int) (pdfium.Pool, error) {
 		return nil, fmt.Errorf("start the PDF engine: %w", err)
 	}
 	engine.pool, engine.mem = p, memMB
+	// The compiler's garbage is a few hundred MB: give it back now rather
+	// than keep it as the process's high-water mark.
+	debug.FreeOSMemory()
 	return p, nil
 }
 
-// withPDFium runs fn on a fresh PDFium instance, which is killed when ctx
-// ends (fn then fails) and thrown away afterwards, so no memory a document
-// made PDFium take outlives its job.
+// withPDFium runs fn on a fresh PDFium instance, thrown away afterwards, so
+// no memory a document made PDFium take outlives its job. fn checks ctx
+// between its calls into PDFium (each call's work is bounded by the memory
+// cap); wazero's own interruption on context end is not used, as it costs a
+// goroutine per call and calls here are per character.
 func withPDFium(ctx context.Context, memMB int, fn func(pdfium.Pdfium) error) (err error) {
 	pool, err := pdfPool(memMB)
 	if err != nil {
@@ -86,25 +91,14 @@ func withPDFium(ctx context.Context, memMB int, fn func(pdfium.Pdfium) error) (e
 		}
 		return fmt.Errorf("start the PDF engine: %w", err)
 	}
-	killed := false
-	var once sync.Once
-	kill := func() { once.Do(func() { killed = true; _ = inst.Kill() }) }
-	stop := context.AfterFunc(ctx, kill)
 	defer func() {
-		if stop() {
-			// Close returns the instance's memory; a failed call may have left
-			// the module unusable, so kill it rather than trust it.
-			if err != nil {
-				kill()
-			} else if cerr := inst.Close(); cerr != nil {
-				kill()
-			}
-		}
 		if r := recover(); r != nil {
 			err = fmt.Errorf("the PDF engine stopped on this file: %v", r)
 		}
-		if killed && ctx.Err() != nil {
-			err = ctx.Err()
+		// A failed call may have left the module unusable: kill it rather
+		// than trust it; Close returns a healthy instance's memory.
+		if err != nil || inst.Close() != nil {
+			_ = inst.Kill()
 		}
 	}()
 	return fn(inst)

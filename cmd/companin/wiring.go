@@ -81,10 +81,11 @@ const ingestionWorker = "knowledge-ingestion"
 // ingestion (fetch and extract sources), and the reply worker.
 func addWorkers(rt *messaging.Runtime, cfg Config, store es.Store, pool *pgxpool.Pool, log *slog.Logger) error {
 	ingest := commands.IngestKnowledgeHandler{
-		Store:   store,
-		Extract: extract.File,
-		Fetch:   fetch.New(fetch.Config{AllowPrivate: cfg.FetchAllowPrivate}),
-		Logger:  log,
+		Store:       store,
+		Extract:     extract.File,
+		ExtractPage: extract.Page,
+		Fetch:       fetch.New(fetch.Config{AllowPrivate: cfg.FetchAllowPrivate}),
+		Logger:      log,
 	}
 	rt.AddWorker(ingestionWorker, es.Filter{Types: knowledge.IngestionTriggers}, ingest.HandleEvent)
 
