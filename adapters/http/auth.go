@@ -25,6 +25,8 @@ type Principal struct {
 	OrganizationID uuid.UUID
 	ClientID       string
 	Widget         bool
+	// TokenID is the widget token's id (jti): one visitor's browser.
+	TokenID string
 }
 
 // Actor is how events name this caller in their metadata.
@@ -140,7 +142,7 @@ func (s *Server) authenticate(r *http.Request, scope Scope) (Principal, error) {
 	if !originAllowed(r, c.AllowedOrigins) {
 		return Principal{}, errOrigin
 	}
-	return Principal{OrganizationID: c.OrganizationID, ClientID: c.ClientID, Widget: true}, nil
+	return Principal{OrganizationID: c.OrganizationID, ClientID: c.ClientID, Widget: true, TokenID: claims.ID}, nil
 }
 
 // clientTTL is how long an instance trusts a client it looked up: every

@@ -96,6 +96,7 @@ type Server struct {
 	table   []route
 	metrics *httpMetrics
 	keys    *signingKeys
+	refKeys referenceKeys
 	clients clientCache
 	head    logHead
 }

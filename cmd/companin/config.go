@@ -41,6 +41,8 @@ type Config struct {
 	// FetchAllowPrivate lets knowledge URLs point at private and loopback
 	// addresses (COMPANIN_FETCH_ALLOW_PRIVATE, default false).
 	FetchAllowPrivate bool
+	// Feed publishes the log to NATS JetStream (COMPANIN_FEED_*, feed.go).
+	Feed FeedConfig
 }
 
 // LLMConfig is COMPANIN_LLM_BASE_URL, COMPANIN_LLM_API_KEY,
@@ -83,6 +85,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	var errs []error
 	var err error
+	var feedErrs []error
+	c.Feed, feedErrs = loadFeedConfig(get)
+	errs = append(errs, feedErrs...)
 	if c.RateLimitPerHour, err = strconv.Atoi(get("COMPANIN_RATE_LIMIT_PER_HOUR", "1000")); err != nil || c.RateLimitPerHour <= 0 {
 		errs = append(errs, fmt.Errorf("COMPANIN_RATE_LIMIT_PER_HOUR: want a positive whole number, got %q", getenv("COMPANIN_RATE_LIMIT_PER_HOUR")))
 	}

@@ -29,7 +29,12 @@ import (
 type eventLog struct {
 	es.Store
 	Shred *shred.Store
-	close func()
+	// Keys are the subjects' keys; serve scrubs destroyed ones (ScrubEvery).
+	Keys *shred.PostgresKeys
+	// Sealed is the log as stored, personal fields encrypted: what leaves
+	// the system in bulk (the NATS feed) reads it.
+	Sealed es.Store
+	close  func()
 }
 
 func (l *eventLog) Close() {
@@ -69,8 +74,8 @@ func openEventLog(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog
 		closeInner()
 		return nil, err
 	}
-	s := shred.New(inner, keys)
-	return &eventLog{Store: s, Shred: s, close: closeInner}, nil
+	s := shred.New(inner, keys, shred.Redact(commands.PersonalFields()))
+	return &eventLog{Store: s, Shred: s, Keys: keys, Sealed: inner, close: closeInner}, nil
 }
 
 // ingestionWorker is the knowledge ingestion worker's consumer name: never
