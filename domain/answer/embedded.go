@@ -252,6 +252,9 @@ func (e *Embedded) extract(q []string, question string, ws []*weighed, lang stri
 				own = append(own, setOf(s.lead))
 			}
 			context := append(termSets{setOf(s.heading)}, own...)
+			if s.code {
+				context = append(context, setOf(s.block))
+			}
 			m := 0.85*coverage(q, context) + 0.15*coverage(q, own)
 			// A little credit for the title and for retrieval's ranking breaks ties.
 			c := m + 0.05*title + 0.01*float64(len(ws)-pi)/float64(len(ws))

@@ -214,7 +214,8 @@ type sentenceOf struct {
 	heading string
 	code    bool
 	lead    string
-	para    int // sentences of one paragraph share it
+	block   string // the whole code block a window of it belongs to
+	para    int    // sentences of one paragraph share it
 }
 
 // sentences splits a passage into sentences, list items and code snippets,
@@ -231,6 +232,7 @@ func sentences(text string) []sentenceOf {
 	flushCode := func() {
 		// A long block is quoted by the few lines that matter: each window
 		// of it is weighed on its own.
+		block := strings.Join(code, "\n")
 		for len(code) > 0 {
 			n := min(len(code), codeWindow)
 			if len(code) > maxCodeLines {
@@ -238,7 +240,7 @@ func sentences(text string) []sentenceOf {
 			} else {
 				n = len(code)
 			}
-			out = append(out, sentenceOf{text: strings.Join(code[:n], "\n"), heading: heading, code: true, lead: lastProse})
+			out = append(out, sentenceOf{text: strings.Join(code[:n], "\n"), heading: heading, code: true, lead: lastProse, block: block})
 			code = code[n:]
 		}
 	}
@@ -356,6 +358,10 @@ func codeLike(line string) bool {
 	}
 	fields := strings.Fields(line)
 	end, _ := utf8.DecodeLastRuneInString(line)
+	// A long line that ends a sentence is prose, even when it names a call.
+	if len(fields) > 8 && strings.ContainsRune(".!?", end) {
+		return false
+	}
 	if !strings.Contains(line, ". ") && codePunct.MatchString(line) {
 		return true
 	}
@@ -578,9 +584,22 @@ func kindBonus(k questionKind, q []string, s sentenceOf) float64 {
 		if s.code {
 			return 0.15
 		}
-		if identToken.MatchString(s.text) {
-			return 0.08
+		// An identifier named next to a word of the question ("the
+		// 'html/template' package") is what "which package" asks for.
+		ws := strings.Fields(s.text)
+		best := 0.0
+		for i, w := range ws {
+			if !identToken.MatchString(" " + w) {
+				continue
+			}
+			best = max(best, 0.08)
+			for j := max(0, i-1); j <= min(len(ws)-1, i+1); j++ {
+				if j != i && newTermSet(ws[j]).hasAnyOf(q) {
+					best = 0.15
+				}
+			}
 		}
+		return best
 	case askNumber:
 		if s.code {
 			return 0
