@@ -12,6 +12,7 @@ import (
 
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/es"
+	"github.com/companin/companin/queries"
 	"github.com/gorilla/mux"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +39,13 @@ type Config struct {
 	MaxUploadBytes int64
 	// ReplyWait is how long POST .../messages waits for the answer (COMPANIN_REPLY_WAIT). 0 means 30 s.
 	ReplyWait time.Duration
+	// WidgetTokenTTL is how long a widget token is valid. 0 means 1 h.
+	WidgetTokenTTL time.Duration
+	// WidgetTokenPerClient and WidgetTokenPerAddress bound the widget tokens
+	// issued per minute for one client id and to one client address
+	// (COMPANIN_WIDGET_TOKEN_PER_CLIENT, COMPANIN_WIDGET_TOKEN_PER_ADDRESS),
+	// apart from the organization's API budget. 0 means 3000 and 60.
+	WidgetTokenPerClient, WidgetTokenPerAddress int
 	// ReadYourWritesWait bounds how long a write waits for the read models
 	// to catch up before answering. 0 means 5 s.
 	ReadYourWritesWait time.Duration
@@ -55,6 +63,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReplyWait <= 0 {
 		c.ReplyWait = 30 * time.Second
+	}
+	if c.WidgetTokenTTL <= 0 {
+		c.WidgetTokenTTL = time.Hour
+	}
+	if c.WidgetTokenPerClient <= 0 {
+		c.WidgetTokenPerClient = 3000
+	}
+	if c.WidgetTokenPerAddress <= 0 {
+		c.WidgetTokenPerAddress = 60
 	}
 	if c.ReadYourWritesWait <= 0 {
 		c.ReadYourWritesWait = 5 * time.Second
@@ -97,8 +114,10 @@ type Server struct {
 	metrics *httpMetrics
 	keys    *signingKeys
 	refKeys referenceKeys
-	clients clientCache
-	head    logHead
+	clients ttlCache[queries.Client]
+	// configOrigins caches widget configurations' origins for widget calls.
+	configOrigins ttlCache[configEntry]
+	head          logHead
 }
 
 // route is a registered endpoint, kept to answer 405 with Allow and to

@@ -29,6 +29,11 @@ type Config struct {
 	// RateLimitPerHour is the requests per organization and hour, over all
 	// instances (COMPANIN_RATE_LIMIT_PER_HOUR, default 1000).
 	RateLimitPerHour int
+	// WidgetTokenPerClient and WidgetTokenPerAddress bound the widget tokens
+	// issued per minute per client id and per client address, apart from
+	// the organization's budget (COMPANIN_WIDGET_TOKEN_PER_CLIENT, default
+	// 3000; COMPANIN_WIDGET_TOKEN_PER_ADDRESS, default 60).
+	WidgetTokenPerClient, WidgetTokenPerAddress int
 	// ReplyWait is how long POST .../messages waits for the answer
 	// (COMPANIN_REPLY_WAIT, a Go duration or seconds, default 30s).
 	ReplyWait time.Duration
@@ -90,6 +95,17 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	errs = append(errs, feedErrs...)
 	if c.RateLimitPerHour, err = strconv.Atoi(get("COMPANIN_RATE_LIMIT_PER_HOUR", "1000")); err != nil || c.RateLimitPerHour <= 0 {
 		errs = append(errs, fmt.Errorf("COMPANIN_RATE_LIMIT_PER_HOUR: want a positive whole number, got %q", getenv("COMPANIN_RATE_LIMIT_PER_HOUR")))
+	}
+	for _, l := range []struct {
+		name, def string
+		into      *int
+	}{
+		{"COMPANIN_WIDGET_TOKEN_PER_CLIENT", "3000", &c.WidgetTokenPerClient},
+		{"COMPANIN_WIDGET_TOKEN_PER_ADDRESS", "60", &c.WidgetTokenPerAddress},
+	} {
+		if *l.into, err = strconv.Atoi(get(l.name, l.def)); err != nil || *l.into <= 0 {
+			errs = append(errs, fmt.Errorf("%s: want a positive whole number (per minute), got %q", l.name, getenv(l.name)))
+		}
 	}
 	if c.ReplyWait, err = parseDuration(get("COMPANIN_REPLY_WAIT", "30s")); err != nil {
 		errs = append(errs, fmt.Errorf("COMPANIN_REPLY_WAIT: %w", err))
