@@ -257,3 +257,44 @@ func docxAllText(t *testing.T, data []byte) string {
 	}
 	return b.String()
 }
+
+// Page numbers and headings reach the chunks, for citations: a calibre-made
+// manual of the corpus is cut into chunks that say where they start and
+// under which heading they stand.
+func TestPDFChunksCarryPagesAndHeadings(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "corpus", "BuildingWebappsWithGo.pdf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := File(context.Background(), "pdf", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, chunks := knowledge.Split(doc)
+	pages, titled, last := map[int]bool{}, 0, 0
+	for _, c := range chunks {
+		if c.Page < last || c.Page < 1 || c.Page > doc.Pages {
+			t.Errorf("chunk %d on page %d after page %d (of %d)", c.Index, c.Page, last, doc.Pages)
+		}
+		last = c.Page
+		pages[c.Page] = true
+		if len(c.TitlePath) > 0 {
+			titled++
+		}
+	}
+	if len(pages) < doc.Pages/2 || titled < len(chunks)/2 {
+		t.Errorf("%d chunks over %d of %d pages, %d under a heading", len(chunks), len(pages), doc.Pages, titled)
+	}
+	i := strings.Index(text, "git push heroku master")
+	if i < 0 {
+		t.Fatal("the deployment command is not in the text")
+	}
+	for _, c := range chunks {
+		if c.Start <= i && i < c.End {
+			t.Logf("'git push heroku master': chunk %d, page %d, under %q", c.Index, c.Page, c.TitlePath)
+			if c.Page < 2 || len(c.TitlePath) == 0 {
+				t.Errorf("chunk %d: page %d, headings %q", c.Index, c.Page, c.TitlePath)
+			}
+		}
+	}
+}

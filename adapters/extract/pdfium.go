@@ -21,9 +21,24 @@ import (
 // Compiling the module takes seconds, so it happens once per process, on the
 // first PDF (or on Warm), never at server start.
 var engine struct {
-	mu   sync.Mutex
-	pool pdfium.Pool
-	mem  int // the memory cap the pool was made with, in MB
+	mu    sync.Mutex
+	pools map[int]pdfium.Pool // by memory cap in MB: one in practice
+	cache wazero.CompilationCache
+}
+
+// UseCompilationCache keeps PDFium's compiled code in dir (e.g. under the
+// data directory), so that a later process loads it in a fraction of the
+// time and memory that compiling takes. Call it before the first PDF; an
+// unusable dir only means compiling again.
+func UseCompilationCache(dir string) error {
+	c, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		return fmt.Errorf("PDF engine cache %s: %w", dir, err)
+	}
+	engine.mu.Lock()
+	defer engine.mu.Unlock()
+	engine.cache = c
+	return nil
 }
 
 // pdfInstances bounds the PDFium instances alive at once; with their memory
@@ -43,16 +58,15 @@ func Warm() error {
 func pdfPool(memMB int) (pdfium.Pool, error) {
 	engine.mu.Lock()
 	defer engine.mu.Unlock()
-	if engine.pool != nil && engine.mem == memMB {
-		return engine.pool, nil
-	}
-	if engine.pool != nil {
-		_ = engine.pool.Close()
-		engine.pool = nil
+	if p, ok := engine.pools[memMB]; ok {
+		return p, nil
 	}
 	rc := wazero.NewRuntimeConfig().
 		WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesExceptionHandling).
 		WithMemoryLimitPages(uint32(int64(memMB) << 20 / wasmPage))
+	if engine.cache != nil {
+		rc = rc.WithCompilationCache(engine.cache)
+	}
 	p, err := webassembly.Init(webassembly.Config{
 		Context:       experimental.WithMemoryAllocator(context.Background(), wasmMemory),
 		MinIdle:       0,
@@ -67,7 +81,10 @@ func pdfPool(memMB int) (pdfium.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start the PDF engine: %w", err)
 	}
-	engine.pool, engine.mem = p, memMB
+	if engine.pools == nil {
+		engine.pools = map[int]pdfium.Pool{}
+	}
+	engine.pools[memMB] = p
 	// The compiler's garbage is a few hundred MB: give it back now rather
 	// than keep it as the process's high-water mark.
 	debug.FreeOSMemory()
