@@ -72,6 +72,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			JWTSecret:             cfg.JWTSecret,
 			ReplyWait:             cfg.ReplyWait,
 			MaxStreamsPerOrg:      cfg.MaxStreamsPerOrg,
+			ReadYourWritesWait:    cfg.ReadYourWritesWait,
 		},
 		Metrics: reg,
 		Logger:  log,
