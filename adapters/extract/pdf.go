@@ -32,8 +32,21 @@ func PDF(ctx context.Context, data []byte) (knowledge.Document, error) {
 // plain text splits and joins words on justified text (where word gaps are
 // positioning, not space characters). Lines in a clearly larger font than the
 // body text become headings; every block keeps its page number.
-func (l Limits) PDF(ctx context.Context, data []byte) (doc knowledge.Document, err error) {
+//
+// PDFium runs in a child process (see pdfworker.go), so that its long calls
+// cannot stop this one; only when this program cannot start itself again does
+// it run here.
+func (l Limits) PDF(ctx context.Context, data []byte) (knowledge.Document, error) {
 	l = l.orDefault()
+	if exe, ok := workerExecutable(); ok {
+		return l.pdfInChild(ctx, exe, data)
+	}
+	return l.pdfInProcess(ctx, data)
+}
+
+// pdfInProcess extracts the PDF with PDFium in this process: what the child
+// process does, and the fallback when there is none.
+func (l Limits) pdfInProcess(ctx context.Context, data []byte) (doc knowledge.Document, err error) {
 	err = withPDFium(ctx, l.PDFMemoryMB, func(p pdfium.Pdfium) error {
 		var e error
 		doc, e = l.readPDF(ctx, p, data)

@@ -24,6 +24,7 @@ var engine struct {
 	mu    sync.Mutex
 	pools map[int]pdfium.Pool // by memory cap in MB: one in practice
 	cache wazero.CompilationCache
+	dir   string // the cache's directory, handed to child processes
 }
 
 // UseCompilationCache keeps PDFium's compiled code in dir (e.g. under the
@@ -37,7 +38,7 @@ func UseCompilationCache(dir string) error {
 	}
 	engine.mu.Lock()
 	defer engine.mu.Unlock()
-	engine.cache = c
+	engine.cache, engine.dir = c, dir
 	return nil
 }
 
@@ -51,6 +52,9 @@ const wasmPage = 64 << 10
 // Warm compiles the PDF engine ahead of the first PDF, e.g. in the background
 // after the server has started.
 func Warm() error {
+	if exe, ok := workerExecutable(); ok {
+		return warmChild(exe)
+	}
 	_, err := pdfPool(DefaultLimits.PDFMemoryMB)
 	return err
 }

@@ -1,0 +1,167 @@
+package extract
+
+import (
+	"bytes"
+	"compress/zlib"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// flateBombPDF is a one-page PDF whose single content stream inflates to
+// about n bytes of text ("bomb bomb ..."), a few hundred KB on disk.
+func flateBombPDF(n int) []byte {
+	var content bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&content, zlib.BestCompression)
+	_, _ = io.WriteString(zw, "BT /F1 12 Tf 72 720 Td (")
+	chunk := bytes.Repeat([]byte("bomb "), 1<<16)
+	for written := 0; written < n; written += len(chunk) {
+		_, _ = zw.Write(chunk)
+	}
+	_, _ = io.WriteString(zw, ") Tj ET")
+	_ = zw.Close()
+	var pdf bytes.Buffer
+	var offsets []int
+	obj := func(s string) {
+		offsets = append(offsets, pdf.Len())
+		pdf.WriteString(s)
+	}
+	pdf.WriteString("%PDF-1.4\n")
+	obj("1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n")
+	obj("2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n")
+	obj("3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >> endobj\n")
+	obj(fmt.Sprintf("4 0 obj << /Length %d /Filter /FlateDecode >> stream\n", content.Len()))
+	pdf.Write(content.Bytes())
+	pdf.WriteString("\nendstream endobj\n")
+	obj("5 0 obj << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> endobj\n")
+	xref := pdf.Len()
+	fmt.Fprintf(&pdf, "xref\n0 %d\n0000000000 65535 f \n", len(offsets)+1)
+	for _, o := range offsets {
+		fmt.Fprintf(&pdf, "%010d 00000 n \n", o)
+	}
+	fmt.Fprintf(&pdf, "trailer << /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(offsets)+1, xref)
+	return pdf.Bytes()
+}
+
+// TestLongPDFCallDoesNotStopTheProcess reads a PDF whose one content stream
+// inflates to 100 MB (seconds inside a single PDFium call) while this process
+// allocates enough to need garbage collections. In-process, the collector's
+// stop-the-world waited for that call and a goroutine sleeping 5 ms saw a
+// 3 s gap; with PDFium in a child process, nothing here waits for it.
+func TestLongPDFCallDoesNotStopTheProcess(t *testing.T) {
+	if _, ok := workerExecutable(); !ok {
+		t.Fatal("no executable to start as the PDF worker")
+	}
+	bomb := flateBombPDF(100 << 20)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var maxGap atomic.Int64
+	wg.Add(2)
+	go func() { // the unrelated goroutine
+		defer wg.Done()
+		last := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			now := time.Now()
+			if g := int64(now.Sub(last)); g > maxGap.Load() {
+				maxGap.Store(g)
+			}
+			last = now
+		}
+	}()
+	var gcs atomic.Int64
+	go func() { // allocation pressure: collections must happen meanwhile
+		defer wg.Done()
+		var keep [][]byte
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			keep = append(keep, make([]byte, 1<<20))
+			if len(keep) > 64 {
+				keep = keep[:0]
+			}
+			if i%64 == 0 {
+				runtime.GC()
+				gcs.Add(1)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	doc, err := File(context.Background(), "pdf", bomb)
+	took := time.Since(start)
+	close(done)
+	wg.Wait()
+	chars := 0
+	for _, b := range doc.Blocks {
+		chars += len(b.Text)
+	}
+	if err != nil || doc.Pages != 1 || !strings.HasPrefix(doc.Blocks[0].Text, "bomb bomb") {
+		t.Fatalf("the bomb: %d pages, %d bytes of text, error %v", doc.Pages, chars, err)
+	}
+	gap := time.Duration(maxGap.Load())
+	t.Logf("extraction %v, %d forced collections, longest gap of a 5 ms sleeper %v", took.Round(time.Millisecond), gcs.Load(), gap.Round(time.Millisecond))
+	if gcs.Load() < 2 {
+		t.Fatalf("only %d collections ran during the extraction", gcs.Load())
+	}
+	if gap >= time.Second {
+		t.Fatalf("a goroutine sleeping 5 ms waited %v while the PDF was read", gap)
+	}
+}
+
+// TestKilledWorkerFailsTheDocument ends the context while the child is in the
+// middle of the bomb: the child is killed and the document fails with a
+// reason, leaving no slot taken.
+func TestKilledWorkerFailsTheDocument(t *testing.T) {
+	bomb := flateBombPDF(100 << 20)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := File(ctx, "pdf", bomb)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "stopped") {
+		t.Fatalf("got %v, want the reading stopped at its deadline", err)
+	}
+	if n := len(worker.slots); n != 0 {
+		t.Fatalf("%d worker slots still taken", n)
+	}
+	// The engine still works afterwards.
+	if _, err := File(context.Background(), "pdf", flateBombPDF(1<<10)); err != nil {
+		t.Fatalf("a small PDF after the kill: %v", err)
+	}
+}
+
+// TestBrokenWorkerFailsTheDocument starts real programs in the worker's
+// place: one that exits at once with an error, one that writes without end.
+// Both fail the document with a reason a person can act on.
+func TestBrokenWorkerFailsTheDocument(t *testing.T) {
+	for _, c := range []struct{ prog, want string }{
+		{"false", "stopped on this file (exit status 1)"},
+		{"yes", "split it"},
+	} {
+		exe, err := exec.LookPath(c.prog)
+		if err != nil {
+			t.Fatalf("%s: %v", c.prog, err)
+		}
+		_, err = DefaultLimits.pdfInChild(context.Background(), exe, []byte("%PDF-1.4"))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("%s in the worker's place: got %v, want %q", c.prog, err, c.want)
+		}
+		if c.prog == "false" && !errors.Is(err, ErrCorrupt) || c.prog == "yes" && !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("%s: %v matches the wrong error", c.prog, err)
+		}
+	}
+}
