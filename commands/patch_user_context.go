@@ -18,8 +18,9 @@ type PatchUserContext struct {
 
 // PatchUserContextHandler patches user contexts.
 type PatchUserContextHandler struct {
-	Store es.Store
-	Now   func() time.Time
+	Store      es.Store
+	References usercontext.References
+	Now        func() time.Time
 }
 
 // Handle merges the traits; an unknown or erased context is not found.
@@ -28,7 +29,7 @@ func (h PatchUserContextHandler) Handle(ctx context.Context, cmd PatchUserContex
 	if err != nil {
 		return Written{}, err
 	}
-	id, err := UserContextID(ctx, h.Store, cmd.Ref)
+	id, err := UserContextID(ctx, h.Store, h.References, cmd.Ref)
 	if err != nil {
 		return Written{}, err
 	}

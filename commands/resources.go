@@ -51,52 +51,75 @@ func loadAssistant(ctx context.Context, store es.Store, id uuid.UUID) (*assistan
 	return l.Aggregate, nil
 }
 
-// reservation reads the reservation stream of ref in the caller's organization.
-func reservation(ctx context.Context, store es.Store, ref string) (*usercontext.Reservation, uint64, error) {
-	stream := usercontext.ReferenceStream(es.MetadataFrom(ctx).OrganizationID, ref)
-	var r usercontext.Reservation
-	events, err := ReadStream(ctx, store, stream)
-	if errors.Is(err, domain.ErrNotFound) {
-		return &r, 0, nil
-	}
-	if err != nil {
-		return nil, 0, err
-	}
-	for _, e := range events {
-		de, err := usercontext.Decode(e.Type, e.Data)
+// reservation reads the reservation of ref in the caller's organization: the
+// legacy stream, if any, then the keyed one (usercontext.References). It
+// returns the keyed stream's name and version: new events go there.
+func reservation(ctx context.Context, store es.Store, refs usercontext.References, ref string) (*usercontext.Reservation, string, uint64, error) {
+	org := es.MetadataFrom(ctx).OrganizationID
+	var (
+		r       usercontext.Reservation
+		stream  string
+		version uint64
+	)
+	for _, stream = range refs.Streams(org, ref) {
+		version = 0
+		events, err := ReadStream(ctx, store, stream)
+		if errors.Is(err, domain.ErrNotFound) {
+			continue
+		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("load %s: %w", stream, err)
+			return nil, "", 0, err
 		}
-		if de != nil {
-			r.Apply(de)
+		for _, e := range events {
+			de, err := usercontext.Decode(e.Type, e.Data)
+			if err != nil {
+				return nil, "", 0, fmt.Errorf("load %s: %w", stream, err)
+			}
+			if de != nil {
+				r.Apply(de)
+			}
 		}
+		version = events[len(events)-1].Version
 	}
-	return &r, events[len(events)-1].Version, nil
+	return &r, stream, version, nil
 }
 
 // UserContextID finds the user context that ref names in the caller's
 // organization: a context id, or else a user_reference. Unknown is
 // usercontext.ErrNotFound. Erased contexts are found by id (their stream
 // stays), not by reference (erasure released it).
-func UserContextID(ctx context.Context, store es.Store, ref string) (uuid.UUID, error) {
+func UserContextID(ctx context.Context, store es.Store, refs usercontext.References, ref string) (uuid.UUID, error) {
+	id, r, err := findUserContext(ctx, store, refs, ref)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	if id == uuid.Nil {
+		id = r.Holder()
+	}
+	if id == uuid.Nil {
+		return uuid.Nil, usercontext.ErrNotFound
+	}
+	return id, nil
+}
+
+// findUserContext returns the context whose id is ref, or else the
+// reservation of ref as a user_reference.
+func findUserContext(ctx context.Context, store es.Store, refs usercontext.References, ref string) (uuid.UUID, *usercontext.Reservation, error) {
 	if id, err := uuid.Parse(ref); err == nil {
 		events, err := store.ReadStream(ctx, StreamName(usercontext.Kind, id), 1, 1)
 		switch {
 		case err == nil && len(events) == 1:
 			org := es.MetadataFrom(ctx).OrganizationID
 			if org == "" || events[0].Metadata.OrganizationID == org {
-				return id, nil
+				return id, nil, nil
 			}
 		case err != nil && !errors.Is(err, es.ErrStreamNotFound):
-			return uuid.Nil, fmt.Errorf("find user context %s: %w", ref, err)
+			return uuid.Nil, nil, fmt.Errorf("find user context %s: %w", ref, err)
 		}
 	}
-	r, _, err := reservation(ctx, store, ref)
+	r, _, _, err := reservation(ctx, store, refs, ref)
 	if err != nil {
-		return uuid.Nil, err
+		return uuid.Nil, nil, err
 	}
-	if r.Holder() == uuid.Nil {
-		return uuid.Nil, usercontext.ErrNotFound
-	}
-	return r.Holder(), nil
+	return uuid.Nil, r, nil
 }

@@ -153,14 +153,26 @@ func TestEraseFreesReferenceAndDestroysKey(t *testing.T) {
 		t.Fatalf("message metadata %+v", msgs[0].Metadata)
 	}
 	e := &eraser{}
-	if _, err := (commands.EraseUserContextHandler{Store: store, Eraser: e}).Handle(ctx, commands.EraseUserContext{Ref: "user-9"}); err != nil {
+	first, err := (commands.EraseUserContextHandler{Store: store, Eraser: e}).Handle(ctx, commands.EraseUserContext{Ref: "user-9"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if len(e.subjects) != 1 || e.subjects[0] != w.ID.String() {
-		t.Fatalf("destroyed %v", e.subjects)
+	if len(e.subjects) != 1 || e.subjects[0] != w.ID.String() || first.ID != w.ID || first.ErasedAt.IsZero() {
+		t.Fatalf("destroyed %v, result %+v", e.subjects, first)
 	}
-	if _, err := (commands.EraseUserContextHandler{Store: store, Eraser: e}).Handle(ctx, commands.EraseUserContext{Ref: w.ID.String()}); !errors.Is(err, domain.ErrNotFound) {
-		t.Fatalf("second erase: %v", err)
+	// Retries, by id and by the reference the erasure freed, answer the same
+	// result and destroy the key again (a retry completes a failed erasure).
+	for _, ref := range []string{w.ID.String(), "user-9"} {
+		again, err := (commands.EraseUserContextHandler{Store: store, Eraser: e}).Handle(ctx, commands.EraseUserContext{Ref: ref})
+		if err != nil || again.ID != first.ID || !again.ErasedAt.Equal(first.ErasedAt) {
+			t.Fatalf("retry by %s: %+v %v, want %+v", ref, again, err, first)
+		}
+	}
+	if len(e.subjects) != 3 {
+		t.Fatalf("retries destroyed %v", e.subjects)
+	}
+	if _, err := (commands.EraseUserContextHandler{Store: store, Eraser: e}).Handle(ctx, commands.EraseUserContext{Ref: "never-seen"}); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("erase of an unknown reference: %v", err)
 	}
 	_, err = commands.StartConversationHandler{Store: store}.Handle(ctx, commands.StartConversation{AssistantID: asst, CustomerID: "c", UserContext: w.ID.String()})
 	if ie := (*domain.InvalidError)(nil); !errors.As(err, &ie) || ie.Field != "user_context_id" {

@@ -27,7 +27,9 @@ type SavedUserContext struct {
 // SaveUserContextHandler saves user contexts.
 type SaveUserContextHandler struct {
 	Store es.Store
-	Now   func() time.Time
+	// References names reservation streams (keyed in production).
+	References usercontext.References
+	Now        func() time.Time
 }
 
 // Handle reserves the reference for a new context (the reservation stream,
@@ -43,14 +45,13 @@ func (h SaveUserContextHandler) Handle(ctx context.Context, cmd SaveUserContext)
 		return SavedUserContext{}, err
 	}
 	for attempt := 1; ; attempt++ {
-		r, version, err := reservation(ctx, h.Store, ref)
+		r, stream, version, err := reservation(ctx, h.Store, h.References, ref)
 		if err != nil {
 			return SavedUserContext{}, err
 		}
 		id := r.Holder()
 		if id == uuid.Nil {
 			id = r.Reserve(uuid.New())
-			stream := usercontext.ReferenceStream(es.MetadataFrom(ctx).OrganizationID, ref)
 			_, err := Append(ctx, h.Store, stream, es.Exact(version), r.Changes())
 			if errors.Is(err, es.ErrWrongExpectedVersion) && attempt < conflictRetries {
 				continue // someone reserved it meanwhile: merge into theirs

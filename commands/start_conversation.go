@@ -27,7 +27,9 @@ type StartConversation struct {
 // StartConversationHandler starts conversations.
 type StartConversationHandler struct {
 	Store es.Store
-	Now   func() time.Time
+	// References names reservation streams, to find a context by user_reference.
+	References usercontext.References
+	Now        func() time.Time
 }
 
 // Handle starts the conversation. An unknown user context is a field error.
@@ -37,7 +39,7 @@ func (h StartConversationHandler) Handle(ctx context.Context, cmd StartConversat
 		return Written{}, err
 	}
 	if ref := strings.TrimSpace(cmd.UserContext); ref != "" {
-		id, err := UserContextID(ctx, h.Store, ref)
+		id, err := UserContextID(ctx, h.Store, h.References, ref)
 		if err == nil {
 			var l Loaded[*usercontext.UserContext]
 			if l, err = userContexts(h.Store).Load(ctx, id); err == nil && !l.Aggregate.Exists() {

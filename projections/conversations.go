@@ -21,7 +21,8 @@ import (
 // person's conversations here, and a message posted later into such a
 // conversation is stored without content, live and on rebuild alike.
 // Shredded events (content null once the key is destroyed) store NULL
-// content; the customer id of such a conversation (personal too) becomes "".
+// content; the customer id, title and metadata of such a conversation and
+// the metadata of its messages (personal too) become "" and {}.
 type Conversations struct{}
 
 // Name is the checkpoint name: never rename it.
@@ -121,7 +122,7 @@ func (Conversations) messagePosted(ctx context.Context, tx pgx.Tx, e es.Event) e
 	tag, err := tx.Exec(ctx, `
 		INSERT INTO messages (id, organization_id, thread_kind, thread_id, version, role, content, metadata, reply_to, sources, user_context_id, created_at)
 		SELECT $1::uuid, $2::text, $3::text, $4::uuid, $5::bigint, $6::text, CASE WHEN c.user_context_erased THEN NULL ELSE $7::text END,
-			$8::jsonb, $9::uuid, $10::jsonb, c.user_context_id, $11::timestamptz
+			CASE WHEN c.user_context_erased THEN '{}'::jsonb ELSE $8::jsonb END, $9::uuid, $10::jsonb, c.user_context_id, $11::timestamptz
 		FROM (SELECT 1) one LEFT JOIN conversations c ON c.id = $4::uuid
 		ON CONFLICT (id) DO NOTHING`,
 		ev.MessageID, e.Metadata.OrganizationID, kind, thread, int64(e.Version), string(ev.Role), raw.Content, object(ev.Metadata), ev.ReplyTo, sources, t)
@@ -137,10 +138,12 @@ func (Conversations) erased(ctx context.Context, tx pgx.Tx, e es.Event) error {
 	if err := json.Unmarshal(e.Data, &ev); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `UPDATE conversations SET user_context_erased = true, customer_id = '' WHERE user_context_id = $1`, ev.UserContextID); err != nil {
+	if _, err := tx.Exec(ctx, `
+		UPDATE conversations SET user_context_erased = true, customer_id = '', title = '', metadata = '{}'
+		WHERE user_context_id = $1`, ev.UserContextID); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, `UPDATE messages SET content = NULL WHERE user_context_id = $1`, ev.UserContextID)
+	_, err := tx.Exec(ctx, `UPDATE messages SET content = NULL, metadata = '{}' WHERE user_context_id = $1`, ev.UserContextID)
 	return err
 }
 

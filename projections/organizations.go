@@ -11,7 +11,9 @@ import (
 )
 
 // Organizations keeps the organizations and their API credentials queryable
-// by client id, for authenticating every request (queries.FindClientHandler).
+// by client id, for authenticating every request (queries.FindClientHandler),
+// and for `companin org list` and `org credentials list`. Revoked credentials
+// keep their row, with revoked_at set.
 type Organizations struct{}
 
 // Name is the checkpoint name: never rename it.
@@ -45,6 +47,39 @@ func (Organizations) Handle(ctx context.Context, tx pgx.Tx, e es.Event) error {
 			INSERT INTO organization_credentials (client_id, organization_id, secret_hash, issued_at) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (client_id) DO UPDATE SET organization_id = EXCLUDED.organization_id, secret_hash = EXCLUDED.secret_hash`,
 			ev.ClientID, ev.OrganizationID, ev.SecretHash, ev.IssuedAt)
+		if err != nil {
+			return fmt.Errorf("organizations projection: %w", err)
+		}
+	case organization.CredentialsRevokedType:
+		var ev organization.CredentialsRevoked
+		if err := json.Unmarshal(e.Data, &ev); err != nil {
+			return fmt.Errorf("organizations projection: %s %s: %w", e.Type, e.ID, err)
+		}
+		_, err := tx.Exec(ctx, `
+			UPDATE organization_credentials SET revoked_at = $3
+			WHERE client_id = $1 AND organization_id = $2 AND revoked_at IS NULL`,
+			ev.ClientID, ev.OrganizationID, ev.RevokedAt)
+		if err != nil {
+			return fmt.Errorf("organizations projection: %w", err)
+		}
+	case organization.AllowedOriginAddedType:
+		var ev organization.AllowedOriginAdded
+		if err := json.Unmarshal(e.Data, &ev); err != nil {
+			return fmt.Errorf("organizations projection: %s %s: %w", e.Type, e.ID, err)
+		}
+		_, err := tx.Exec(ctx, `
+			UPDATE organizations SET allowed_origins = array_append(allowed_origins, $2)
+			WHERE id = $1 AND NOT ($2 = ANY (allowed_origins))`, ev.OrganizationID, ev.Origin)
+		if err != nil {
+			return fmt.Errorf("organizations projection: %w", err)
+		}
+	case organization.AllowedOriginRemovedType:
+		var ev organization.AllowedOriginRemoved
+		if err := json.Unmarshal(e.Data, &ev); err != nil {
+			return fmt.Errorf("organizations projection: %s %s: %w", e.Type, e.ID, err)
+		}
+		_, err := tx.Exec(ctx, `UPDATE organizations SET allowed_origins = array_remove(allowed_origins, $2) WHERE id = $1`,
+			ev.OrganizationID, ev.Origin)
 		if err != nil {
 			return fmt.Errorf("organizations projection: %w", err)
 		}

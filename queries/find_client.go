@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ErrClientNotFound: no credentials with this client id (or not yet projected).
+// ErrClientNotFound: no credentials with this client id, or revoked ones (or not yet projected).
 var ErrClientNotFound = fmt.Errorf("client not found: %w", domain.ErrNotFound)
 
 // Client is what authenticating a caller needs to know of an API client.
@@ -42,7 +42,7 @@ func (h FindClientHandler) Handle(ctx context.Context, clientID string) (Client,
 	err := h.db.QueryRow(ctx, `
 		SELECT c.organization_id, c.secret_hash, o.allowed_origins
 		FROM organization_credentials c JOIN organizations o ON o.id = c.organization_id
-		WHERE c.client_id = $1`, clientID).Scan(&c.OrganizationID, &c.SecretHash, &c.AllowedOrigins)
+		WHERE c.client_id = $1 AND c.revoked_at IS NULL`, clientID).Scan(&c.OrganizationID, &c.SecretHash, &c.AllowedOrigins)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Client{}, ErrClientNotFound
 	}

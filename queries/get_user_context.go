@@ -30,28 +30,42 @@ func NewGetUserContextHandler(db resourcesDB) GetUserContextHandler {
 
 // Handle returns the context ref names (its id, else its user_reference), or
 // usercontext.ErrNotFound (also for erased and other organizations' contexts).
+// The id of an erased context names that context (not found), never another
+// context whose user_reference happens to be the same string: GET agrees
+// with DELETE, which answers that erasure's tombstone.
 func (h GetUserContextHandler) Handle(ctx context.Context, org, ref string) (UserContext, error) {
 	if id, err := uuid.Parse(ref); err == nil {
 		u, err := h.get(ctx, `id = $2`, org, id)
-		if !errors.Is(err, usercontext.ErrNotFound) {
+		if !errors.Is(err, errNoContextRow) {
 			return u, err
 		}
 	}
-	return h.get(ctx, `user_reference = $2`, org, ref)
+	u, err := h.get(ctx, `user_reference = $2 AND erased_at IS NULL`, org, ref)
+	if errors.Is(err, errNoContextRow) {
+		return u, usercontext.ErrNotFound
+	}
+	return u, err
 }
+
+// errNoContextRow: no row matched (as opposed to an erased one).
+var errNoContextRow = fmt.Errorf("no user context row: %w", usercontext.ErrNotFound)
 
 func (h GetUserContextHandler) get(ctx context.Context, where, org string, arg any) (UserContext, error) {
 	var u UserContext
 	var ref *string
+	var erased bool
 	err := h.db.QueryRow(ctx, `
-		SELECT id, user_reference, traits, created_at, updated_at FROM user_contexts
-		WHERE organization_id = $1 AND erased_at IS NULL AND `+where+`
-		ORDER BY seq DESC LIMIT 1`, org, arg).Scan(&u.ID, &ref, &u.Traits, &u.CreatedAt, &u.UpdatedAt)
+		SELECT id, user_reference, traits, created_at, updated_at, erased_at IS NOT NULL FROM user_contexts
+		WHERE organization_id = $1 AND `+where+`
+		ORDER BY seq DESC LIMIT 1`, org, arg).Scan(&u.ID, &ref, &u.Traits, &u.CreatedAt, &u.UpdatedAt, &erased)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return UserContext{}, usercontext.ErrNotFound
+		return UserContext{}, errNoContextRow
 	}
 	if err != nil {
 		return UserContext{}, fmt.Errorf("get user context: %w", err)
+	}
+	if erased {
+		return UserContext{}, usercontext.ErrNotFound
 	}
 	if ref != nil {
 		u.UserReference = *ref

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/companin/companin/domain"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/organization"
 	"github.com/companin/companin/queries"
@@ -25,6 +26,8 @@ type Principal struct {
 	OrganizationID uuid.UUID
 	ClientID       string
 	Widget         bool
+	// TokenID is the widget token's id (jti): one visitor's browser.
+	TokenID string
 }
 
 // Actor is how events name this caller in their metadata.
@@ -43,17 +46,20 @@ func principalOf(r *http.Request) Principal {
 }
 
 const (
-	widgetTokenTTL = time.Hour
-	widgetScope    = "widget"
-	tokenIssuer    = "companin"
+	widgetScope = "widget"
+	tokenIssuer = "companin"
 )
 
 // widgetClaims are the claims of a widget token. The organization is in the
-// token, but every call still looks the client up, so that removing a client
-// or changing allowed origins takes effect at once.
+// token, but every call still looks the client up, so that revoking a client
+// or changing allowed origins takes effect within seconds.
 type widgetClaims struct {
 	OrganizationID string `json:"org"`
 	Scope          string `json:"scope"`
+	// ConfigID is the widget configuration the token was issued for, when
+	// the widget named one: every call with the token must then come from an
+	// origin that configuration allows, as well as the organization.
+	ConfigID string `json:"cfg,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -74,6 +80,11 @@ func (s *Server) authenticated(scope Scope, next http.Handler) http.Handler {
 		if err != nil {
 			if errors.Is(err, errAuthRequired) || errors.Is(err, errBadCredentials) || errors.Is(err, errBadToken) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="companin"`)
+			}
+			if p.OrganizationID != uuid.Nil {
+				// The caller is known but may not do this (scope, origin):
+				// the answer still says where its budget stands.
+				s.rateLimitHeaders(w, r, p.OrganizationID)
 			}
 			writeError(w, r, err)
 			return
@@ -134,66 +145,132 @@ func (s *Server) authenticate(r *http.Request, scope Scope) (Principal, error) {
 	if c.OrganizationID.String() != claims.OrganizationID {
 		return Principal{}, errBadToken
 	}
+	p := Principal{OrganizationID: c.OrganizationID, ClientID: c.ClientID, Widget: true, TokenID: claims.ID}
 	if scope != ScopeWidget {
-		return Principal{}, errWidgetScope
+		return p, errWidgetScope
 	}
 	if !originAllowed(r, c.AllowedOrigins) {
-		return Principal{}, errOrigin
+		return p, errOrigin
 	}
-	return Principal{OrganizationID: c.OrganizationID, ClientID: c.ClientID, Widget: true}, nil
+	if claims.ConfigID != "" {
+		ok, err := s.configAllows(r, c.OrganizationID, claims.ConfigID)
+		if err != nil {
+			return Principal{}, err
+		}
+		if !ok {
+			return p, errConfigOrigin
+		}
+	}
+	return p, nil
 }
 
-// clientTTL is how long an instance trusts a client it looked up: every
-// request needs one, and clients change rarely (a new one is found at once,
-// since misses are not cached).
+// lookupTTL is how long an instance trusts a client or a configuration's
+// origins it looked up: every request needs one, and they change rarely. It
+// bounds how long a revoked client or a removed origin keeps working on an
+// instance once the read model shows the change (a new client is found at
+// once, since misses are not cached).
 const (
-	clientTTL        = 10 * time.Second
-	clientCacheLimit = 10000
+	lookupTTL        = 3 * time.Second
+	lookupCacheLimit = 10000
 )
 
-type clientCache struct {
+// ttlCache remembers lookups for lookupTTL.
+type ttlCache[V any] struct {
 	mu sync.Mutex
-	m  map[string]cachedClient
+	m  map[string]cached[V]
 }
 
-type cachedClient struct {
-	c     queries.Client
+type cached[V any] struct {
+	v     V
 	until time.Time
 }
 
-func (s *Server) findClient(ctx context.Context, clientID string) (queries.Client, error) {
+// get returns the value kept for key, or load's (remembered on success).
+func (c *ttlCache[V]) get(key string, load func() (V, error)) (V, error) {
 	now := time.Now()
-	s.clients.mu.Lock()
-	cached, ok := s.clients.m[clientID]
-	s.clients.mu.Unlock()
-	if ok && now.Before(cached.until) {
-		return cached.c, nil
+	c.mu.Lock()
+	e, ok := c.m[key]
+	c.mu.Unlock()
+	if ok && now.Before(e.until) {
+		return e.v, nil
 	}
-	c, err := queries.NewFindClientHandler(s.deps.Pool).Handle(ctx, clientID)
+	v, err := load()
 	if err != nil {
-		return c, err
+		return v, err
 	}
-	s.clients.mu.Lock()
-	if s.clients.m == nil || len(s.clients.m) >= clientCacheLimit {
-		s.clients.m = map[string]cachedClient{}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= lookupCacheLimit {
+		c.m = map[string]cached[V]{}
 	}
-	s.clients.m[clientID] = cachedClient{c: c, until: now.Add(clientTTL)}
-	s.clients.mu.Unlock()
-	return c, nil
+	c.m[key] = cached[V]{v: v, until: now.Add(lookupTTL)}
+	c.mu.Unlock()
+	return v, nil
 }
 
-// originAllowed: with allowed origins listed, the request's Origin must be one
-// of them (a request without Origin is not from an allowed page).
+func (s *Server) findClient(ctx context.Context, clientID string) (queries.Client, error) {
+	return s.clients.get(clientID, func() (queries.Client, error) {
+		return queries.NewFindClientHandler(s.deps.Pool).Handle(ctx, clientID)
+	})
+}
+
+// widgetConfigOrigins returns whether organization org has widget
+// configuration id and the origins it allows (none listed: any).
+func (s *Server) widgetConfigOrigins(ctx context.Context, org uuid.UUID, id uuid.UUID) (found bool, origins []string, err error) {
+	e, err := s.configOrigins.get(org.String()+"/"+id.String(), func() (configEntry, error) {
+		c, err := queries.NewGetWidgetConfigHandler(s.deps.Pool).Handle(ctx, org.String(), id)
+		if errors.Is(err, domain.ErrNotFound) {
+			return configEntry{}, nil
+		}
+		if err != nil {
+			return configEntry{}, err
+		}
+		return configEntry{found: true, origins: c.AllowedOrigins}, nil
+	})
+	return e.found, e.origins, err
+}
+
+type configEntry struct {
+	found   bool
+	origins []string
+}
+
+// configAllows tells whether the request may use widget configuration id of
+// org: its origin is one the configuration allows.
+func (s *Server) configAllows(r *http.Request, org uuid.UUID, id string) (bool, error) {
+	cfgID, err := uuid.Parse(id)
+	if err != nil {
+		return false, nil
+	}
+	_, origins, err := s.widgetConfigOrigins(r.Context(), org, cfgID)
+	if err != nil {
+		return false, err
+	}
+	return originAllowed(r, origins), nil
+}
+
+// originAllowed: with allowed origins listed, a browser's request must come
+// from one of them. A request without Origin is not a browser's cross-origin
+// call but a server's (curl, a backend) or a page of the server's own origin,
+// which browsers send GETs from without Origin; a server can put any Origin
+// it likes, so the check could not stop it anyway. Origin "null" (sandboxed
+// frames, file: pages) is never allowed.
 func originAllowed(r *http.Request, allowed []string) bool {
 	if len(allowed) == 0 {
 		return true
 	}
-	origin, err := organization.ParseOrigin(r.Header.Get("Origin"))
+	h, sent := r.Header["Origin"]
+	if !sent || len(h) == 0 || h[0] == "" {
+		return true
+	}
+	origin, err := organization.ParseOrigin(h[0])
 	return err == nil && slices.Contains(allowed, origin)
 }
 
 type widgetTokenRequest struct {
 	ClientID string `json:"client_id"`
+	// ConfigID is the widget's data-config-id, if any: the token then
+	// carries it, and works only on origins the configuration allows.
+	ConfigID string `json:"config_id"`
 }
 
 type widgetTokenResponse struct {
@@ -203,21 +280,36 @@ type widgetTokenResponse struct {
 }
 
 // widgetToken issues a short-lived token for browsers, which must not hold the
-// client secret. It answers flat, like an OAuth2 token endpoint.
+// client secret. It answers flat, like an OAuth2 token endpoint. It needs no
+// secret, so it does not spend the organization's API budget: it has limits
+// of its own per client id and per client address (widgetTokenLimited),
+// counted before the client is looked up, so unknown client ids are limited too.
 func (s *Server) widgetToken(w http.ResponseWriter, r *http.Request) {
 	var req widgetTokenRequest
 	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, err)
+		if s.widgetTokenLimited(w, r, "") {
+			writeError(w, r, err)
+		}
 		return
 	}
+	clientID := strings.TrimSpace(req.ClientID)
 	var v validation
-	v.required("client_id", req.ClientID)
-	v.maxLen("client_id", req.ClientID, 200)
+	v.required("client_id", clientID)
+	v.maxLen("client_id", clientID, 200)
+	configID := strings.TrimSpace(req.ConfigID)
+	if _, err := uuid.Parse(configID); configID != "" && err != nil {
+		v.add("config_id", "must be a widget configuration id (a UUID)")
+	}
 	if err := v.err(); err != nil {
-		writeError(w, r, err)
+		if s.widgetTokenLimited(w, r, "") {
+			writeError(w, r, err)
+		}
 		return
 	}
-	c, err := s.findClient(r.Context(), strings.TrimSpace(req.ClientID))
+	if !s.widgetTokenLimited(w, r, clientID) {
+		return
+	}
+	c, err := s.findClient(r.Context(), clientID)
 	if errors.Is(err, queries.ErrClientNotFound) {
 		writeError(w, r, httpError(http.StatusUnauthorized, "invalid_client", "Authentication required - unknown client_id"))
 		return
@@ -230,8 +322,18 @@ func (s *Server) widgetToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errOrigin)
 		return
 	}
-	if !s.countRequest(w, r, c.OrganizationID) {
-		return
+	if configID != "" {
+		found, origins, err := s.widgetConfigOrigins(r.Context(), c.OrganizationID, uuid.MustParse(configID))
+		switch {
+		case err != nil:
+			writeError(w, r, err)
+			return
+		case !found:
+			configID = "" // an unknown configuration: the widget shows its defaults
+		case !originAllowed(r, origins):
+			writeError(w, r, errConfigOrigin)
+			return
+		}
 	}
 	key, err := s.signingKey(r.Context())
 	if err != nil {
@@ -242,11 +344,12 @@ func (s *Server) widgetToken(w http.ResponseWriter, r *http.Request) {
 	claims := widgetClaims{
 		OrganizationID: c.OrganizationID.String(),
 		Scope:          widgetScope,
+		ConfigID:       configID,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    tokenIssuer,
 			Subject:   c.ClientID,
 			IssuedAt:  jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(widgetTokenTTL)),
+			ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.WidgetTokenTTL)),
 			ID:        uuid.NewString(),
 		},
 	}
@@ -256,7 +359,7 @@ func (s *Server) widgetToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, widgetTokenResponse{Token: token, ExpiresIn: int(widgetTokenTTL / time.Second), TokenType: "Bearer"})
+	writeJSON(w, http.StatusOK, widgetTokenResponse{Token: token, ExpiresIn: int(s.cfg.WidgetTokenTTL / time.Second), TokenType: "Bearer"})
 }
 
 func (s *Server) parseWidgetToken(ctx context.Context, token string) (*widgetClaims, error) {

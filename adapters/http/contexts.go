@@ -27,7 +27,12 @@ func (s *Server) saveContext(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	res, err := commands.SaveUserContextHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.SaveUserContext{
+	refs, err := s.references(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	res, err := commands.SaveUserContextHandler{Store: s.deps.Store, References: refs, Now: s.now}.Handle(r.Context(), commands.SaveUserContext{
 		UserReference: deref(req.UserReference), Traits: req.Traits,
 	})
 	if err != nil {
@@ -47,7 +52,12 @@ func (s *Server) patchContext(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	res, err := commands.PatchUserContextHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.PatchUserContext{
+	refs, err := s.references(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	res, err := commands.PatchUserContextHandler{Store: s.deps.Store, References: refs, Now: s.now}.Handle(r.Context(), commands.PatchUserContext{
 		Ref: mux.Vars(r)["ref"], Traits: req.Traits,
 	})
 	if err != nil {
@@ -81,15 +91,24 @@ func (s *Server) getContext(w http.ResponseWriter, r *http.Request) {
 }
 
 // eraseContext forgets a person: UserContextErased is recorded, the key of
-// their personal data destroyed (Deps.Eraser), and the read models wiped.
+// their personal data destroyed (Deps.Eraser), stored idempotent responses
+// about them deleted, and the read models wiped. A retry, by id or by the
+// reference it freed, answers the same 200 and body: the erasure's tombstone.
 func (s *Server) eraseContext(w http.ResponseWriter, r *http.Request) {
-	res, err := commands.EraseUserContextHandler{Store: s.deps.Store, Eraser: s.deps.Eraser, Now: s.now}.Handle(r.Context(), commands.EraseUserContext{
-		Ref: mux.Vars(r)["ref"],
-	})
+	refs, err := s.references(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	h := commands.EraseUserContextHandler{Store: s.deps.Store, References: refs, Eraser: s.deps.Eraser, Now: s.now}
+	if s.deps.Pool != nil {
+		h.Responses = idempotencyRecords{pool: s.deps.Pool}
+	}
+	res, err := h.Handle(r.Context(), commands.EraseUserContext{Ref: mux.Vars(r)["ref"]})
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	s.waitForProjections(r, res.Position)
-	writeData(w, r, http.StatusOK, map[string]any{"id": res.ID, "erased": true})
+	writeData(w, r, http.StatusOK, map[string]any{"id": res.ID, "erased": true, "erased_at": res.ErasedAt.UTC()})
 }

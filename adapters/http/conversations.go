@@ -30,7 +30,12 @@ func (s *Server) startConversation(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	res, err := commands.StartConversationHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.StartConversation{
+	refs, err := s.references(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	res, err := commands.StartConversationHandler{Store: s.deps.Store, References: refs, Now: s.now}.Handle(r.Context(), commands.StartConversation{
 		AssistantID: assistantID, CustomerID: deref(req.CustomerID), UserContext: deref(req.UserContextID),
 		Title: deref(req.Title), Locale: deref(req.Locale), Metadata: req.Metadata,
 	})

@@ -8,42 +8,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/companin/companin/adapters/eventjson"
 	"github.com/companin/companin/domain/es"
-	"github.com/google/uuid"
 )
 
 // eventDTO is how the API shows a stored event, in /events, its NDJSON
-// export and SSE tail, and the per-stream history endpoints.
-type eventDTO struct {
-	ID         uuid.UUID       `json:"id"`
-	Stream     string          `json:"stream"`
-	Version    uint64          `json:"version"`
-	Position   string          `json:"position"`
-	Type       string          `json:"type"`
-	Data       json.RawMessage `json:"data"`
-	Metadata   eventMetadata   `json:"metadata"`
-	RecordedAt time.Time       `json:"recorded_at"`
-}
-
-type eventMetadata struct {
-	es.Metadata
-	SchemaVersion int       `json:"schema_version"`
-	Timestamp     time.Time `json:"timestamp"`
-}
+// export and SSE tail, and the per-stream history endpoints: the same shape
+// the NATS feed publishes.
+type eventDTO = eventjson.Event
 
 // toEventDTO shows e; use it for every endpoint that lists events.
-func toEventDTO(e es.Event) eventDTO {
-	data := e.Data
-	if len(data) == 0 {
-		data = json.RawMessage("null")
-	}
-	at := e.RecordedAt.UTC()
-	return eventDTO{
-		ID: e.ID, Stream: e.Stream, Version: e.Version, Position: string(e.Position), Type: e.Type, Data: data,
-		Metadata:   eventMetadata{Metadata: e.Metadata, SchemaVersion: e.SchemaVersion, Timestamp: at},
-		RecordedAt: at,
-	}
-}
+func toEventDTO(e es.Event) eventDTO { return eventjson.From(e) }
 
 const (
 	exportPage   = 500

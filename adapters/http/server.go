@@ -12,6 +12,7 @@ import (
 
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/es"
+	"github.com/companin/companin/queries"
 	"github.com/gorilla/mux"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,8 +39,16 @@ type Config struct {
 	MaxUploadBytes int64
 	// ReplyWait is how long POST .../messages waits for the answer (COMPANIN_REPLY_WAIT). 0 means 30 s.
 	ReplyWait time.Duration
+	// WidgetTokenTTL is how long a widget token is valid. 0 means 1 h.
+	WidgetTokenTTL time.Duration
+	// WidgetTokenPerClient and WidgetTokenPerAddress bound the widget tokens
+	// issued per minute for one client id and to one client address
+	// (COMPANIN_WIDGET_TOKEN_PER_CLIENT, COMPANIN_WIDGET_TOKEN_PER_ADDRESS),
+	// apart from the organization's API budget. 0 means 3000 and 60.
+	WidgetTokenPerClient, WidgetTokenPerAddress int
 	// ReadYourWritesWait bounds how long a write waits for the read models
-	// to catch up before answering. 0 means 5 s.
+	// to catch up before answering anyway, with the header
+	// Companin-Read-Models: behind (COMPANIN_RYW_WAIT). 0 means 2 s.
 	ReadYourWritesWait time.Duration
 }
 
@@ -56,8 +65,17 @@ func (c Config) withDefaults() Config {
 	if c.ReplyWait <= 0 {
 		c.ReplyWait = 30 * time.Second
 	}
+	if c.WidgetTokenTTL <= 0 {
+		c.WidgetTokenTTL = time.Hour
+	}
+	if c.WidgetTokenPerClient <= 0 {
+		c.WidgetTokenPerClient = 3000
+	}
+	if c.WidgetTokenPerAddress <= 0 {
+		c.WidgetTokenPerAddress = 60
+	}
 	if c.ReadYourWritesWait <= 0 {
-		c.ReadYourWritesWait = 5 * time.Second
+		c.ReadYourWritesWait = 2 * time.Second
 	}
 	return c
 }
@@ -96,8 +114,11 @@ type Server struct {
 	table   []route
 	metrics *httpMetrics
 	keys    *signingKeys
-	clients clientCache
-	head    logHead
+	refKeys referenceKeys
+	clients ttlCache[queries.Client]
+	// configOrigins caches widget configurations' origins for widget calls.
+	configOrigins ttlCache[configEntry]
+	head          logHead
 }
 
 // route is a registered endpoint, kept to answer 405 with Allow and to
@@ -182,7 +203,7 @@ func (s *Server) register(method, fullPath string, scope Scope, maxBody int64, h
 
 // wrap puts the per-route middleware around h, innermost last.
 func (s *Server) wrap(method, path string, scope Scope, maxBody int64, h http.HandlerFunc) http.Handler {
-	var next http.Handler = h
+	var next http.Handler = withResponseHeader(h)
 	if method == http.MethodPost && scope != ScopePublic {
 		next = s.idempotent(next)
 	}
@@ -194,9 +215,27 @@ func (s *Server) wrap(method, path string, scope Scope, maxBody int64, h http.Ha
 	return s.metrics.instrument(method, path, next)
 }
 
+// HeaderReadModels says, on a write's answer, that the read models did not
+// reflect the write within the bound (COMPANIN_RYW_WAIT): the write stands,
+// the answer comes from the command's result, and a read right after it may
+// not show it yet.
+const HeaderReadModels = "Companin-Read-Models"
+
+// responseHeaderKey carries the response's header map in the request context,
+// so that waitForProjections can set HeaderReadModels.
+type responseHeaderKey struct{}
+
+// withResponseHeader gives waitForProjections the response header of the request.
+func withResponseHeader(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), responseHeaderKey{}, w.Header())))
+	})
+}
+
 // waitForProjections gives read-your-writes: it returns once the read models
-// reflect the log up to pos, or after the configured bound (then the write
-// still succeeded; the read models catch up soon after).
+// reflect the log up to pos, or after the configured bound; then the write
+// still succeeded, the answer says Companin-Read-Models: behind, and the
+// read models catch up soon after.
 func (s *Server) waitForProjections(r *http.Request, pos es.Position) {
 	if s.deps.Runtime == nil || pos == es.Start {
 		return
@@ -204,6 +243,9 @@ func (s *Server) waitForProjections(r *http.Request, pos es.Position) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadYourWritesWait)
 	defer cancel()
 	if err := s.deps.Runtime.WaitForProjections(ctx, pos); err != nil {
+		if h, ok := r.Context().Value(responseHeaderKey{}).(http.Header); ok {
+			h.Set(HeaderReadModels, "behind")
+		}
 		s.log.WarnContext(ctx, "read models behind after write", "position", pos, "err", err)
 	}
 }

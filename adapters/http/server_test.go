@@ -65,8 +65,13 @@ func newTestServer(t testing.TB, opts ...testOption) *testServer {
 		t.Fatalf("event store: %v", err)
 	}
 	t.Cleanup(inner.Close)
-	// As in production: personal fields sealed, erasure destroys the key.
-	store := shred.New(inner, shred.NewMemoryKeys())
+	// As in production: personal fields sealed, keys in subject_keys,
+	// erasure destroys the key.
+	keys, err := shred.NewPostgresKeys(pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := shred.New(inner, keys, shred.Redact(commands.PersonalFields()))
 	reg := prometheus.NewRegistry()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	rt := messaging.NewRuntime(store, pool, messaging.WithLeadershipInterval(20*time.Millisecond),

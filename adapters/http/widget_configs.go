@@ -81,7 +81,8 @@ func (s *Server) writeWidgetConfig(w http.ResponseWriter, r *http.Request, res c
 
 // getWidgetConfig answers one configuration. A widget token from a page
 // whose origin the configuration does not list gets 403, so a configuration
-// restricted to some sites cannot be shown elsewhere.
+// restricted to some sites cannot be shown elsewhere (tokens issued for a
+// configuration are held to its origins on every call, see authenticate).
 func (s *Server) getWidgetConfig(w http.ResponseWriter, r *http.Request) {
 	id, err := pathUUID(r, widgetconfig.ErrNotFound)
 	if err != nil {
@@ -93,7 +94,7 @@ func (s *Server) getWidgetConfig(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if principalOf(r).Widget && !c.AllowsOrigin(r.Header.Get("Origin")) {
+	if principalOf(r).Widget && !originAllowed(r, c.AllowedOrigins) {
 		writeError(w, r, errConfigOrigin)
 		return
 	}

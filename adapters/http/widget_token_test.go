@@ -155,7 +155,16 @@ func TestAllowedOrigins(t *testing.T) {
 	shop := ts.newOrg(t, "Shop", "https://Shop.example.com/", "http://localhost:3000")
 	expectError(t, ts.do(t, http.MethodPost, "/api/v1/auth/widget-token", testOrg{}, `{"client_id":"`+shop.ClientID+`"}`,
 		"Origin", "https://evil.example.net"), 403)
-	expectError(t, ts.do(t, http.MethodPost, "/api/v1/auth/widget-token", testOrg{}, `{"client_id":"`+shop.ClientID+`"}`), 403)
+	expectError(t, ts.do(t, http.MethodPost, "/api/v1/auth/widget-token", testOrg{}, `{"client_id":"`+shop.ClientID+`"}`,
+		"Origin", "null"), 403)
+	// The README's and the seed's curl sends no Origin: a server-side call,
+	// which could send any Origin it liked; browsers always send theirs.
+	serverSide := widgetToken(t, ts, shop.ClientID)
+	if r := ts.do(t, http.MethodGet, "/api/v1/widget-probe", testOrg{}, "", "Authorization", "Bearer "+serverSide); r.Status != 200 {
+		t.Fatalf("server-side widget call: %d %s", r.Status, r.Body)
+	}
+	expectError(t, ts.do(t, http.MethodGet, "/api/v1/widget-probe", testOrg{}, "", "Authorization", "Bearer "+serverSide,
+		"Origin", "https://evil.example.net"), 403)
 	token := widgetToken(t, ts, shop.ClientID, "Origin", "https://shop.example.com")
 	widgetToken(t, ts, shop.ClientID, "Origin", "http://localhost:3000")
 	bearer := "Bearer " + token
@@ -166,6 +175,9 @@ func TestAllowedOrigins(t *testing.T) {
 	m := expectError(t, r, 403)
 	if data, _ := m["data"].(map[string]any); data["code"] != "origin_not_allowed" {
 		t.Fatalf("code: %s", r.Body)
+	}
+	if r.Header.Get("X-RateLimit-Remaining") == "" {
+		t.Fatal("the widget 403 carries no rate-limit headers")
 	}
 	// API keys are for servers: no origin check.
 	if r := ts.do(t, http.MethodGet, "/api/v1/widget-probe", shop, "", "Origin", "https://evil.example.net"); r.Status != 200 {

@@ -29,9 +29,18 @@ type Config struct {
 	// RateLimitPerHour is the requests per organization and hour, over all
 	// instances (COMPANIN_RATE_LIMIT_PER_HOUR, default 1000).
 	RateLimitPerHour int
+	// WidgetTokenPerClient and WidgetTokenPerAddress bound the widget tokens
+	// issued per minute per client id and per client address, apart from
+	// the organization's budget (COMPANIN_WIDGET_TOKEN_PER_CLIENT, default
+	// 3000; COMPANIN_WIDGET_TOKEN_PER_ADDRESS, default 60).
+	WidgetTokenPerClient, WidgetTokenPerAddress int
 	// ReplyWait is how long POST .../messages waits for the answer
 	// (COMPANIN_REPLY_WAIT, a Go duration or seconds, default 30s).
 	ReplyWait time.Duration
+	// ReadYourWritesWait bounds how long a write waits for the read models
+	// before it answers anyway, with Companin-Read-Models: behind
+	// (COMPANIN_RYW_WAIT, a Go duration or seconds, default 2s).
+	ReadYourWritesWait time.Duration
 	// LLM is the OpenAI-compatible server that writes answers; without a
 	// base URL answers come from the knowledge base alone.
 	LLM LLMConfig
@@ -41,6 +50,8 @@ type Config struct {
 	// FetchAllowPrivate lets knowledge URLs point at private and loopback
 	// addresses (COMPANIN_FETCH_ALLOW_PRIVATE, default false).
 	FetchAllowPrivate bool
+	// Feed publishes the log to NATS JetStream (COMPANIN_FEED_*, feed.go).
+	Feed FeedConfig
 }
 
 // LLMConfig is COMPANIN_LLM_BASE_URL, COMPANIN_LLM_API_KEY,
@@ -83,11 +94,28 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	var errs []error
 	var err error
+	var feedErrs []error
+	c.Feed, feedErrs = loadFeedConfig(get)
+	errs = append(errs, feedErrs...)
 	if c.RateLimitPerHour, err = strconv.Atoi(get("COMPANIN_RATE_LIMIT_PER_HOUR", "1000")); err != nil || c.RateLimitPerHour <= 0 {
 		errs = append(errs, fmt.Errorf("COMPANIN_RATE_LIMIT_PER_HOUR: want a positive whole number, got %q", getenv("COMPANIN_RATE_LIMIT_PER_HOUR")))
 	}
+	for _, l := range []struct {
+		name, def string
+		into      *int
+	}{
+		{"COMPANIN_WIDGET_TOKEN_PER_CLIENT", "3000", &c.WidgetTokenPerClient},
+		{"COMPANIN_WIDGET_TOKEN_PER_ADDRESS", "60", &c.WidgetTokenPerAddress},
+	} {
+		if *l.into, err = strconv.Atoi(get(l.name, l.def)); err != nil || *l.into <= 0 {
+			errs = append(errs, fmt.Errorf("%s: want a positive whole number (per minute), got %q", l.name, getenv(l.name)))
+		}
+	}
 	if c.ReplyWait, err = parseDuration(get("COMPANIN_REPLY_WAIT", "30s")); err != nil {
 		errs = append(errs, fmt.Errorf("COMPANIN_REPLY_WAIT: %w", err))
+	}
+	if c.ReadYourWritesWait, err = parseDuration(get("COMPANIN_RYW_WAIT", "2s")); err != nil || c.ReadYourWritesWait == 0 {
+		errs = append(errs, fmt.Errorf("COMPANIN_RYW_WAIT: want a positive duration such as 2s, got %q", getenv("COMPANIN_RYW_WAIT")))
 	}
 	if c.LLM.Timeout, err = parseDuration(get("COMPANIN_LLM_TIMEOUT", "30s")); err != nil || c.LLM.Timeout == 0 {
 		errs = append(errs, fmt.Errorf("COMPANIN_LLM_TIMEOUT: want a positive duration such as 30s, got %q", getenv("COMPANIN_LLM_TIMEOUT")))

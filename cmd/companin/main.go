@@ -4,7 +4,9 @@
 //	companin serve                                  run the server
 //	companin migrate                                apply database migrations
 //	companin org create --name NAME [--allowed-origin URL]...
+//	companin org list | update | credentials create|list|revoke
 //	companin projections rebuild [NAME]             replay the log into read models
+//	companin projections parked | retry ID|--all    events projections could not apply
 //	companin events export [--after POS] [--types A,B]   the log as NDJSON
 //
 // Settings come from the environment (see Config). Without DATABASE_URL every
@@ -30,8 +32,17 @@ Usage:
   companin migrate                                   apply the database migrations
   companin org create --name NAME [--allowed-origin URL]...
                                                      create an organization and its API key
+  companin org list                                  the organizations, one JSON object per line
+  companin org update ORG [--add-origin URL]... [--remove-origin URL]...
+                                                     change the origins the widget may run on
+  companin org credentials create ORG                one more API key (the secret is shown once)
+  companin org credentials list ORG                  the organization's client ids, revoked ones too
+  companin org credentials revoke ORG CLIENT_ID      stop a key from working (on every server within seconds)
+                                                     ORG is the organization id or one of its client ids
   companin projections rebuild [NAME]                replay the event log into the read models
                                                      (all of them, or the one named)
+  companin projections parked                        list the events projections parked (JSON lines)
+  companin projections retry ID|--all                apply parked events again after a fix
   companin events export [--after POSITION] [--types A,B] [--stream S] [--organization ID]
                                                      write the event log to stdout as NDJSON
 
@@ -51,6 +62,11 @@ func main() {
 	// The first signal starts a graceful shutdown; a second one kills at once
 	// (the embedded PostgreSQL's watcher still stops it cleanly).
 	go func() { <-ctx.Done(); stop() }()
+	// A server started by a parent that dies (`go run` killed by a process
+	// manager) stops as if it had got SIGTERM, so nothing is left orphaned.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go watchParent(ctx, cancel)
 	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
@@ -67,8 +83,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	cfg, err := LoadConfig(getenv)
 	if err != nil {
+		// A bad setting is a failure to run, not a bad command line: 1.
 		fmt.Fprintf(stderr, "companin: configuration:\n%v\n", err)
-		return 2
+		return 1
 	}
 	var cmdErr error
 	switch args[0] {
@@ -79,7 +96,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "org":
 		cmdErr = orgCommand(ctx, cfg, log, args[1:], stdout, stderr)
 	case "projections":
-		cmdErr = projectionsCommand(ctx, cfg, log, args[1:], stderr)
+		cmdErr = projectionsCommand(ctx, cfg, log, args[1:], stdout, stderr)
 	case "events":
 		cmdErr = eventsCommand(ctx, cfg, log, args[1:], stdout, stderr)
 	default:

@@ -22,6 +22,10 @@ import (
 // SIGINT or SIGTERM.
 const shutdownGrace = 20 * time.Second
 
+// scrubInterval is how often serve checks for destroyed subject keys whose
+// old bytes still wait for a table rewrite (shred.PostgresKeys.Scrub).
+const scrubInterval = 10 * time.Minute
+
 // serve runs the API, the projections and the workers in one process until
 // ctx ends (SIGINT, SIGTERM), then shuts down in order: stop accepting
 // requests and let those in flight finish, stop the consumers (their
@@ -51,15 +55,23 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := addWorkers(runtime, cfg, store, db.Pool, log); err != nil {
 		return err
 	}
+	feed, closeFeed, err := newFeed(cfg.Feed, store.Sealed, db.Pool, log, reg)
+	if err != nil {
+		return err
+	}
+	defer closeFeed()
 
 	api := httpapi.New(httpapi.Deps{
 		Store:   store,
 		Pool:    db.Pool,
 		Runtime: runtime,
 		Config: httpapi.Config{
-			RateLimitPerHour: cfg.RateLimitPerHour,
-			JWTSecret:        cfg.JWTSecret,
-			ReplyWait:        cfg.ReplyWait,
+			RateLimitPerHour:      cfg.RateLimitPerHour,
+			WidgetTokenPerClient:  cfg.WidgetTokenPerClient,
+			WidgetTokenPerAddress: cfg.WidgetTokenPerAddress,
+			JWTSecret:             cfg.JWTSecret,
+			ReplyWait:             cfg.ReplyWait,
+			ReadYourWritesWait:    cfg.ReadYourWritesWait,
 		},
 		Metrics: reg,
 		Logger:  log,
@@ -81,7 +93,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	consumers, stopConsumers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopConsumers()
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -89,6 +101,18 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			errc <- fmt.Errorf("consumers: %w", err)
 		}
 	}()
+	if feed != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := feed.Run(consumers); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("feed: %w", err)
+			}
+		}()
+	}
+	// Erasure makes a key unreadable at once; this removes its old bytes from
+	// subject_keys' pages once no long transaction needs them (see shred.PostgresKeys).
+	go store.Keys.ScrubEvery(consumers, scrubInterval, log.Warn)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	esdbstore "github.com/companin/companin/adapters/eventstore/esdb"
 	pgstore "github.com/companin/companin/adapters/eventstore/postgres"
@@ -29,7 +30,12 @@ import (
 type eventLog struct {
 	es.Store
 	Shred *shred.Store
-	close func()
+	// Keys are the subjects' keys; serve scrubs destroyed ones (ScrubEvery).
+	Keys *shred.PostgresKeys
+	// Sealed is the log as stored, personal fields encrypted: what leaves
+	// the system in bulk (the NATS feed) reads it.
+	Sealed es.Store
+	close  func()
 }
 
 func (l *eventLog) Close() {
@@ -69,8 +75,8 @@ func openEventLog(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog
 		closeInner()
 		return nil, err
 	}
-	s := shred.New(inner, keys)
-	return &eventLog{Store: s, Shred: s, close: closeInner}, nil
+	s := shred.New(inner, keys, shred.Redact(commands.PersonalFields()))
+	return &eventLog{Store: s, Shred: s, Keys: keys, Sealed: inner, close: closeInner}, nil
 }
 
 // ingestionWorker is the knowledge ingestion worker's consumer name: never
@@ -80,13 +86,20 @@ const ingestionWorker = "knowledge-ingestion"
 // addWorkers registers the shared workers with the runtime: knowledge
 // ingestion (fetch and extract sources), and the reply worker.
 func addWorkers(rt *messaging.Runtime, cfg Config, store es.Store, pool *pgxpool.Pool, log *slog.Logger) error {
-	ingest := commands.IngestKnowledgeHandler{
-		Store:   store,
-		Extract: extract.File,
-		Fetch:   fetch.New(fetch.Config{AllowPrivate: cfg.FetchAllowPrivate}),
-		Logger:  log,
+	// PDFium's compiled code is kept under the data directory: only the
+	// first PDF ever read there pays for compiling it.
+	if err := extract.UseCompilationCache(filepath.Join(cfg.DataDir, "pdfium-cache")); err != nil {
+		log.Warn("PDF engine cache unavailable; PDFium is compiled once per process", "error", err)
 	}
-	rt.AddWorker(ingestionWorker, es.Filter{Types: knowledge.IngestionTriggers}, ingest.HandleEvent)
+	ingest := commands.IngestKnowledgeHandler{
+		Store:       store,
+		Extract:     extract.File,
+		ExtractPage: extract.Page,
+		Fetch:       fetch.New(fetch.Config{AllowPrivate: cfg.FetchAllowPrivate}),
+		Logger:      log,
+	}
+	rt.AddWorker(ingestionWorker, es.Filter{Types: knowledge.IngestionTriggers}, ingest.HandleEvent,
+		messaging.OnParked(ingest.GiveUp)) // a parked job leaves its source failed, not processing
 
 	engine, name := answerEngine(cfg.LLM)
 	log.Info("answers", "engine", name)

@@ -82,14 +82,21 @@ type Started struct {
 // EventType implements domain.Event.
 func (Started) EventType() string { return TypeStarted }
 
-// PersonalData: in a conversation linked to a user context the customer id
-// identifies that person (it is often the same as the user_reference), so it
-// is erased with them.
+// PersonalFields are the fields of ConversationStarted that name or describe
+// the linked person: the customer id (often the same as the user_reference),
+// the title ("Zelda Erasmus complaint") and the metadata ({"email": ...}).
+// Events written before title and metadata were listed hold them in the
+// clear; the shredding store nulls them once the person is erased
+// (shred.Redact).
+var PersonalFields = []string{"customer_id", "title", "metadata"}
+
+// PersonalData: in a conversation linked to a user context, its personal
+// fields are erased with that person.
 func (e Started) PersonalData() (string, []string) {
 	if e.UserContextID == nil {
 		return "", nil
 	}
-	return e.UserContextID.String(), []string{"customer_id"}
+	return e.UserContextID.String(), PersonalFields
 }
 
 // Decode turns a stored event into a conversation event; nil for other types.

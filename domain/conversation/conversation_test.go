@@ -2,6 +2,8 @@ package conversation_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -47,11 +49,11 @@ func TestStartAndPost(t *testing.T) {
 			if st.CustomerID != "user-456" || st.Title != "Order Support" || (st.UserContextID != nil) != (tt.userContext != uuid.Nil) {
 				t.Fatalf("started = %#v", st)
 			}
-			if subj, _ := st.PersonalData(); subj != tt.wantSubject {
-				t.Fatalf("started personal subject = %q", subj)
+			if subj, fields := st.PersonalData(); subj != tt.wantSubject || (subj != "" && !slices.Equal(fields, []string{"customer_id", "title", "metadata"})) {
+				t.Fatalf("started personal = %q %v", subj, fields)
 			}
 			subj, fields := ev[1].(message.Posted).PersonalData()
-			if subj != tt.wantSubject || (subj != "" && !slices.Equal(fields, []string{"content"})) {
+			if subj != tt.wantSubject || (subj != "" && !slices.Equal(fields, []string{"content", "metadata"})) {
 				t.Fatalf("personal = %q %v", subj, fields)
 			}
 		})
@@ -83,5 +85,37 @@ func TestNoConversationOnInactiveAssistant(t *testing.T) {
 	in, _ := conversation.ParseStart("c", "", "", nil)
 	if err := conversation.New(uuid.New()).Start(a, in, at); !errors.Is(err, assistant.ErrInactive) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// Stored shapes must keep decoding: what the earlier version wrote (title and
+// metadata in the clear) and what readers get once the person is erased
+// (every personal field null).
+func TestGoldenEventsDecode(t *testing.T) {
+	for _, tt := range []struct {
+		file, typ string
+		check     func(domain.Event) bool
+	}{
+		{"conversation_started_v1_clear_title.json", conversation.TypeStarted, func(e domain.Event) bool {
+			s := e.(conversation.Started)
+			return s.Title == "Zelda Erasmus complaint" && s.Metadata["email"] == "zelda@example.org" && s.CustomerID == "cust-old" && s.UserContextID != nil
+		}},
+		{"conversation_started_v1_erased.json", conversation.TypeStarted, func(e domain.Event) bool {
+			s := e.(conversation.Started)
+			return s.Title == "" && s.Metadata == nil && s.CustomerID == "" && s.UserContextID != nil && s.Locale == "en"
+		}},
+		{"message_posted_v1_erased.json", message.TypePosted, func(e domain.Event) bool {
+			p := e.(message.Posted)
+			return p.Content == "" && p.Metadata == nil && p.Role == message.User
+		}},
+	} {
+		data, err := os.ReadFile(filepath.Join("testdata", tt.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := conversation.Decode(tt.typ, data)
+		if err != nil || e == nil || !tt.check(e) {
+			t.Errorf("%s: decoded %#v (%v)", tt.file, e, err)
+		}
 	}
 }

@@ -84,8 +84,9 @@ type Draft struct {
 //
 // Content is personal data in conversations linked to a user context: the
 // event's metadata names the context as subject and the crypto-shredding
-// store encrypts content; once the key is destroyed, content reads as null
-// (decodes as ""), and readers must cope with that.
+// store encrypts content and metadata (PersonalFields); once the key is
+// destroyed, they read as null (content decodes as "", metadata as nil), and
+// readers must cope with that.
 type Posted struct {
 	MessageID uuid.UUID      `json:"message_id"`
 	Role      Role           `json:"role"`
@@ -108,12 +109,19 @@ func (Posted) EventType() string { return TypePosted }
 // EventID makes the message id the event id: posting is idempotent.
 func (p Posted) EventID() uuid.UUID { return p.MessageID }
 
+// PersonalFields are the fields of MessagePosted that are the person's data
+// in a conversation linked to a user context: the text, and the metadata a
+// client attaches (an e-mail address, an order number). Older events hold
+// metadata in the clear; the shredding store nulls it once the person is
+// erased (shred.Redact).
+var PersonalFields = []string{"content", "metadata"}
+
 // PersonalData implements domain.Personal for messages of a person.
 func (p Posted) PersonalData() (string, []string) {
 	if p.subject == "" {
 		return "", nil
 	}
-	return p.subject, []string{"content"}
+	return p.subject, PersonalFields
 }
 
 // Thread is the part of a session or conversation that tracks its messages.

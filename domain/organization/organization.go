@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -31,8 +32,11 @@ const MaxNameLength = 200
 
 // Event types: stable names, never renamed.
 const (
-	OrganizationCreatedType = "OrganizationCreated"
-	CredentialsIssuedType   = "CredentialsIssued"
+	OrganizationCreatedType  = "OrganizationCreated"
+	CredentialsIssuedType    = "CredentialsIssued"
+	CredentialsRevokedType   = "CredentialsRevoked"
+	AllowedOriginAddedType   = "AllowedOriginAdded"
+	AllowedOriginRemovedType = "AllowedOriginRemoved"
 )
 
 // OrganizationCreated starts an organization's stream.
@@ -53,6 +57,33 @@ type CredentialsIssued struct {
 	SecretHash string    `json:"secret_hash"`
 	IssuedAt   time.Time `json:"issued_at"`
 }
+
+// CredentialsRevoked records that an API key pair no longer authenticates
+// anything, neither the secret nor widget tokens issued for its client id.
+type CredentialsRevoked struct {
+	OrganizationID uuid.UUID `json:"organization_id"`
+	ClientID       string    `json:"client_id"`
+	RevokedAt      time.Time `json:"revoked_at"`
+}
+
+// AllowedOriginAdded records a browser origin the widget may now run on.
+type AllowedOriginAdded struct {
+	OrganizationID uuid.UUID `json:"organization_id"`
+	Origin         string    `json:"origin"`
+	At             time.Time `json:"at"`
+}
+
+// AllowedOriginRemoved records a browser origin the widget may no longer run
+// on. Removing the last one allows every origin again, as an organization
+// created without any.
+type AllowedOriginRemoved struct {
+	OrganizationID uuid.UUID `json:"organization_id"`
+	Origin         string    `json:"origin"`
+	At             time.Time `json:"at"`
+}
+
+// ErrCredentialsNotFound: the organization has no credentials with this client id.
+var ErrCredentialsNotFound = fmt.Errorf("no credentials with this client id in the organization: %w", domain.ErrNotFound)
 
 // StreamName is the stream of organization id.
 func StreamName(id uuid.UUID) string { return "organization-" + id.String() }
@@ -101,7 +132,7 @@ type Organization struct {
 	created  bool
 	name     string
 	origins  []string
-	clients  map[string]bool
+	clients  map[string]bool // client id -> active (false: revoked)
 	recorded []es.NewEvent
 }
 
@@ -133,11 +164,65 @@ func (o *Organization) IssueCredentials(clientID, secretHash string, at time.Tim
 	if clientID == "" || secretHash == "" {
 		return fmt.Errorf("credentials need a client id and a secret hash: %w", domain.ErrInvalid)
 	}
-	if o.clients[clientID] {
+	if _, issued := o.clients[clientID]; issued {
 		return fmt.Errorf("client id %s already issued: %w", clientID, domain.ErrConflict)
 	}
 	o.record(CredentialsIssuedType, CredentialsIssued{OrganizationID: o.id, ClientID: clientID, SecretHash: secretHash, IssuedAt: at.UTC()})
 	return nil
+}
+
+// RevokeCredentials stops clientID from authenticating. Revoking a revoked
+// client records nothing: the command can be retried.
+func (o *Organization) RevokeCredentials(clientID string, at time.Time) error {
+	active, ok := o.clients[clientID]
+	if !ok {
+		return fmt.Errorf("%s: %w", clientID, ErrCredentialsNotFound)
+	}
+	if active {
+		o.record(CredentialsRevokedType, CredentialsRevoked{OrganizationID: o.id, ClientID: clientID, RevokedAt: at.UTC()})
+	}
+	return nil
+}
+
+// AddAllowedOrigin lets the widget run on origin; an origin already listed
+// records nothing.
+func (o *Organization) AddAllowedOrigin(origin string, at time.Time) error {
+	norm, err := ParseOrigin(origin)
+	if err != nil {
+		return err
+	}
+	if !contains(o.origins, norm) {
+		o.record(AllowedOriginAddedType, AllowedOriginAdded{OrganizationID: o.id, Origin: norm, At: at.UTC()})
+	}
+	return nil
+}
+
+// RemoveAllowedOrigin stops the widget from running on origin; an origin not
+// listed records nothing.
+func (o *Organization) RemoveAllowedOrigin(origin string, at time.Time) error {
+	norm, err := ParseOrigin(origin)
+	if err != nil {
+		return err
+	}
+	if contains(o.origins, norm) {
+		o.record(AllowedOriginRemovedType, AllowedOriginRemoved{OrganizationID: o.id, Origin: norm, At: at.UTC()})
+	}
+	return nil
+}
+
+// Credential is a client id of the organization and whether it still works.
+type Credential struct {
+	ClientID string
+	Active   bool
+}
+
+// Credentials lists the organization's client ids in no particular order.
+func (o *Organization) Credentials() []Credential {
+	out := make([]Credential, 0, len(o.clients))
+	for id, active := range o.clients {
+		out = append(out, Credential{ClientID: id, Active: active})
+	}
+	return out
 }
 
 // Load rebuilds an organization from its stream.
@@ -197,6 +282,26 @@ func (o *Organization) apply(typ string, data json.RawMessage) error {
 			return fmt.Errorf("decode %s: %w", typ, err)
 		}
 		o.clients[e.ClientID] = true
+	case CredentialsRevokedType:
+		var e CredentialsRevoked
+		if err := json.Unmarshal(data, &e); err != nil {
+			return fmt.Errorf("decode %s: %w", typ, err)
+		}
+		o.clients[e.ClientID] = false
+	case AllowedOriginAddedType:
+		var e AllowedOriginAdded
+		if err := json.Unmarshal(data, &e); err != nil {
+			return fmt.Errorf("decode %s: %w", typ, err)
+		}
+		if !contains(o.origins, e.Origin) {
+			o.origins = append(o.origins, e.Origin)
+		}
+	case AllowedOriginRemovedType:
+		var e AllowedOriginRemoved
+		if err := json.Unmarshal(data, &e); err != nil {
+			return fmt.Errorf("decode %s: %w", typ, err)
+		}
+		o.origins = slices.DeleteFunc(o.origins, func(x string) bool { return x == e.Origin })
 	}
 	return nil
 }

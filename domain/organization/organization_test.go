@@ -111,3 +111,113 @@ func TestSecretMatches(t *testing.T) {
 		t.Fatalf("hash %q", h)
 	}
 }
+
+// given an organization with one client and one origin, when it is
+// administered, then exactly these events are recorded and survive loading.
+func TestAdministrationRecordsEvents(t *testing.T) {
+	at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	given := func(t *testing.T) *Organization {
+		name, _ := ParseName("Acme")
+		o, err := New(uuid.New(), name, []string{"https://a.example"}, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := o.IssueCredentials("ci_1", HashSecret("s"), at); err != nil {
+			t.Fatal(err)
+		}
+		rec := o.Recorded()
+		stored := make([]es.Event, len(rec))
+		for i, e := range rec {
+			stored[i] = es.Event{ID: e.ID, Type: e.Type, Data: e.Data, Version: uint64(i + 1)}
+		}
+		o, err = Load(stored)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	for _, c := range []struct {
+		name    string
+		when    func(o *Organization) error
+		events  []string
+		err     error
+		origins []string
+		active  map[string]bool
+	}{
+		{"add an origin", func(o *Organization) error { return o.AddAllowedOrigin("https://B.example/", at) },
+			[]string{AllowedOriginAddedType}, nil, []string{"https://a.example", "https://b.example"}, map[string]bool{"ci_1": true}},
+		{"add a listed origin", func(o *Organization) error { return o.AddAllowedOrigin("https://A.example", at) },
+			nil, nil, []string{"https://a.example"}, map[string]bool{"ci_1": true}},
+		{"add a bad origin", func(o *Organization) error { return o.AddAllowedOrigin("a.example", at) },
+			nil, ErrInvalidOrigin, []string{"https://a.example"}, map[string]bool{"ci_1": true}},
+		{"remove an origin", func(o *Organization) error { return o.RemoveAllowedOrigin("https://a.example", at) },
+			[]string{AllowedOriginRemovedType}, nil, []string{}, map[string]bool{"ci_1": true}},
+		{"remove an unlisted origin", func(o *Organization) error { return o.RemoveAllowedOrigin("https://c.example", at) },
+			nil, nil, []string{"https://a.example"}, map[string]bool{"ci_1": true}},
+		{"rotate: issue a second client, revoke the first", func(o *Organization) error {
+			if err := o.IssueCredentials("ci_2", HashSecret("t"), at); err != nil {
+				return err
+			}
+			return o.RevokeCredentials("ci_1", at)
+		}, []string{CredentialsIssuedType, CredentialsRevokedType}, nil, []string{"https://a.example"}, map[string]bool{"ci_1": false, "ci_2": true}},
+		{"revoke twice", func(o *Organization) error {
+			if err := o.RevokeCredentials("ci_1", at); err != nil {
+				return err
+			}
+			return o.RevokeCredentials("ci_1", at)
+		}, []string{CredentialsRevokedType}, nil, []string{"https://a.example"}, map[string]bool{"ci_1": false}},
+		{"revoke another organization's client", func(o *Organization) error { return o.RevokeCredentials("ci_other", at) },
+			nil, domain.ErrNotFound, []string{"https://a.example"}, map[string]bool{"ci_1": true}},
+		{"reissue a revoked client id", func(o *Organization) error {
+			if err := o.RevokeCredentials("ci_1", at); err != nil {
+				return err
+			}
+			return o.IssueCredentials("ci_1", HashSecret("u"), at)
+		}, []string{CredentialsRevokedType}, domain.ErrConflict, []string{"https://a.example"}, map[string]bool{"ci_1": false}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := given(t)
+			err := c.when(o)
+			if !errors.Is(err, c.err) {
+				t.Fatalf("error %v, want %v", err, c.err)
+			}
+			rec := o.Recorded()
+			var types []string
+			for _, e := range rec {
+				types = append(types, e.Type)
+			}
+			if strings.Join(types, ",") != strings.Join(c.events, ",") {
+				t.Fatalf("recorded %v, want %v", types, c.events)
+			}
+			// What was recorded replays to the same state.
+			stored := []es.Event{}
+			name, _ := ParseName("Acme")
+			base, _ := New(o.ID(), name, []string{"https://a.example"}, at)
+			_ = base.IssueCredentials("ci_1", HashSecret("s"), at)
+			for i, e := range append(base.Recorded(), rec...) {
+				stored = append(stored, es.Event{ID: e.ID, Type: e.Type, Data: e.Data, Version: uint64(i + 1)})
+			}
+			loaded, err := Load(stored)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, got := range []*Organization{o, loaded} {
+				if strings.Join(got.AllowedOrigins(), ",") != strings.Join(c.origins, ",") {
+					t.Fatalf("origins %v, want %v", got.AllowedOrigins(), c.origins)
+				}
+				active := map[string]bool{}
+				for _, cr := range got.Credentials() {
+					active[cr.ClientID] = cr.Active
+				}
+				if len(active) != len(c.active) {
+					t.Fatalf("credentials %v, want %v", active, c.active)
+				}
+				for id, a := range c.active {
+					if active[id] != a {
+						t.Fatalf("credentials %v, want %v", active, c.active)
+					}
+				}
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@
 package usercontext
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -20,8 +21,9 @@ import (
 const Kind = "usercontext"
 
 // ReferenceKind is the prefix of reservation streams, one per (organization,
-// user_reference): usercontextref-<sha256 hex>. Appending its first event with
-// es.NoStream is what makes a reference unique within an organization.
+// user_reference): usercontextref-<hex>, see References. Appending its first
+// event with an expected version is what makes a reference unique within an
+// organization.
 const ReferenceKind = "usercontextref"
 
 // Event type names: stored, never renamed.
@@ -53,9 +55,45 @@ func ParseTraits(m map[string]any) (map[string]any, error) {
 	return domain.Object("traits", m)
 }
 
-// ReferenceStream is the reservation stream of ref within organization org.
-// The reference is hashed: stream names are not erasable.
-func ReferenceStream(org, ref string) string {
+// References names reservation streams. Stream names are not erasable (they
+// stay in the log, its exports and backups), and a user_reference is often
+// guessable (an e-mail address): the name is therefore an HMAC-SHA256 of the
+// organization and the reference under a key kept outside the log, so that
+// nobody without the key can test a guess against the names.
+//
+// Reservations made before the key existed live under the unkeyed
+// LegacyReferenceStream name; readers fold that stream before the keyed one
+// (see Streams) and every new event goes to the keyed one, so those
+// reservations keep protecting uniqueness.
+type References struct{ key []byte }
+
+// NewReferences names streams under key (at least 32 bytes in production).
+// The zero References has no key and names streams the legacy way: for
+// tests and tools that never see a key.
+func NewReferences(key []byte) References { return References{key: key} }
+
+// Stream is the stream every new reservation event of ref goes to.
+func (r References) Stream(org, ref string) string {
+	if len(r.key) == 0 {
+		return LegacyReferenceStream(org, ref)
+	}
+	m := hmac.New(sha256.New, r.key)
+	m.Write([]byte("companin/usercontextref/v2\x00" + org + "\x00" + ref))
+	return ReferenceKind + "-" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Streams lists the streams that hold ref's reservation, oldest naming
+// first: the legacy one, then the keyed one (just one without a key).
+func (r References) Streams(org, ref string) []string {
+	if len(r.key) == 0 {
+		return []string{LegacyReferenceStream(org, ref)}
+	}
+	return []string{LegacyReferenceStream(org, ref), r.Stream(org, ref)}
+}
+
+// LegacyReferenceStream is the unkeyed name of reservations made before
+// References had a key: sha256 of org|ref. Never used for new events.
+func LegacyReferenceStream(org, ref string) string {
 	sum := sha256.Sum256([]byte(org + "|" + ref))
 	return ReferenceKind + "-" + hex.EncodeToString(sum[:])
 }
@@ -136,6 +174,7 @@ type UserContext struct {
 	id        uuid.UUID
 	created   bool
 	erased    bool
+	erasedAt  time.Time
 	reference string
 	traits    map[string]any
 }
@@ -148,6 +187,12 @@ func (u *UserContext) ID() uuid.UUID { return u.id }
 
 // Exists tells whether the context was created and not erased.
 func (u *UserContext) Exists() bool { return u.created && !u.erased }
+
+// Created tells whether the context was ever created (erased or not).
+func (u *UserContext) Created() bool { return u.created }
+
+// ErasedAt is when the person was erased; zero if not.
+func (u *UserContext) ErasedAt() time.Time { return u.erasedAt }
 
 // Reference is the organization's user_reference.
 func (u *UserContext) Reference() string { return u.reference }
@@ -205,18 +250,23 @@ func (u *UserContext) Apply(e domain.Event) {
 	case TraitsChanged:
 		u.traits = orEmpty(e.Traits)
 	case Erased:
-		u.erased, u.traits = true, map[string]any{}
+		u.erased, u.erasedAt, u.traits = true, e.ErasedAt, map[string]any{}
 	}
 }
 
 // Reservation is the state of one (organization, user_reference) reservation stream.
 type Reservation struct {
 	domain.Recorder
-	holder uuid.UUID
+	holder   uuid.UUID
+	released uuid.UUID
 }
 
 // Holder is the context holding the reference (uuid.Nil: free).
 func (r *Reservation) Holder() uuid.UUID { return r.holder }
+
+// Released is the last context that gave the reference up (by erasure),
+// uuid.Nil if none: a retried DELETE by reference finds its erasure.
+func (r *Reservation) Released() uuid.UUID { return r.released }
 
 // Reserve gives the reference to id, if free; it returns the holder afterwards.
 func (r *Reservation) Reserve(id uuid.UUID) uuid.UUID {
@@ -231,7 +281,7 @@ func (r *Reservation) Reserve(id uuid.UUID) uuid.UUID {
 func (r *Reservation) Release(id uuid.UUID) {
 	if r.holder == id && id != uuid.Nil {
 		r.Record(Released{UserContextID: id})
-		r.holder = uuid.Nil
+		r.holder, r.released = uuid.Nil, id
 	}
 }
 
@@ -242,7 +292,7 @@ func (r *Reservation) Apply(e domain.Event) {
 		r.holder = e.UserContextID
 	case Released:
 		if r.holder == e.UserContextID {
-			r.holder = uuid.Nil
+			r.holder, r.released = uuid.Nil, e.UserContextID
 		}
 	}
 }

@@ -3,6 +3,7 @@ package usercontext_test
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,7 +94,37 @@ func TestReservation(t *testing.T) {
 	if n := len(r.Changes()); n != 3 {
 		t.Fatalf("%d events", n)
 	}
-	if usercontext.ReferenceStream("o1", "r") == usercontext.ReferenceStream("o2", "r") {
-		t.Fatal("reference streams not per organization")
+	if r.Released() != a {
+		t.Fatalf("released = %v, want %v", r.Released(), a)
+	}
+}
+
+func TestReferenceStreamNames(t *testing.T) {
+	k1 := usercontext.NewReferences([]byte("0123456789abcdef0123456789abcdef"))
+	k2 := usercontext.NewReferences([]byte("fedcba9876543210fedcba9876543210"))
+	legacy := usercontext.LegacyReferenceStream("o1", "zelda@example.org")
+	keyed := k1.Stream("o1", "zelda@example.org")
+	if !strings.HasPrefix(keyed, usercontext.ReferenceKind+"-") || keyed == legacy {
+		t.Fatalf("keyed name %q, legacy %q", keyed, legacy)
+	}
+	if keyed == k2.Stream("o1", "zelda@example.org") {
+		t.Error("the name must depend on the key: without it a guess cannot be checked")
+	}
+	if keyed != k1.Stream("o1", "zelda@example.org") {
+		t.Error("the name must be stable for one key")
+	}
+	if keyed == k1.Stream("o2", "zelda@example.org") || legacy == usercontext.LegacyReferenceStream("o2", "zelda@example.org") {
+		t.Error("reference streams not per organization")
+	}
+	// The organization and the reference are separated unambiguously.
+	if k1.Stream("o1", "x") == k1.Stream("o1x", "") {
+		t.Error("ambiguous join of organization and reference")
+	}
+	if got := k1.Streams("o1", "zelda@example.org"); len(got) != 2 || got[0] != legacy || got[1] != keyed {
+		t.Errorf("Streams = %v: the legacy name first, then the keyed one", got)
+	}
+	var none usercontext.References
+	if got := none.Streams("o1", "zelda@example.org"); len(got) != 1 || got[0] != legacy || none.Stream("o1", "zelda@example.org") != legacy {
+		t.Errorf("without a key: %v", got)
 	}
 }

@@ -6,6 +6,7 @@
 //   EVIL_URL    a page origin it does not allow
 //   QUESTION, EXPECT_ANSWER, EXPECT_SOURCE   what to ask and what must show
 //   SCREENSHOT  where to save the picture of the open widget
+//   API_URL     the server (its /widget/demo page: DEMO_URL, with the ids)
 import { chromium } from 'playwright-core';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +24,8 @@ const QUESTION = env('QUESTION');
 const EXPECT_ANSWER = env('EXPECT_ANSWER');
 const EXPECT_SOURCE = env('EXPECT_SOURCE');
 const SCREENSHOT = env('SCREENSHOT');
+const API = env('API_URL');
+const DEMO = env('DEMO_URL');
 
 const userDataDir = mkdtempSync(join(tmpdir(), 'companin-chromium-'));
 const context = await chromium.launchPersistentContext(userDataDir, {
@@ -35,6 +38,29 @@ const context = await chromium.launchPersistentContext(userDataDir, {
 context.setDefaultTimeout(30000);
 
 const step = (name) => console.log(`- ${name}`);
+
+// until polls fn (in node) until it is true, for what happens in the page's
+// background (timers, responses).
+async function until(fn, what, ms = 30000) {
+  const deadline = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// ask opens the widget of instance, asks QUESTION and waits for the answer
+// with its source.
+async function ask(page, instance) {
+  const widget = page.locator(`companin-widget[data-instance-id="${instance}"]`);
+  await widget.getByRole('button', { name: 'Open chat' }).click();
+  const box = widget.getByRole('textbox', { name: 'Message' });
+  await box.fill(QUESTION);
+  await box.press('Enter');
+  await widget.getByRole('group', { name: /Quellen|Sources/ }).first().waitFor();
+  const text = await widget.getByRole('log').innerText();
+  assert.ok(text.includes(EXPECT_ANSWER), `the answer is in the log: ${text}`);
+}
 const failures = [];
 const pageErrors = [];
 
@@ -221,6 +247,62 @@ try {
   await page.getByRole('button', { name: 'Open chat' }).click();
   await page.getByText(/not available on this site|nicht verfügbar/).waitFor();
   assert.ok(await page.getByRole('textbox', { name: 'Message' }).isDisabled(), 'no way to send without a token');
+  await page.close();
+
+  // 6. A shop with a strict Content-Security-Policy that adds only the API's
+  //    origin to script-src and connect-src: the widget works and looks the same.
+  step('a page with a strict Content-Security-Policy');
+  page = await context.newPage();
+  const violations = [];
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text()) && !/inline script/i.test(m.text())) violations.push(m.text());
+  });
+  page.on('pageerror', (e) => pageErrors.push(`strict.html: ${e.message}`));
+  const strictRes = await page.goto(`${HOST}/strict.html`);
+  const csp = strictRes.headers()['content-security-policy'];
+  assert.match(csp, /script-src 'self' http:\/\/127\.0\.0\.1:\d+;/, 'the page is served with the strict policy');
+  assert.ok(!csp.includes('unsafe-inline'), 'no unsafe-inline anywhere');
+  await page.locator('companin-widget[data-ready="true"]').waitFor({ state: 'attached' });
+  assert.equal(await page.evaluate(() => window.__inlineRan), undefined, 'the policy is enforced: the inline script did not run');
+  await ask(page, 'strict-widget');
+  const strict = await looks(page, 'strict-widget');
+  for (const looksOf of [strict, plain]) {
+    delete looksOf.bubble.bottom;
+    delete looksOf.bubble.right;
+  }
+  for (const part of ['launcher', 'panel', 'input', 'bubble']) {
+    assert.deepEqual(strict[part], plain[part], `${part} looks the same under the strict policy`);
+  }
+  assert.deepEqual(violations, [], 'the widget causes no Content-Security-Policy violation');
+  await page.close();
+
+  // 7. The demo page on the server's own origin (allowed with org update --add-origin).
+  step('the demo page');
+  page = await open(DEMO);
+  assert.ok(page.url().startsWith(`${API}/widget/demo`), 'served by the API');
+  await ask(page, 'demo-widget');
+  await page.close();
+
+  // 8. The widget renews its token before it expires (the page's clock runs
+  //    58.5 minutes ahead; the token lives 60), and later calls carry the new one.
+  step('the token is renewed before it expires');
+  page = await context.newPage();
+  page.on('pageerror', (e) => pageErrors.push(`renew.html: ${e.message}`));
+  await page.clock.install();
+  const tokens = [];
+  page.on('response', async (r) => {
+    if (r.url().endsWith('/auth/widget-token') && r.status() === 200) tokens.push((await r.json()).token);
+  });
+  await page.goto(`${HOST}/renew.html`);
+  await page.locator('companin-widget[data-ready="true"]').waitFor({ state: 'attached' });
+  await until(() => tokens.length === 1, 'the first token');
+  await page.clock.fastForward('58:30');
+  await until(() => tokens.length === 2, 'a second token before the first expires');
+  assert.notEqual(tokens[1], tokens[0], 'a new token');
+  const posted = page.waitForRequest((r) => r.url().includes('/messages') && r.method() === 'POST');
+  await ask(page, 'renew-widget');
+  assert.equal((await posted).headers()['authorization'], `Bearer ${tokens[1]}`, 'the message is sent with the renewed token');
+  assert.equal(tokens.length, 2, 'no token was asked for again on the way');
   await page.close();
 
   assert.deepEqual(pageErrors, [], 'no uncaught errors on the pages');

@@ -108,6 +108,32 @@ func TestWidgetInChromium(t *testing.T) {
 		return s
 	}
 	pages.set("/index.html", hostPage("", tag("primary-widget", config)))
+	// A shop with a strict Content-Security-Policy: scripts only from its
+	// own origin and the API's (no 'unsafe-inline'), no inline styles, and
+	// connections only to itself and the API. The API's origin in
+	// script-src and connect-src is all docs/widget.md tells shops to add.
+	// The inline script proves the policy is enforced.
+	pages.setWithCSP("/strict.html", hostPage("", `<script>window.__inlineRan = true</script>`+tag("strict-widget", config)),
+		"default-src 'none'; script-src 'self' "+api+"; connect-src 'self' "+api+"; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'")
+	pages.set("/renew.html", hostPage("", tag("renew-widget", config)))
+
+	// The demo page is served by the API's own origin: it works once that
+	// origin is allowed, with the command docs/widget.md gives.
+	demo := api + "/widget/demo?client_id=" + org.ClientID + "&assistant_id=" + assistant + "&config_id=" + config
+	if status := tokenFrom(t, api, org.ClientID, api); status != http.StatusForbidden {
+		t.Fatalf("a widget token for the demo page before its origin is allowed: %d, want 403", status)
+	}
+	update := exec.Command(srv.Bin, "org", "update", org.ClientID, "--add-origin", api)
+	update.Env = srv.Env
+	if out, err := update.CombinedOutput(); err != nil {
+		t.Fatalf("org update --add-origin: %v\n%s", err, out)
+	}
+	for deadline := time.Now().Add(30 * time.Second); tokenFrom(t, api, org.ClientID, api) != http.StatusOK; {
+		if time.Now().After(deadline) {
+			t.Fatal("the server never allowed its own origin after org update")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	pages.set("/aggressive.html", hostPage(aggressiveCSS, tag("primary-widget", config)+"\n"+tag("second-widget", "")))
 
 	screenshot := os.Getenv("WIDGET_SCREENSHOT")
@@ -120,7 +146,7 @@ func TestWidgetInChromium(t *testing.T) {
 	defer ncancel()
 	run := exec.CommandContext(nctx, node, "widget.test.mjs")
 	run.Env = append(os.Environ(), "HOST_URL="+host.URL, "EVIL_URL="+evil.URL, "QUESTION="+question,
-		"EXPECT_ANSWER="+answer, "EXPECT_SOURCE="+source, "SCREENSHOT="+screenshot, "CHROMIUM="+chromiumPath)
+		"EXPECT_ANSWER="+answer, "EXPECT_SOURCE="+source, "SCREENSHOT="+screenshot, "CHROMIUM="+chromiumPath, "API_URL="+api, "DEMO_URL="+demo)
 	res, err := run.CombinedOutput()
 	t.Logf("node:\n%s", res)
 	if err != nil {
@@ -148,13 +174,19 @@ func hostPage(head, body string) string {
 }
 
 // pageSet serves the host pages, set once the server's URL is known.
-type pageSet struct{ m map[string]string }
+type pageSet struct {
+	m   map[string]string
+	csp map[string]string
+}
 
-func (p *pageSet) set(path, html string) {
+func (p *pageSet) set(path, html string) { p.setWithCSP(path, html, "") }
+
+// setWithCSP serves html at path with a Content-Security-Policy header.
+func (p *pageSet) setWithCSP(path, html, csp string) {
 	if p.m == nil {
-		p.m = map[string]string{}
+		p.m, p.csp = map[string]string{}, map[string]string{}
 	}
-	p.m[path] = html
+	p.m[path], p.csp[path] = html, csp
 }
 
 func (p *pageSet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -164,7 +196,27 @@ func (p *pageSet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if csp := p.csp[r.URL.Path]; csp != "" {
+		w.Header().Set("Content-Security-Policy", csp)
+	}
 	_, _ = io.WriteString(w, html)
+}
+
+// tokenFrom asks for a widget token as a page of origin would.
+func tokenFrom(t *testing.T, api, clientID, origin string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, api+"/api/v1/auth/widget-token", strings.NewReader(`{"client_id":"`+clientID+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", origin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 type client struct {

@@ -26,12 +26,10 @@ import (
 // to the subject), so that a copy of the database alone reveals no key. Keys
 // stored before a master key was configured stay readable as they are.
 //
-// Destroy deletes the row and then rewrites the table with VACUUM FULL: a
-// plain DELETE, even followed by VACUUM, leaves the key's bytes in the
-// table's pages. What the database cannot take back is outside its reach:
-// WAL segments not yet recycled, WAL archives and backups keep the key until
-// they expire, and the file system may keep the old file's blocks. Keep
-// backup retention within the erasure deadline you promise.
+// Destroy overwrites the key with a tombstone in one row update, without a
+// table lock, so that erasure completes while long transactions run; Scrub
+// (run by ScrubEvery) later rewrites the table to remove the old row
+// versions' bytes. See Destroy for what stays where until then.
 type PostgresKeys struct {
 	pool   *pgxpool.Pool
 	master cipher.AEAD // nil: keys are stored as they are
@@ -113,7 +111,7 @@ func (k *PostgresKeys) unwrap(subject string, secret []byte, wrapped bool) ([]by
 // Key implements KeyStore. Concurrent creators race on the primary key;
 // every one of them returns the row that won.
 func (k *PostgresKeys) Key(ctx context.Context, subject string, create bool) ([]byte, error) {
-	key, err := k.load(ctx, subject)
+	key, err := k.load(ctx, subject, create)
 	if !errors.Is(err, ErrKeyNotFound) || !create {
 		return key, err
 	}
@@ -133,10 +131,12 @@ func (k *PostgresKeys) Key(ctx context.Context, subject string, create bool) ([]
 		subject, secret, wrapped); err != nil {
 		return nil, fmt.Errorf("shred: store key of %s: %w", subject, err)
 	}
-	return k.load(ctx, subject)
+	return k.load(ctx, subject, create)
 }
 
-func (k *PostgresKeys) load(ctx context.Context, subject string) ([]byte, error) {
+// load reads the subject's key. A tombstone (destroyed key) is
+// ErrKeyNotFound and ErrErased for readers, ErrErased for creators.
+func (k *PostgresKeys) load(ctx context.Context, subject string, create bool) ([]byte, error) {
 	var (
 		secret  []byte
 		wrapped bool
@@ -148,43 +148,90 @@ func (k *PostgresKeys) load(ctx context.Context, subject string) ([]byte, error)
 	if err != nil {
 		return nil, fmt.Errorf("shred: load key of %s: %w", subject, err)
 	}
+	if secret == nil {
+		if create {
+			return nil, fmt.Errorf("shred: subject %q: %w", subject, ErrErased)
+		}
+		return nil, fmt.Errorf("shred: subject %q: %w (%w)", subject, ErrKeyNotFound, ErrErased)
+	}
 	return k.unwrap(subject, secret, wrapped)
 }
 
-// vacuumLockTimeout bounds how long Destroy waits for the table lock that
-// VACUUM FULL needs, so that one erasure stuck behind a long transaction does
-// not queue every key lookup behind it. Destroy then fails, and a retry
-// finishes the job.
-const vacuumLockTimeout = "5s"
+// Destroy implements KeyStore. It overwrites the key with NULL in one short
+// UPDATE (a tombstone that also stops Key(create) from making a new key), so
+// that it needs no table lock: it neither waits for long transactions (a
+// pg_dump, a REPEATABLE READ report) nor blocks other subjects' lookups.
+// From its commit on, no new read finds the key.
+//
+// What the UPDATE cannot take back at once (PostgreSQL never overwrites a
+// row in place): the old row version, with the key's bytes, stays in the
+// table's page until no running transaction can see it any more and a
+// VACUUM (autovacuum, or Scrub) removes it; pruning leaves its bytes in the
+// page's free space until they are overwritten, which is what Scrub's
+// rewrite is for. Until then a transaction that began before the erasure
+// can still read the key, and so can anyone who reads the data files. WAL
+// (its full-page images) and WAL archives and backups keep it until they are
+// recycled or expire: keep their retention within the erasure deadline you
+// promise. With COMPANIN_MASTER_KEY the leftover bytes are the key sealed
+// with the master key, useless without it.
+func (k *PostgresKeys) Destroy(ctx context.Context, subject string) error {
+	if _, err := k.pool.Exec(ctx, `
+		INSERT INTO subject_keys (subject, secret, wrapped, destroyed_at) VALUES ($1, NULL, false, now())
+		ON CONFLICT (subject) DO UPDATE SET secret = NULL, wrapped = false, destroyed_at = now()
+		WHERE subject_keys.secret IS NOT NULL`, subject); err != nil {
+		return fmt.Errorf("shred: destroy key of %s: %w", subject, err)
+	}
+	return nil
+}
 
-// rewriteAttempts bounds how often Destroy rewrites the table while running
-// transactions still see the deleted row (about a minute with the back-off).
-const rewriteAttempts = 35
+// scrubLockTimeout bounds how long Scrub waits for the table lock that
+// VACUUM FULL needs: key lookups queue behind it meanwhile.
+const scrubLockTimeout = "200ms"
 
 // recentlyDead reads VACUUM VERBOSE's count of deleted rows that some running
 // transaction may still see, and that the rewrite therefore had to copy.
 var recentlyDead = regexp.MustCompile(`(\d+) dead row versions cannot be removed yet`)
 
-// Destroy implements KeyStore: it deletes the row, then rewrites the table
-// until the rewrite copied no deleted row, so that the key's bytes leave its
-// pages (see PostgresKeys). A transaction that began before the delete may
-// still see the row, and the rewrite must keep it for that transaction:
-// Destroy waits for such transactions, with back-off, up to ctx's end or
-// rewriteAttempts, and then fails. It is idempotent; retry it when it fails.
-//
-// The check reads the server's English VACUUM VERBOSE report; on a server
-// with other lc_messages it cannot tell, and one rewrite is all it does.
-func (k *PostgresKeys) Destroy(ctx context.Context, subject string) error {
-	if _, err := k.pool.Exec(ctx, `DELETE FROM subject_keys WHERE subject = $1`, subject); err != nil {
-		return fmt.Errorf("shred: destroy key of %s: %w", subject, err)
+// Pending tells whether keys were destroyed since the last complete Scrub.
+func (k *PostgresKeys) Pending(ctx context.Context) (bool, error) {
+	var pending bool
+	err := k.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM subject_keys WHERE secret IS NULL AND scrubbed_at IS NULL)`).Scan(&pending)
+	if err != nil {
+		return false, fmt.Errorf("shred: scrub: %w", err)
 	}
-	if err := k.rewrite(ctx); err != nil {
-		return fmt.Errorf("shred: destroy key of %s: rewrite subject_keys: %w", subject, err)
-	}
-	return nil
+	return pending, nil
 }
 
-func (k *PostgresKeys) rewrite(ctx context.Context) error {
+// Scrub removes the bytes of destroyed keys from subject_keys' pages: it
+// rewrites the table (VACUUM FULL) once, waiting at most scrubLockTimeout for
+// its lock, and reports done when the rewrite copied no old row version
+// (none was still visible to a running transaction). It is safe to call at
+// any time and from several processes; not done means "try again later",
+// e.g. after a pg_dump ends. Erasure does not depend on it: the key is
+// unreadable from Destroy on.
+//
+// The check reads the server's English VACUUM VERBOSE report; on a server
+// with other lc_messages it cannot tell, and reports done after one rewrite.
+func (k *PostgresKeys) Scrub(ctx context.Context) (done bool, err error) {
+	// A transaction of this database that began before the newest pending
+	// destroy may still see the old row: the rewrite would have to copy it.
+	// Do not rewrite (and lock) for nothing; VACUUM's own report below is
+	// the authority when this cannot tell (other roles' sessions are hidden
+	// without pg_read_all_stats).
+	var (
+		started time.Time
+		older   bool
+	)
+	if err := k.pool.QueryRow(ctx, `
+		SELECT now(), EXISTS (
+			SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL
+			  AND xact_start <= (SELECT max(destroyed_at) FROM subject_keys WHERE secret IS NULL AND scrubbed_at IS NULL))`).Scan(&started, &older); err != nil {
+		return false, fmt.Errorf("shred: scrub: %w", err)
+	}
+	if older {
+		return false, nil
+	}
 	// A connection of its own, to read VACUUM's report (notices are
 	// configured per connection).
 	cfg := k.pool.Config().ConnConfig.Copy()
@@ -196,29 +243,45 @@ func (k *PostgresKeys) rewrite(ctx context.Context) error {
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return err
+		return false, fmt.Errorf("shred: scrub: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, `SET lock_timeout = '`+vacuumLockTimeout+`'`); err != nil {
-		return err
+	if _, err := conn.Exec(ctx, `SET lock_timeout = '`+scrubLockTimeout+`'`); err != nil {
+		return false, fmt.Errorf("shred: scrub: %w", err)
 	}
-	delay := 50 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		kept = 0
-		if _, err := conn.Exec(ctx, `VACUUM (FULL, VERBOSE) subject_keys`); err != nil {
-			return err
+	if _, err := conn.Exec(ctx, `VACUUM (FULL, VERBOSE) subject_keys`); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
+			return false, nil
 		}
-		if kept == 0 {
-			return nil
-		}
-		if attempt == rewriteAttempts {
-			return fmt.Errorf("%d deleted rows still visible to running transactions after %d rewrites; retry", kept, attempt)
-		}
+		return false, fmt.Errorf("shred: scrub: %w", err)
+	}
+	if kept > 0 {
+		return false, nil
+	}
+	if _, err := conn.Exec(ctx, `UPDATE subject_keys SET scrubbed_at = now() WHERE secret IS NULL AND scrubbed_at IS NULL AND destroyed_at < $1`, started); err != nil {
+		return false, fmt.Errorf("shred: scrub: %w", err)
+	}
+	return true, nil
+}
+
+// ScrubEvery runs Scrub every interval while keys wait for it, until ctx
+// ends. Failures are reported to logf and retried at the next tick.
+func (k *PostgresKeys) ScrubEvery(ctx context.Context, interval time.Duration, logf func(msg string, args ...any)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%d deleted rows still visible to running transactions: %w", kept, ctx.Err())
-		case <-time.After(delay):
+			return
+		case <-t.C:
 		}
-		delay = min(2*delay, 2*time.Second)
+		pending, err := k.Pending(ctx)
+		if err == nil && pending {
+			_, err = k.Scrub(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
+			logf("scrub destroyed subject keys", "err", err)
+		}
 	}
 }

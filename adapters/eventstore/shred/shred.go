@@ -20,9 +20,9 @@
 //
 // Encryption is deterministic per event id, field and value, so an
 // idempotent retry of an append produces the same stored bytes and is
-// recognised as a retry. One exception: a retry that comes after the
-// subject's key was destroyed is sealed with a new key and fails with
-// es.ErrDuplicateEventID.
+// recognised as a retry. An erased subject stays erased: appending its
+// personal fields after Erase fails with ErrErased, so that nothing written
+// around or after an erasure becomes readable under a new key.
 package shred
 
 import (
@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/companin/companin/domain/es"
 )
@@ -46,12 +47,33 @@ const Erased = "erased"
 type Store struct {
 	inner es.Store
 	keys  KeyStore
+	// redacted lists, per event type, fields that are personal today but
+	// that older events may hold in the clear (see Redact).
+	redacted map[string][]string
 }
 
 var _ es.Store = (*Store)(nil)
 
+// Option configures a Store.
+type Option func(*Store)
+
+// Redact names, per event type, the fields that identify or describe the
+// event's subject today. Events written before a field became personal
+// carry it in the clear (their Metadata.Personal did not list it); once
+// their subject is erased, readers get null for it too, as for a sealed
+// field. The stored event is unchanged: the log is immutable.
+func Redact(fields map[string][]string) Option {
+	return func(s *Store) { s.redacted = fields }
+}
+
 // New wraps inner.
-func New(inner es.Store, keys KeyStore) *Store { return &Store{inner: inner, keys: keys} }
+func New(inner es.Store, keys KeyStore, opts ...Option) *Store {
+	s := &Store{inner: inner, keys: keys}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
 
 // Erase destroys the subject's key: every personal field sealed with it reads
 // as null from now on, everywhere.
@@ -122,6 +144,22 @@ func (s *Store) seal(ctx context.Context, e es.NewEvent) (json.RawMessage, error
 	return json.Marshal(fields)
 }
 
+// personal lists the fields of e to open or erase: those it was sealed
+// with, and those its type has as personal today.
+func (s *Store) personal(e es.Event) []string {
+	extra := s.redacted[e.Type]
+	if len(extra) == 0 {
+		return e.Metadata.Personal
+	}
+	names := append([]string(nil), e.Metadata.Personal...)
+	for _, n := range extra {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
 // object reads Data as a JSON object; empty or null data has no fields.
 func object(data json.RawMessage) (map[string]json.RawMessage, error) {
 	if len(data) == 0 || string(data) == "null" {
@@ -161,9 +199,9 @@ func (s *Store) WaitForEvents(ctx context.Context, after es.Position) error {
 // open decrypts the personal fields of events, in place, fetching each
 // subject's key once per call.
 func (s *Store) open(ctx context.Context, events []es.Event) ([]es.Event, error) {
-	sealers := map[string]*sealer{} // nil: the key is gone
+	sealers := map[string]subjectKey{}
 	for i, e := range events {
-		if e.Metadata.Subject == "" || len(e.Metadata.Personal) == 0 {
+		if e.Metadata.Subject == "" || (len(e.Metadata.Personal) == 0 && len(s.redacted[e.Type]) == 0) {
 			continue
 		}
 		opened, err := s.openOne(ctx, e, sealers)
@@ -175,42 +213,52 @@ func (s *Store) open(ctx context.Context, events []es.Event) ([]es.Event, error)
 	return events, nil
 }
 
-func (s *Store) openOne(ctx context.Context, e es.Event, sealers map[string]*sealer) (es.Event, error) {
+// subjectKey is what one read knows of a subject's key.
+type subjectKey struct {
+	sl *sealer // nil: no key
+	// erased: the key was destroyed (a tombstone), not merely never made.
+	erased bool
+}
+
+func (s *Store) openOne(ctx context.Context, e es.Event, sealers map[string]subjectKey) (es.Event, error) {
 	fields, err := object(e.Data)
 	if err != nil || fields == nil {
 		// Not sealed by this package: leave it as the log has it.
 		return e, nil
 	}
 	erased, changed := false, false
-	for _, name := range e.Metadata.Personal {
+	for _, name := range s.personal(e) {
 		v, ok := fields[name]
-		if !ok {
+		if !ok || string(v) == "null" {
 			continue
 		}
-		if _, err := ciphertextOf(v); err != nil {
-			continue // written in the clear, before shredding or around it
-		}
-		sl, known := sealers[e.Metadata.Subject]
+		_, cerr := ciphertextOf(v)
+		sealed := cerr == nil
+		sk, known := sealers[e.Metadata.Subject]
 		if !known {
 			key, err := s.keys.Key(ctx, e.Metadata.Subject, false)
 			switch {
 			case errors.Is(err, ErrKeyNotFound):
+				sk.erased = errors.Is(err, ErrErased)
 			case err != nil:
 				// Never read a failing key store as an erasure: a projection
 				// would write the nulls for good.
 				return e, fmt.Errorf("key of %s: %w", e.Metadata.Subject, err)
 			default:
-				sl, err = newSealer(key)
+				sk.sl, err = newSealer(key)
 				clear(key)
 				if err != nil {
 					return e, err
 				}
 			}
-			sealers[e.Metadata.Subject] = sl
+			sealers[e.Metadata.Subject] = sk
+		}
+		if !sealed && !sk.erased {
+			continue // written in the clear, before shredding, of a subject not erased
 		}
 		changed = true
-		if sl != nil {
-			if plain, err := sl.open(e.ID, name, v); err == nil {
+		if sk.sl != nil {
+			if plain, err := sk.sl.open(e.ID, name, v); err == nil {
 				fields[name] = plain
 				continue
 			}

@@ -156,21 +156,22 @@ func TestEraseNullsPersonalFieldsEverywhere(t *testing.T) {
 		}
 	}
 
-	// The subject may come back: new data gets a new key, the old stays erased.
+	// An erased subject stays erased: no new key seals data written after
+	// (or racing) the erasure.
 	a3 := personal(alice, "Alice Again", "again@example.org")
-	if _, err := s.Append(ctx, "usercontext-a", es.Exact(3), a3); err != nil {
-		t.Fatal(err)
+	if _, err := s.Append(ctx, "usercontext-a", es.Exact(3), a3); !errors.Is(err, shred.ErrErased) {
+		t.Fatalf("append after erasure: err = %v, want ErrErased", err)
 	}
-	evs, err := s.ReadStream(ctx, "usercontext-a", 2, 0)
-	if err != nil {
-		t.Fatal(err)
+	if evs, err := s.ReadStream(ctx, "usercontext-a", 1, 0); err != nil || len(evs) != 3 {
+		t.Errorf("the refused append stored something: %d events (%v)", len(evs), err)
 	}
-	if got := fields(t, evs[0].Data); got["name"] != nil || evs[0].Metadata.Extra[shred.Erased] != "true" {
-		t.Errorf("old event readable with the new key: %s", evs[0].Data)
+	if _, err := s.Append(ctx, "usercontext-a", es.Exact(3), plain2()); err != nil {
+		t.Errorf("events without personal fields still append: %v", err)
 	}
-	if !evs[2].SameContent(a3) || evs[2].Metadata.Extra[shred.Erased] != "" {
-		t.Errorf("new event: %s %+v", evs[2].Data, evs[2].Metadata)
-	}
+}
+
+func plain2() es.NewEvent {
+	return es.NewEvent{ID: uuid.New(), Type: "ContextErased", Data: json.RawMessage(`{"by":"api"}`), Metadata: es.Metadata{Subject: alice}}
 }
 
 func TestIdempotentRetryReplays(t *testing.T) {
@@ -339,5 +340,48 @@ func TestMemoryKeys(t *testing.T) {
 	}
 	if err := k.Destroy(ctx, alice); err != nil {
 		t.Errorf("second destroy: %v", err)
+	}
+	if _, err := k.Key(ctx, alice, true); !errors.Is(err, shred.ErrErased) {
+		t.Errorf("create after destroy: err = %v, want ErrErased", err)
+	}
+}
+
+// Events written before a field became personal hold it in the clear: once
+// their subject is erased, Redact nulls it on every read too, and the
+// stored event stays as it was.
+func TestRedactClearFieldsOfErasedSubjects(t *testing.T) {
+	ctx := context.Background()
+	inner := memory.New()
+	old := func(subject string) es.NewEvent {
+		return es.NewEvent{ID: uuid.New(), Type: "ConversationStarted",
+			Data:     json.RawMessage(`{"customer_id":"zelda-1","title":"Zelda Erasmus complaint","metadata":{"email":"zelda@example.org"},"locale":"en"}`),
+			Metadata: es.Metadata{Subject: subject, Personal: []string{"customer_id"}}}
+	}
+	if _, err := inner.Append(ctx, "conversation-a", es.NoStream, old(alice)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inner.Append(ctx, "conversation-b", es.NoStream, old(bob)); err != nil {
+		t.Fatal(err)
+	}
+	s := shred.New(inner, shred.NewMemoryKeys(), shred.Redact(map[string][]string{"ConversationStarted": {"customer_id", "title", "metadata"}}))
+	if evs, err := s.ReadStream(ctx, "conversation-a", 1, 0); err != nil || fields(t, evs[0].Data)["title"] != "Zelda Erasmus complaint" {
+		t.Fatalf("before erasure the clear title reads as written: %v %v", evs, err)
+	}
+	if err := s.Erase(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.ReadAll(ctx, es.Start, 0, es.Filter{})
+	if err != nil || len(all) != 2 {
+		t.Fatalf("%v %v", all, err)
+	}
+	got := fields(t, all[0].Data)
+	if got["title"] != nil || got["metadata"] != nil || got["customer_id"] != nil || got["locale"] != "en" || all[0].Metadata.Extra[shred.Erased] != "true" {
+		t.Errorf("erased subject's old event: %s %+v", all[0].Data, all[0].Metadata)
+	}
+	if fields(t, all[1].Data)["title"] != "Zelda Erasmus complaint" || all[1].Metadata.Extra[shred.Erased] != "" {
+		t.Errorf("another subject's old event changed: %s", all[1].Data)
+	}
+	if !strings.Contains(rawLog(t, inner), "Zelda Erasmus complaint") {
+		t.Error("the stored event must stay as written (the log is immutable)")
 	}
 }

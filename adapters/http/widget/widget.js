@@ -91,8 +91,12 @@
   function getToken(force) {
     if (!force && token && Date.now() < tokenExpires - 30000) return Promise.resolve(token);
     if (tokenPending) return tokenPending;
+    // With a configuration, the token carries it: every call made with it
+    // is then held to the origins that configuration allows.
+    var req = { client_id: clientId };
+    if (UUID.test(configId)) req.config_id = configId;
     tokenPending = fetch(apiBase + '/auth/widget-token', {
-      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ client_id: clientId })
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(req)
     }).then(function (res) {
       if (!res.ok) return failure(res);
       return res.json();
@@ -199,11 +203,23 @@
     (children || []).forEach(function (c) { if (c) n.appendChild(c); });
     return n;
   }
-  var ICON_CHAT = '<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H8l-5 4V5a2 2 0 0 1 1-2z"/></svg>';
-  var ICON_SEND = '<svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M2 21l21-9L2 3v7l15 2-15 2z"/></svg>';
+  // Icons are built as DOM nodes, not parsed from markup, so that pages
+  // enforcing Trusted Types (require-trusted-types-for 'script') allow them.
+  function icon(d) {
+    var ns = 'http://www.w3.org/2000/svg';
+    var svg = document.createElementNS(ns, 'svg');
+    svg.setAttribute('viewBox', '0 0 24 24');
+    svg.setAttribute('aria-hidden', 'true');
+    svg.setAttribute('focusable', 'false');
+    var path = document.createElementNS(ns, 'path');
+    path.setAttribute('d', d);
+    svg.appendChild(path);
+    return svg;
+  }
+  var ICON_CHAT = 'M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H8l-5 4V5a2 2 0 0 1 1-2z';
+  var ICON_SEND = 'M2 21l21-9L2 3v7l15 2-15 2z';
 
   var panelId = 'companin-panel-' + instanceId.replace(/[^A-Za-z0-9_-]/g, '');
-  var style = el('style', { text: CSS });
   var root = el('div', { class: 'root right', part: 'root' });
   var title = el('h2', { id: 'title' });
   var closeBtn = el('button', { type: 'button', class: 'close', 'aria-label': 'Close chat', text: '×' });
@@ -211,18 +227,26 @@
   var notice = el('div', { class: 'notice', role: 'status', hidden: '' });
   var input = el('textarea', { rows: '1', 'aria-label': 'Message', maxlength: '4000' });
   var sendBtn = el('button', { type: 'submit', class: 'send', 'aria-label': 'Send' });
-  sendBtn.innerHTML = ICON_SEND;
+  sendBtn.appendChild(icon(ICON_SEND));
   var form = el('form', {}, [input, sendBtn]);
   var footer = el('div', { class: 'footer' });
   var panel = el('section', { class: 'panel', id: panelId, role: 'dialog', 'aria-labelledby': 'title', hidden: '' },
     [el('header', {}, [title, closeBtn]), log, notice, form, footer]);
   var launcher = el('button', { type: 'button', class: 'launcher', 'aria-label': 'Open chat', 'aria-expanded': 'false', 'aria-controls': panelId });
   var launcherText = el('span');
-  launcher.innerHTML = ICON_CHAT;
+  launcher.appendChild(icon(ICON_CHAT));
   launcher.appendChild(launcherText);
   root.appendChild(panel);
   root.appendChild(launcher);
-  shadow.appendChild(style);
+  // A constructed stylesheet, not a <style> element: a page whose
+  // Content-Security-Policy allows no inline styles (style-src without
+  // 'unsafe-inline') would block the element, but not adopted sheets.
+  var sheet = null;
+  try {
+    if ('adoptedStyleSheets' in shadow) { sheet = new CSSStyleSheet(); sheet.replaceSync(CSS); }
+  } catch (e) { sheet = null; }
+  if (sheet) shadow.adoptedStyleSheets = [sheet];
+  else shadow.appendChild(el('style', { text: CSS }));
   shadow.appendChild(root);
 
   var cfg = {}, t = TEXT.en;

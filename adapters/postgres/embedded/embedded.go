@@ -65,6 +65,10 @@ type Config struct {
 	UseRunning bool
 	// Logf reports what happens (nil: silent).
 	Logf func(format string, args ...any)
+	// BinaryRepositoryURL is where PostgreSQL binaries are downloaded from
+	// when the machine has none (embedded-postgres's Maven repository of
+	// zonky binaries); empty: the library's default, Maven Central.
+	BinaryRepositoryURL string
 }
 
 // Server is a running PostgreSQL. Stop it with Stop; if the process ends
@@ -112,7 +116,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 
-	bins, err := findBinaries()
+	bins, err := findBinaries(filepath.Join(dir, "dist", "bin"))
+	if errors.Is(err, errNoBinaries) {
+		// A developer's laptop with Go and no PostgreSQL: let the library
+		// fetch its binaries once, into dir/dist.
+		if err := download(ctx, dir, cfg.BinaryRepositoryURL, logf); err != nil {
+			return nil, err
+		}
+		bins, err = findBinaries(filepath.Join(dir, "dist", "bin"))
+	}
 	if err != nil {
 		return nil, err
 	}

