@@ -1,8 +1,10 @@
 package extract
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/gob"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -18,7 +21,7 @@ import (
 	"github.com/companin/companin/domain/knowledge"
 )
 
-// PDFium runs in a child process: the same executable, started again with
+// PDFium runs in child processes: the same executable, started again with
 // workerEnv set. PDFium is WebAssembly compiled to native code by wazero, and
 // Go cannot preempt a goroutine inside such code: when the garbage collector
 // needs to stop the world during one long PDFium call (a content stream that
@@ -26,13 +29,21 @@ import (
 // call, every other organization's requests and job leases with it. In a
 // child, such a call stops only the child.
 //
-// Protocol: the parent writes a gob-encoded workerRequest on the child's
-// stdin and closes it; the child writes one gob-encoded workerResponse on
-// stdout and exits. One child per document (its overhead is starting the
-// process and loading PDFium's compiled code from the compilation cache).
+// Protocol: the parent writes gob-encoded workerRequests on the child's
+// stdin; for each the child writes one answer on stdout: its length (8 bytes,
+// big-endian), then a gob-encoded workerResponse. A child reads one document
+// at a time on a fresh PDFium instance, and stays to read the next (so only
+// the first document pays for starting it and loading PDFium's compiled
+// code), until it has read workerDocuments documents or waited workerIdle
+// for one. A child whose document's context ends, that crashes, or that
+// answers too much is killed and not used again.
 const (
 	workerEnv      = "COMPANIN_PDF_WORKER"
 	workerCacheEnv = "COMPANIN_PDF_WORKER_CACHE"
+	// workerIdle is how long an idle child is kept for the next document.
+	workerIdle = time.Minute
+	// workerDocuments is how many documents one child reads at most.
+	workerDocuments = 200
 )
 
 // init serves as the PDF worker when this process was started as one. It is
@@ -81,18 +92,41 @@ var workerKinds = map[string]error{
 	"unsupported": ErrUnsupportedType,
 }
 
+// serveWorker answers requests until its input ends.
 func serveWorker(in io.Reader, out io.Writer) error {
-	var req workerRequest
-	if err := gob.NewDecoder(in).Decode(&req); err != nil {
-		return fmt.Errorf("read the request: %w", err)
+	dec := gob.NewDecoder(bufio.NewReader(in))
+	for {
+		var req workerRequest
+		if err := dec.Decode(&req); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("read the request: %w", err)
+		}
+		resp := serveRequest(req)
+		var msg bytes.Buffer
+		msg.Write(make([]byte, 8))
+		if err := gob.NewEncoder(&msg).Encode(resp); err != nil {
+			return fmt.Errorf("write the answer: %w", err)
+		}
+		binary.BigEndian.PutUint64(msg.Bytes(), uint64(msg.Len()-8))
+		if _, err := out.Write(msg.Bytes()); err != nil {
+			return fmt.Errorf("write the answer: %w", err)
+		}
+		// Give the document's memory back before waiting for the next one.
+		req, resp, msg = workerRequest{}, workerResponse{}, bytes.Buffer{}
+		debug.FreeOSMemory()
 	}
+}
+
+func serveRequest(req workerRequest) workerResponse {
 	var resp workerResponse
 	var err error
+	l := req.Limits.orDefault()
 	if req.Warm {
-		_, err = pdfPool(req.Limits.orDefault().PDFMemoryMB)
+		_, err = pdfPool(l.PDFMemoryMB)
 	} else {
 		// No deadline here: the parent kills this process when its own ends.
-		resp.Doc, err = req.Limits.orDefault().pdfInProcess(context.Background(), req.Data)
+		resp.Doc, err = l.pdfInProcess(context.Background(), req.Data)
 	}
 	if err != nil {
 		resp.Doc = knowledge.Document{}
@@ -104,7 +138,7 @@ func serveWorker(in io.Reader, out io.Writer) error {
 			}
 		}
 	}
-	return gob.NewEncoder(out).Encode(resp)
+	return resp
 }
 
 // workerError is an error the child reported: its text as it was, matching
@@ -123,6 +157,21 @@ var worker struct {
 	// slots bound the children alive at once, as pdfInstances bounds the
 	// PDFium instances of one process.
 	slots chan struct{}
+	mu    sync.Mutex
+	idle  []*pdfChild
+}
+
+// pdfChild is one running worker process.
+type pdfChild struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	enc    *gob.Encoder
+	stdout *os.File
+	stderr *headBuffer
+	exited chan struct{} // closed once the process has ended
+	err    error         // how it ended, once exited is closed
+	served int
+	reap   *time.Timer // ends it when idle too long
 }
 
 // workerExecutable returns the program to start as the PDF worker, or false
@@ -147,7 +196,7 @@ func workerExecutable() (string, bool) {
 
 // workerCacheDir is the compilation cache the children use: the one set with
 // UseCompilationCache, else one per user in the temporary directory, so that
-// PDFium is compiled once per machine rather than once per document.
+// PDFium is compiled once per machine rather than once per child.
 func workerCacheDir() string {
 	engine.mu.Lock()
 	defer engine.mu.Unlock()
@@ -156,10 +205,6 @@ func workerCacheDir() string {
 	}
 	return filepath.Join(os.TempDir(), fmt.Sprintf("companin-pdfium-cache-%d", os.Getuid()))
 }
-
-// workerWaitDelay bounds how long the parent waits for a killed child's
-// output to end.
-const workerWaitDelay = 2 * time.Second
 
 // pdfInChild extracts the PDF in a child process, killed when ctx ends.
 func (l Limits) pdfInChild(ctx context.Context, exe string, data []byte) (knowledge.Document, error) {
@@ -185,7 +230,7 @@ func responseError(resp workerResponse) error {
 }
 
 // warmChild has a child compile PDFium into the compilation cache (or find it
-// there), so that the first document does not wait for that.
+// there) and keeps it for the first document.
 func warmChild(exe string) error {
 	var resp workerResponse
 	if err := runWorker(context.Background(), exe, workerRequest{Limits: DefaultLimits, Warm: true}, 1<<20, &resp); err != nil {
@@ -197,8 +242,8 @@ func warmChild(exe string) error {
 	return nil
 }
 
-// runWorker starts one child with req, reads at most maxOut bytes of its
-// answer into resp, and waits for it to end. A child that is killed, crashes
+// runWorker has a child (an idle one, else a new one) answer req, reading at
+// most maxOut bytes of its answer into resp. A child that is killed, crashes
 // or answers too much fails the document with the reason: the same file
 // would do the same again, so it is not worth a retry.
 func runWorker(ctx context.Context, exe string, req workerRequest, maxOut int64, resp *workerResponse) error {
@@ -209,50 +254,136 @@ func runWorker(ctx context.Context, exe string, req workerRequest, maxOut int64,
 	}
 	defer func() { <-worker.slots }()
 
-	var in bytes.Buffer
-	if err := gob.NewEncoder(&in).Encode(req); err != nil {
-		return fmt.Errorf("start the PDF engine: %w", err)
-	}
-	cmd := exec.CommandContext(ctx, exe)
-	cmd.Args = []string{"companin-pdf-worker"}
-	cmd.Env = append(os.Environ(), workerEnv+"=1", workerCacheEnv+"="+workerCacheDir())
-	cmd.Stdin = &in
-	stderr := &headBuffer{max: 4096}
-	cmd.Stderr = stderr
-	cmd.WaitDelay = workerWaitDelay
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return fmt.Errorf("start the PDF engine: %w", err)
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start the PDF engine: %w", err)
-	}
-	out, readErr := io.ReadAll(io.LimitReader(stdout, maxOut+1))
-	tooMuch := int64(len(out)) > maxOut
-	if tooMuch {
-		_ = cmd.Process.Kill()
-	}
-	waitErr := cmd.Wait()
-	switch {
-	case ctx.Err() != nil:
-		return fmt.Errorf("reading the PDF was stopped (its time is up or the server is stopping): %w", ctx.Err())
-	case tooMuch:
-		return fmt.Errorf("%w: the PDF's text is more than %d MB; split it into smaller files and upload them separately", ErrTooLarge, maxOut>>20)
-	case waitErr != nil || readErr != nil:
-		reason := waitErr
-		if reason == nil {
-			reason = readErr
+	c := takeIdleChild()
+	if c == nil {
+		var err error
+		if c, err = startChild(exe); err != nil {
+			return fmt.Errorf("start the PDF engine: %w", err)
 		}
-		detail := firstLine(stderr.String())
+	}
+	kill := func() { _ = c.cmd.Process.Kill() }
+	stop := context.AfterFunc(ctx, kill)
+	n, err := c.ask(req, maxOut, resp)
+	if !stop() {
+		<-c.exited
+		return fmt.Errorf("reading the PDF was stopped (its time is up or the server is stopping): %w", ctx.Err())
+	}
+	switch {
+	case errors.Is(err, errTooMuch):
+		kill()
+		<-c.exited
+		return fmt.Errorf("%w: the PDF's text is more than %d MB (%d MB); split it into smaller files and upload them separately", ErrTooLarge, maxOut>>20, n>>20)
+	case err != nil:
+		kill() // if it still runs, it is not to be trusted
+		<-c.exited
+		detail := firstLine(c.stderr.String())
 		if detail != "" {
 			detail = ": " + detail
 		}
+		reason := c.err
+		if reason == nil {
+			reason = err
+		}
 		return fmt.Errorf("%w: the PDF engine stopped on this file (%v%s); re-export it with \"Save as PDF\" or split it, and upload again", ErrCorrupt, reason, detail)
 	}
-	if err := gob.NewDecoder(bytes.NewReader(out)).Decode(resp); err != nil {
-		return fmt.Errorf("%w: the PDF engine gave no readable answer on this file (%v); re-export it with \"Save as PDF\" and upload again", ErrCorrupt, err)
+	c.served++
+	keepIdleChild(c)
+	return nil
+}
+
+var errTooMuch = errors.New("answer too large")
+
+// ask sends req and reads the answer; it returns the answer's length.
+func (c *pdfChild) ask(req workerRequest, maxOut int64, resp *workerResponse) (int64, error) {
+	if err := c.enc.Encode(req); err != nil {
+		return 0, err
+	}
+	var size [8]byte
+	if _, err := io.ReadFull(c.stdout, size[:]); err != nil {
+		return 0, err
+	}
+	n := binary.BigEndian.Uint64(size[:])
+	if n > uint64(maxOut) {
+		return int64(min(n, 1<<62)), errTooMuch
+	}
+	msg := make([]byte, n)
+	if _, err := io.ReadFull(c.stdout, msg); err != nil {
+		return 0, err
+	}
+	if err := gob.NewDecoder(bytes.NewReader(msg)).Decode(resp); err != nil {
+		return 0, fmt.Errorf("no readable answer: %w", err)
+	}
+	return int64(n), nil
+}
+
+func startChild(exe string) (*pdfChild, error) {
+	c := &pdfChild{stderr: &headBuffer{max: 4096}, exited: make(chan struct{})}
+	c.cmd = exec.Command(exe)
+	c.cmd.Args = []string{"companin-pdf-worker"}
+	c.cmd.Env = append(os.Environ(), workerEnv+"=1", workerCacheEnv+"="+workerCacheDir())
+	c.cmd.Stderr = c.stderr
+	stdin, err := c.cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	// Our own pipe rather than StdoutPipe: Wait (on its own goroutine here)
+	// must not close it under a reader.
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	c.cmd.Stdout = w
+	err = c.cmd.Start()
+	_ = w.Close()
+	if err != nil {
+		_ = r.Close()
+		return nil, err
+	}
+	c.stdin, c.enc, c.stdout = stdin, gob.NewEncoder(stdin), r
+	go func() {
+		c.err = c.cmd.Wait()
+		_ = r.Close()
+		close(c.exited)
+	}()
+	return c, nil
+}
+
+func takeIdleChild() *pdfChild {
+	worker.mu.Lock()
+	defer worker.mu.Unlock()
+	for len(worker.idle) > 0 {
+		c := worker.idle[len(worker.idle)-1]
+		worker.idle = worker.idle[:len(worker.idle)-1]
+		c.reap.Stop()
+		select {
+		case <-c.exited: // ended on its own: start another
+			continue
+		default:
+			return c
+		}
 	}
 	return nil
+}
+
+func keepIdleChild(c *pdfChild) {
+	if c.served >= workerDocuments {
+		_ = c.stdin.Close() // it ends when its input does
+		return
+	}
+	worker.mu.Lock()
+	defer worker.mu.Unlock()
+	worker.idle = append(worker.idle, c)
+	c.reap = time.AfterFunc(workerIdle, func() {
+		worker.mu.Lock()
+		defer worker.mu.Unlock()
+		for i, o := range worker.idle {
+			if o == c {
+				worker.idle = append(worker.idle[:i], worker.idle[i+1:]...)
+				_ = c.stdin.Close()
+				return
+			}
+		}
+	})
 }
 
 // headBuffer keeps the first max bytes written to it and drops the rest.

@@ -148,6 +148,7 @@ func TestKilledWorkerFailsTheDocument(t *testing.T) {
 // place: one that exits at once with an error, one that writes without end.
 // Both fail the document with a reason a person can act on.
 func TestBrokenWorkerFailsTheDocument(t *testing.T) {
+	endIdleChildren() // else an idle worker would answer
 	for _, c := range []struct{ prog, want string }{
 		{"false", "stopped on this file (exit status 1)"},
 		{"yes", "split it"},
@@ -163,5 +164,37 @@ func TestBrokenWorkerFailsTheDocument(t *testing.T) {
 		if c.prog == "false" && !errors.Is(err, ErrCorrupt) || c.prog == "yes" && !errors.Is(err, ErrTooLarge) {
 			t.Fatalf("%s: %v matches the wrong error", c.prog, err)
 		}
+	}
+}
+
+// TestWorkerReadsSeveralDocuments checks that one child reads documents one
+// after another, so only the first pays for starting it, and that a document
+// that fails does not cost the child.
+func TestWorkerReadsSeveralDocuments(t *testing.T) {
+	endIdleChildren()
+	small := flateBombPDF(1 << 10)
+	for i := range 3 {
+		if _, err := File(context.Background(), "pdf", small); err != nil {
+			t.Fatalf("document %d: %v", i, err)
+		}
+	}
+	if _, err := File(context.Background(), "pdf", []byte("%PDF-1.4\nnot really")); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a broken PDF: got %v, want ErrCorrupt", err)
+	}
+	worker.mu.Lock()
+	defer worker.mu.Unlock()
+	if len(worker.idle) != 1 || worker.idle[0].served != 4 {
+		served := []int{}
+		for _, c := range worker.idle {
+			served = append(served, c.served)
+		}
+		t.Fatalf("idle children served %v documents, want one child that served 4", served)
+	}
+}
+
+// endIdleChildren ends the idle workers, so that the next document starts one.
+func endIdleChildren() {
+	for c := takeIdleChild(); c != nil; c = takeIdleChild() {
+		_ = c.stdin.Close()
 	}
 }
