@@ -198,3 +198,36 @@ func endIdleChildren() {
 		_ = c.stdin.Close()
 	}
 }
+
+// BenchmarkPDFWorkerOverhead measures what the child process costs a small
+// one-page PDF: read by a new child (start it, load PDFium's compiled code
+// from the cache), by a warm child, and in this process (the old way; a
+// fresh PDFium instance each time, as always).
+func BenchmarkPDFWorkerOverhead(b *testing.B) {
+	small := flateBombPDF(1 << 10)
+	if _, err := File(context.Background(), "pdf", small); err != nil { // compile into the cache if needed
+		b.Fatal(err)
+	}
+	measure := func(name string, before func(), read func() error) {
+		var total time.Duration
+		const n = 5
+		for range n {
+			before()
+			start := time.Now()
+			if err := read(); err != nil {
+				b.Fatal(err)
+			}
+			total += time.Since(start)
+		}
+		b.ReportMetric(float64(total.Milliseconds())/n, "ms-"+name)
+	}
+	child := func() error { _, err := File(context.Background(), "pdf", small); return err }
+	for b.Loop() {
+		measure("new-child", endIdleChildren, child)
+		measure("warm-child", func() {}, child)
+		measure("in-process", func() {}, func() error {
+			_, err := DefaultLimits.pdfInProcess(context.Background(), small)
+			return err
+		})
+	}
+}
