@@ -3,7 +3,10 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +20,14 @@ import (
 // would answer reads with stale data).
 type Readiness interface {
 	Ready(ctx context.Context) error
+}
+
+// ParkedReporter is optionally implemented by the consumer runtime: how many
+// events each consumer parked (could not apply, and went on without).
+// Readiness reports them without failing: the read models are current for
+// everything else, and an operator retries them (companin projections retry).
+type ParkedReporter interface {
+	Parked(ctx context.Context) (map[string]int, error)
 }
 
 // healthz says the process is alive; it touches nothing.
@@ -47,6 +58,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			ready = false
 		}
 	}
+	if pr, ok := s.deps.Runtime.(ParkedReporter); ok {
+		checks["parked_events"] = parkedDetail(ctx, pr)
+	}
 	if !ready {
 		detail := "Not ready"
 		env := envelope{Status: "error", StatusCode: http.StatusServiceUnavailable, Detail: &detail, Data: checks}
@@ -54,6 +68,27 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeData(w, r, http.StatusOK, checks)
+}
+
+// parkedDetail is "none", or the parked events per consumer and what to do.
+func parkedDetail(ctx context.Context, pr ParkedReporter) string {
+	counts, err := pr.Parked(ctx)
+	if err != nil {
+		return "unknown"
+	}
+	if len(counts) == 0 {
+		return "none"
+	}
+	names := make([]string, 0, len(counts))
+	for n := range counts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s: %d", n, counts[n])
+	}
+	return strings.Join(parts, ", ") + " (see companin projections parked)"
 }
 
 func (s *Server) metricsHandler(w http.ResponseWriter, r *http.Request) {

@@ -47,7 +47,8 @@ type Config struct {
 	// apart from the organization's API budget. 0 means 3000 and 60.
 	WidgetTokenPerClient, WidgetTokenPerAddress int
 	// ReadYourWritesWait bounds how long a write waits for the read models
-	// to catch up before answering. 0 means 5 s.
+	// to catch up before answering anyway, with the header
+	// Companin-Read-Models: behind (COMPANIN_RYW_WAIT). 0 means 2 s.
 	ReadYourWritesWait time.Duration
 }
 
@@ -74,7 +75,7 @@ func (c Config) withDefaults() Config {
 		c.WidgetTokenPerAddress = 60
 	}
 	if c.ReadYourWritesWait <= 0 {
-		c.ReadYourWritesWait = 5 * time.Second
+		c.ReadYourWritesWait = 2 * time.Second
 	}
 	return c
 }
@@ -202,7 +203,7 @@ func (s *Server) register(method, fullPath string, scope Scope, maxBody int64, h
 
 // wrap puts the per-route middleware around h, innermost last.
 func (s *Server) wrap(method, path string, scope Scope, maxBody int64, h http.HandlerFunc) http.Handler {
-	var next http.Handler = h
+	var next http.Handler = withResponseHeader(h)
 	if method == http.MethodPost && scope != ScopePublic {
 		next = s.idempotent(next)
 	}
@@ -214,9 +215,27 @@ func (s *Server) wrap(method, path string, scope Scope, maxBody int64, h http.Ha
 	return s.metrics.instrument(method, path, next)
 }
 
+// HeaderReadModels says, on a write's answer, that the read models did not
+// reflect the write within the bound (COMPANIN_RYW_WAIT): the write stands,
+// the answer comes from the command's result, and a read right after it may
+// not show it yet.
+const HeaderReadModels = "Companin-Read-Models"
+
+// responseHeaderKey carries the response's header map in the request context,
+// so that waitForProjections can set HeaderReadModels.
+type responseHeaderKey struct{}
+
+// withResponseHeader gives waitForProjections the response header of the request.
+func withResponseHeader(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), responseHeaderKey{}, w.Header())))
+	})
+}
+
 // waitForProjections gives read-your-writes: it returns once the read models
-// reflect the log up to pos, or after the configured bound (then the write
-// still succeeded; the read models catch up soon after).
+// reflect the log up to pos, or after the configured bound; then the write
+// still succeeded, the answer says Companin-Read-Models: behind, and the
+// read models catch up soon after.
 func (s *Server) waitForProjections(r *http.Request, pos es.Position) {
 	if s.deps.Runtime == nil || pos == es.Start {
 		return
@@ -224,6 +243,9 @@ func (s *Server) waitForProjections(r *http.Request, pos es.Position) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadYourWritesWait)
 	defer cancel()
 	if err := s.deps.Runtime.WaitForProjections(ctx, pos); err != nil {
+		if h, ok := r.Context().Value(responseHeaderKey{}).(http.Header); ok {
+			h.Set(HeaderReadModels, "behind")
+		}
 		s.log.WarnContext(ctx, "read models behind after write", "position", pos, "err", err)
 	}
 }

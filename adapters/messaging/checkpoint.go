@@ -89,16 +89,18 @@ type applyFunc func(ctx context.Context, tx pgx.Tx, e es.Event) error
 
 // applyTx applies events in one transaction and moves the consumer's
 // checkpoint from prev to the last event's position in the same transaction:
-// the effect of each event commits exactly once. It returns errCheckpointMoved,
-// having rolled back, when the checkpoint is no longer at prev.
-func applyTx(ctx context.Context, pool *pgxpool.Pool, cfg txConfig, name string, sharedApplyLock bool,
-	apply applyFunc, prev es.Position, events []es.Event) error {
+// the effect of each event commits exactly once. With p, the last event is
+// parked (a dead letter, and t's mark) instead of applied. It returns
+// errCheckpointMoved, having rolled back, when the checkpoint is no longer at
+// prev, and an *eventFailure when an event fails.
+func applyTx(ctx context.Context, pool *pgxpool.Pool, cfg txConfig, t target, sharedApplyLock bool,
+	prev es.Position, events []es.Event, p *parking) error {
 	if len(events) == 0 {
 		return nil
 	}
-	tx, err := pool.BeginTx(ctx, cfg.begin(lockKey(name), sharedApplyLock))
+	tx, err := pool.BeginTx(ctx, cfg.begin(lockKey(t.name), sharedApplyLock))
 	if err != nil {
-		return fmt.Errorf("%s: begin: %w", name, err)
+		return fmt.Errorf("%s: begin: %w", t.name, err)
 	}
 	committed := false
 	defer func() {
@@ -108,19 +110,39 @@ func applyTx(ctx context.Context, pool *pgxpool.Pool, cfg txConfig, name string,
 			_ = tx.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
-	for _, e := range events {
-		if err := apply(ctx, tx, e); err != nil {
-			return fmt.Errorf("%s: event %s (%s at %s): %w", name, e.ID, e.Type, e.Position, err)
+	applied := events
+	if p != nil {
+		applied = events[:len(events)-1]
+	}
+	for i, e := range applied {
+		if err := safeApply(ctx, t.apply, tx, e); err != nil {
+			return fmt.Errorf("%s: %w", t.name, &eventFailure{index: i, event: e, err: err})
 		}
 	}
-	if err := moveCheckpoint(ctx, tx, name, prev, events[len(events)-1].Position); err != nil {
+	if p != nil {
+		if err := park(ctx, tx, t.name, t.mark, events[len(events)-1], p.reason); err != nil {
+			return err
+		}
+	}
+	if err := moveCheckpoint(ctx, tx, t.name, prev, events[len(events)-1].Position); err != nil {
 		return err
 	}
 	committed = true
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("%s: commit: %w", name, err)
+		return fmt.Errorf("%s: commit: %w", t.name, err)
 	}
 	return nil
+}
+
+// safeApply turns a panic of apply into an error of its event, so that it is
+// counted and, if it keeps happening, parked like any other failure.
+func safeApply(ctx context.Context, apply applyFunc, tx pgx.Tx, e es.Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return apply(ctx, tx, e)
 }
 
 // moveCheckpoint is the compare-and-set of a consumer's position, with a

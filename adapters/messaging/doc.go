@@ -2,23 +2,39 @@
 // read models, and workers, which act on events (replies, ingestion). Every
 // consumer runs under a watermill message.Router (recoverer, retry with
 // backoff, correlation id, metrics) fed by subscribers that read the event log
-// from the consumer's checkpoint, one event at a time, waiting for its ack.
-// Message metadata names events by their stable type (event_type, event_id,
-// stream, stream_version, position, correlation_id), never by Go types.
+// from the consumer's checkpoint and hand over what they read (up to a page of
+// the log) as one delivery, waiting for its ack. Message metadata names events
+// by their stable type (event_type, event_id, stream, stream_version,
+// position), never by Go types.
 //
 // Projections:
 //   - A projection's read-model writes and its checkpoint commit in one
 //     transaction, with a compare-and-set on the checkpoint: each event's
 //     effect commits exactly once, whatever crashes, retries or concurrent
-//     runners happen.
+//     runners happen. The live runner applies a batch (what it has read, up to
+//     a page) per transaction, as Rebuild and CatchUp do; when one event of a
+//     batch fails, the events before it commit and the failing one is parked
+//     or retried on its own.
 //   - A projection runs in one process at a time (a session advisory lock on a
 //     dedicated connection); when the holder dies or stops, another process
 //     takes over within the leadership interval, from the checkpoint.
-//   - A projection never skips an event: a failing event is retried (router
-//     retries, then redelivery with a growing delay up to 30s) until it
-//     succeeds. The projection stops there and its error is kept in
-//     consumer_checkpoints.last_error, because a read model built from a log
-//     with holes is wrong in ways nobody notices. Fix the code and it resumes.
+//   - A projection never stops on one event, and never skips one silently.
+//     Failures are classified: transient ones (connection lost, 40001
+//     serialization failure, 40P01 deadlock, 57P01 admin shutdown, timeouts)
+//     are retried (router retries, then redelivery with a growing delay up to
+//     30s) for as long as they last, the error kept in
+//     consumer_checkpoints.last_error. Deterministic ones (PostgreSQL data
+//     exceptions, class 22, such as a NUL character or invalid UTF-8;
+//     integrity violations, class 23; a stored event that does not decode; a
+//     projection's own ErrCannotApply) park the event at once: a dead letter
+//     (consumer, position, event id, stream, type, organization, reason) is
+//     written in the same transaction that moves the checkpoint past it, the
+//     projection marks what the event concerns (Marker: the knowledge source
+//     failed with the reason, the user context or conversation degraded), and
+//     the next event follows. Unclassified errors (a bug, a panic) are
+//     retried and parked after WithParkAfter attempts (default 10). One
+//     tenant's bad event never holds back another's. Rebuild and CatchUp park
+//     the same events the same way.
 //   - Transactions are short: idle_in_transaction_session_timeout is set per
 //     transaction, and the log is read outside them.
 //
@@ -31,8 +47,23 @@
 // order; a job that fails WithMaxAttempts times is parked (status 'failed',
 // last_error) and the stream's later jobs go on without it.
 //
+// Leases are short (WithLease, 6 s) and renewed every third of a lease while
+// the handler runs, so the jobs of a process that dies are taken over within
+// about one lease, and long handlers (LLM calls, big documents) keep theirs;
+// WithJobTimeout (5 min) bounds a handler. A worker's OnParked hook records
+// the failure of a parked job where it belongs (the ingestion worker fails
+// the source), so nothing waits for ever on a job that was given up.
+//
 // Operations:
-//   - Stuck projection: SELECT name, position, last_error, failed_at FROM consumer_checkpoints WHERE last_error IS NOT NULL.
+//   - Parked events: companin projections parked (one JSON object a line),
+//     the companin_consumer_parked_events gauge and _parked_total counter,
+//     and /readyz's parked_events. After fixing the cause (a new version, a
+//     repaired row): companin projections retry ID, or --all. A retry clears
+//     the mark, applies the event and then, again, the later events of its
+//     stream that the projection already passed (projections apply replays
+//     idempotently), in one transaction holding the projection's apply lock;
+//     an event that still fails stays parked with its new reason.
+//   - Retrying projection: SELECT name, position, last_error, failed_at FROM consumer_checkpoints WHERE last_error IS NOT NULL.
 //   - Parked jobs: SELECT * FROM consumer_jobs WHERE status = 'failed'. To try
 //     one again (after the stream's later jobs have run): UPDATE consumer_jobs
 //     SET status = 'pending', attempts = 0, finished_at = NULL,

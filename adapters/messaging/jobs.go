@@ -1,6 +1,7 @@
 package messaging
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,6 +33,8 @@ type worker struct {
 	filter es.Filter
 	handle WorkerFunc
 	disp   *logConsumer
+	// onParked, when set, is told about each job parked as failed (OnParked).
+	onParked func(ctx context.Context, e es.Event, reason string) error
 
 	purgeMu sync.Mutex
 	purged  time.Time
@@ -63,12 +66,15 @@ type job struct {
 	version  uint64
 	attempts int
 	deadline time.Time
+	// claimed is when the claim was sent: its lease runs from no earlier.
+	claimed time.Time
 }
 
 // claim takes the next claimable job of the worker, if any, with a lease.
 func (w *worker) claim(ctx context.Context) (*job, error) {
 	var j job
 	var version int64
+	j.claimed = time.Now()
 	err := w.r.pool.QueryRow(ctx, `
 		UPDATE consumer_jobs j
 		SET attempts = j.attempts + 1, claimed_by = $2, claimed_until = now() + $3 * interval '1 millisecond'
@@ -92,9 +98,8 @@ func (w *worker) claim(ctx context.Context) (*job, error) {
 		return nil, fmt.Errorf("worker %s: claim: %w", w.name, err)
 	}
 	j.version = uint64(version)
-	// A little less than the lease, measured from before the claim returned:
-	// the handler's context ends before anyone else may take the job.
-	j.deadline = time.Now().Add(w.r.cfg.lease * 9 / 10)
+	// The handler's bound; the lease itself is renewed while it runs (heartbeat).
+	j.deadline = time.Now().Add(w.r.cfg.jobTimeout)
 	return &j, nil
 }
 
@@ -214,9 +219,11 @@ func (s *jobSubscriber) loop(ctx context.Context, out chan<- *message.Message) {
 		}
 		if j.attempts > r.cfg.maxAttempts {
 			// Its leases kept expiring: a handler that hangs or kills the process.
-			if parked, err := w.fail(ctx, j, "lease expired "+strconv.Itoa(j.attempts-1)+" times"); err == nil && parked {
+			reason := "lease expired " + strconv.Itoa(j.attempts-1) + " times"
+			if parked, err := w.fail(ctx, j, reason); err == nil && parked {
 				r.metrics.parkedJob(w.name)
 				log.Error("messaging: job parked", "job_id", j.id, "event_id", j.eventID, "attempts", j.attempts-1)
+				w.parked(ctx, j, nil, reason)
 			}
 			continue
 		}
@@ -270,6 +277,7 @@ func (s *jobSubscriber) deliver(ctx context.Context, j *job, out chan<- *message
 	Warn(string, ...any)
 }) {
 	w, r := s.w, s.w.r
+	var event *es.Event
 	failed := func(cause string) {
 		r.metrics.failed(w.name)
 		parked, err := w.fail(context.WithoutCancel(ctx), j, cause)
@@ -279,6 +287,7 @@ func (s *jobSubscriber) deliver(ctx context.Context, j *job, out chan<- *message
 		if parked {
 			r.metrics.parkedJob(w.name)
 			log.Error("messaging: job parked", "job_id", j.id, "event_id", j.eventID, "attempts", j.attempts, "error", cause)
+			w.parked(context.WithoutCancel(ctx), j, event, cause)
 		}
 	}
 	events, err := r.store.ReadStream(ctx, j.stream, j.version, 1)
@@ -290,6 +299,7 @@ func (s *jobSubscriber) deliver(ctx context.Context, j *job, out chan<- *message
 		return
 	}
 	e := events[0]
+	event = &e
 	msg, err := eventMessage(w.name, e)
 	if err != nil {
 		failed(err.Error())
@@ -298,6 +308,9 @@ func (s *jobSubscriber) deliver(ctx context.Context, j *job, out chan<- *message
 	msg.Metadata.Set(metaJobID, strconv.FormatInt(j.id, 10))
 	msg.Metadata.Set(metaAttempt, strconv.Itoa(j.attempts))
 	hctx, cancel := context.WithDeadline(ctx, j.deadline)
+	defer cancel()
+	beating := w.heartbeat(hctx, j, cancel)
+	defer beating.Wait()
 	defer cancel()
 	msg.SetContext(hctx)
 	select {
@@ -333,6 +346,85 @@ func (s *jobSubscriber) deliver(ctx context.Context, j *job, out chan<- *message
 		case <-ctx.Done():
 		}
 	}
+}
+
+// heartbeat renews j's lease every third of it until ctx ends. When the
+// job is no longer this process's (taken over after a lease ran out, parked)
+// or the lease could not be renewed for 90% of it, it calls lost: the
+// handler's context ends before anyone else may take the job. Measured from
+// before each renewal was sent, like the claim.
+func (w *worker) heartbeat(ctx context.Context, j *job, lost context.CancelFunc) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	lease := w.r.cfg.lease
+	renewed := j.claimed
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(max(lease/3, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			sent := time.Now()
+			rctx, cancel := context.WithTimeout(ctx, max(lease/3, 100*time.Millisecond))
+			tag, err := w.r.pool.Exec(rctx, `
+				UPDATE consumer_jobs SET claimed_until = now() + $3 * interval '1 millisecond'
+				WHERE id = $1 AND attempts = $2 AND status = 'pending' AND claimed_by = $4`,
+				j.id, j.attempts, lease.Milliseconds(), w.r.cfg.processIdentity)
+			cancel()
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err == nil && tag.RowsAffected() == 1:
+				renewed = sent
+			case err == nil:
+				w.r.log.Warn("messaging: job taken over while handling", "worker", w.name, "job_id", j.id, "event_id", j.eventID)
+				lost()
+				return
+			case time.Since(renewed) > lease*9/10:
+				w.r.log.Warn("messaging: job lease not renewed in time", "worker", w.name, "job_id", j.id, "error", err)
+				lost()
+				return
+			}
+		}
+	}()
+	return &wg
+}
+
+// parked tells the worker's OnParked hook that job j was given up, with its
+// event (read here when nil). A few attempts, then the failure is logged:
+// the job stays parked either way.
+func (w *worker) parked(ctx context.Context, j *job, e *es.Event, reason string) {
+	if w.onParked == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var err error
+	for attempt, delay := 0, 100*time.Millisecond; attempt < 5; attempt, delay = attempt+1, delay*4 {
+		if attempt > 0 && !sleep(ctx, delay) {
+			break
+		}
+		if e == nil {
+			events, rerr := w.r.store.ReadStream(ctx, j.stream, j.version, 1)
+			if rerr != nil || len(events) == 0 || events[0].ID != j.eventID {
+				err = fmt.Errorf("read event %s (%s@%d): %v", j.eventID, j.stream, j.version, rerr)
+				continue
+			}
+			e = &events[0]
+		}
+		hctx := es.WithMetadata(ctx, es.Metadata{
+			OrganizationID: e.Metadata.OrganizationID, Actor: "system:" + w.name,
+			CorrelationID: cmp.Or(e.Metadata.CorrelationID, e.ID.String()), CausationID: e.ID.String(),
+		})
+		if err = w.onParked(hctx, *e, reason); err == nil {
+			return
+		}
+	}
+	w.r.log.Error("messaging: the parked job's hook failed", "worker", w.name, "job_id", j.id, "event_id", j.eventID, "error", err)
 }
 
 // handler runs the worker's function for a job message, outside any transaction.

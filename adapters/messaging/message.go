@@ -20,15 +20,9 @@ const (
 	MetaStreamVersion = "stream_version"
 	MetaPosition      = "position"
 	MetaConsumer      = "consumer"
-	// metaCheckpoint is where the consumer stood before this event: the
-	// compare-and-set value of the handler's checkpoint update.
-	metaCheckpoint = "checkpoint"
-	metaJobID      = "job_id"
-	metaAttempt    = "attempt"
-	metaError      = "error"
-	// metaMoved marks an event that was not applied because the checkpoint
-	// had moved on: the subscriber re-reads the checkpoint.
-	metaMoved = "checkpoint_moved"
+	metaJobID         = "job_id"
+	metaAttempt       = "attempt"
+	metaError         = "error"
 )
 
 // envelope is the message payload: the event as stored, with stable JSON names.

@@ -17,6 +17,7 @@ type metrics struct {
 	lagEvents  *prometheus.GaugeVec
 	lagSeconds *prometheus.GaugeVec
 	parked     *prometheus.CounterVec
+	parkedEv   *prometheus.CounterVec
 	leader     *prometheus.GaugeVec
 }
 
@@ -45,6 +46,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "companin", Subsystem: "consumer", Name: "jobs_parked_total",
 			Help: "Worker jobs parked as failed after too many attempts.",
 		}, []string{"consumer"}),
+		parkedEv: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "companin", Subsystem: "consumer", Name: "parked_total",
+			Help: "Events a projection or dispatcher could not apply and parked (companin projections parked).",
+		}, []string{"consumer"}),
 		leader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "companin", Subsystem: "consumer", Name: "leader",
 			Help: "1 while this process leads the consumer.",
@@ -55,6 +60,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.lagEvents = register(reg, m.lagEvents)
 	m.lagSeconds = register(reg, m.lagSeconds)
 	m.parked = register(reg, m.parked)
+	m.parkedEv = register(reg, m.parkedEv)
 	m.leader = register(reg, m.leader)
 	return m
 }
@@ -106,6 +112,13 @@ func (m *metrics) parkedJob(consumer string) {
 	m.parked.WithLabelValues(consumer).Inc()
 }
 
+func (m *metrics) parkedEvent(consumer string) {
+	if m == nil {
+		return
+	}
+	m.parkedEv.WithLabelValues(consumer).Inc()
+}
+
 func (m *metrics) leading(consumer string, yes bool) {
 	if m == nil {
 		return
@@ -120,20 +133,30 @@ func (m *metrics) leading(consumer string, yes bool) {
 // jobsCollector reports, at scrape time, how many jobs wait and how many are
 // parked, per worker: the backlog the lag gauges of a log reader cannot show.
 type jobsCollector struct {
-	pool *pgxpool.Pool
-	desc *prometheus.Desc
+	pool   *pgxpool.Pool
+	desc   *prometheus.Desc
+	parked *prometheus.Desc
 }
 
 func newJobsCollector(pool *pgxpool.Pool) *jobsCollector {
 	return &jobsCollector{pool: pool, desc: prometheus.NewDesc("companin_consumer_jobs",
-		"Worker jobs by status: pending (waiting or running) and failed (parked).", []string{"consumer", "status"}, nil)}
+		"Worker jobs by status: pending (waiting or running) and failed (parked).", []string{"consumer", "status"}, nil),
+		parked: prometheus.NewDesc("companin_consumer_parked_events",
+			"Events a consumer parked that no retry has resolved yet (companin projections parked).", []string{"consumer"}, nil)}
 }
 
-func (c *jobsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *jobsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc; ch <- c.parked }
 
 func (c *jobsCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	if counts, err := ParkedCounts(ctx, c.pool); err != nil {
+		ch <- prometheus.NewInvalidMetric(c.parked, err)
+	} else {
+		for name, n := range counts {
+			ch <- prometheus.MustNewConstMetric(c.parked, prometheus.GaugeValue, float64(n), name)
+		}
+	}
 	rows, err := c.pool.Query(ctx, `
 		SELECT worker, 'pending', count(*) FROM consumer_jobs WHERE status = 'pending' GROUP BY worker
 		UNION ALL

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -42,10 +43,18 @@ func TestProjectionFailingMidwayIsAppliedExactlyOnce(t *testing.T) {
 	forEachStore(t, func(t *testing.T, pool *pgxpool.Pool, store es.Store) {
 		c := newCounter(t, pool, "flaky")
 		var failures atomic.Int64
+		var mu sync.Mutex
+		failed := map[uint64]int{}
 		c.fail = func(e es.Event) error {
 			// Events 4 and 7 of counter-1 fail 5 times each: more than the 2
 			// in-process retries, so they are nacked and redelivered too.
-			if e.Stream == "counter-1" && (e.Version == 4 || e.Version == 7) && failures.Add(1)%6 != 0 {
+			if e.Stream != "counter-1" || (e.Version != 4 && e.Version != 7) {
+				return nil
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if failed[e.Version]++; failed[e.Version] <= 5 {
+				failures.Add(1)
 				return errors.New("injected failure after the write")
 			}
 			return nil
@@ -88,6 +97,10 @@ func TestProjectionConnectionKilledBeforeCommit(t *testing.T) {
 		}
 		if kills.Load() < 4 {
 			t.Fatalf("only %d connections killed", kills.Load())
+		}
+		// A killed session is a transient failure: retried, never parked.
+		if ds := parked(t, pool, ""); len(ds) != 0 {
+			t.Fatalf("parked: %+v", ds)
 		}
 	})
 }
@@ -134,9 +147,13 @@ func TestStopBetweenApplyAndCommitThenRestartResumes(t *testing.T) {
 		run1 := start(t, rt1)
 		<-inside
 		run1.stop(t)
+		// The events before counter-0 v4 are committed or not, depending on
+		// how the runner batched them; what is committed is exactly what the
+		// checkpoint says.
 		cp := checkpoint(t, pool, "resumed")
-		if got := first.total(t, pool); got != 6 { // counter-0 v1-3 and counter-1 v1-3
-			t.Fatalf("after stop the read model holds %d events, want 6 (checkpoint %s)", got, cp)
+		committed := first.total(t, pool)
+		if committed > 6 {
+			t.Fatalf("after stop the read model holds %d events, more than the 6 before the stopped one (checkpoint %s)", committed, cp)
 		}
 
 		// Restart with more events in the log: only what is after the checkpoint runs.
@@ -151,15 +168,16 @@ func TestStopBetweenApplyAndCommitThenRestartResumes(t *testing.T) {
 		if got, want := second.dump(t, pool), expectedDump(2, 10); got != want {
 			t.Fatalf("read model:\n%s\nwant:\n%s", got, want)
 		}
-		if got := second.applied.Load(); got != 20-6 {
-			t.Fatalf("restarted runtime applied %d events, want %d (those after the checkpoint)", got, 20-6)
+		if got := second.applied.Load(); got != int64(20-committed) {
+			t.Fatalf("restarted runtime applied %d events, want %d (those after the checkpoint)", got, 20-committed)
 		}
 	})
 }
 
-// A projection that cannot handle an event stops there: it never skips it
-// (later events wait), WaitForProjections times out, the error is recorded;
-// once the cause is fixed, it continues, exactly once.
+// With WithParkAfter(0), a projection that cannot handle an event (an
+// unclassified error) stops there: it never skips it (later events wait),
+// WaitForProjections times out, the error is recorded; once the cause is
+// fixed, it continues, exactly once.
 func TestPoisonEventStopsProjectionWithoutSkipping(t *testing.T) {
 	forEachStore(t, func(t *testing.T, pool *pgxpool.Pool, store es.Store) {
 		c := newCounter(t, pool, "stuck")
@@ -174,7 +192,7 @@ func TestPoisonEventStopsProjectionWithoutSkipping(t *testing.T) {
 			return nil
 		}
 		reg := prometheus.NewRegistry()
-		rt := messaging.NewRuntime(store, pool, fast(messaging.WithRegisterer(reg))...)
+		rt := messaging.NewRuntime(store, pool, fast(messaging.WithRegisterer(reg), messaging.WithParkAfter(0))...)
 		rt.AddProjection(c)
 		start(t, rt)
 		pos := appendN(t, store, 2, 3)

@@ -86,9 +86,28 @@ func replayTo(ctx context.Context, store es.Store, pool *pgxpool.Pool, p Project
 }
 
 // replay applies the log after pos to p, batch by batch, until the end of
-// what the store shows, and returns the projection's checkpoint.
+// what the store shows, and returns the projection's checkpoint. Events that
+// fail deterministically are parked, as the live runner parks them; an
+// unclassified failure is tried replayAttempts times, then parked too.
 func replay(ctx context.Context, store es.Store, pool *pgxpool.Pool, p Projection, pos es.Position, shared bool) (es.Position, error) {
 	filter := es.Filter{}
+	t := targetOf(p)
+	var (
+		failing  es.Event
+		failures int
+	)
+	force := func(e es.Event, err error) (string, bool) {
+		if classify(err) != unknown {
+			return "", false
+		}
+		if failing.ID != e.ID {
+			failing, failures = e, 0
+		}
+		if failures++; failures < replayAttempts {
+			return "", false
+		}
+		return reasonText(fmt.Errorf("failed %d times: %w", failures, err)), true
+	}
 	for {
 		events, err := store.ReadAll(ctx, pos, rebuildBatch, filter)
 		if err != nil {
@@ -97,33 +116,36 @@ func replay(ctx context.Context, store es.Store, pool *pgxpool.Pool, p Projectio
 		if len(events) == 0 {
 			return pos, nil
 		}
-		err = applyTx(ctx, pool, defaultTx, p.Name(), shared, relevant(p), pos, events)
+		next, _, err := applyOrPark(ctx, pool, defaultTx, t, shared, pos, events, force)
+		pos = next
 		if errors.Is(err, errCheckpointMoved) {
 			if pos, err = readCheckpoint(ctx, pool, p.Name()); err != nil {
 				return pos, err
 			}
 			continue
 		}
+		var f *eventFailure
+		if errors.As(err, &f) && classify(f.err) == unknown && failures < replayAttempts {
+			continue // tried again from pos, up to replayAttempts times
+		}
 		if err != nil {
 			return pos, err
 		}
-		pos = events[len(events)-1].Position
 	}
 }
 
-// relevant wraps p.Handle so that it sees only the event types p declares.
-func relevant(p Projection) applyFunc {
-	t, ok := p.(EventTyper)
-	if !ok {
-		return p.Handle
+// replayAttempts is how often a rebuild or catch-up tries an event that
+// fails with an unclassified error before it parks it.
+const replayAttempts = 3
+
+// targetOf is how the runners apply p: only the event types it declares, and
+// its Marker if it has one.
+func targetOf(p Projection) target {
+	t := target{name: p.Name(), apply: relevant(p)}
+	if m, ok := p.(Marker); ok {
+		t.mark = m
 	}
-	f := es.Filter{Types: t.EventTypes()}
-	return func(ctx context.Context, tx pgx.Tx, e es.Event) error {
-		if !f.Matches(e) {
-			return nil
-		}
-		return p.Handle(ctx, tx, e)
-	}
+	return t
 }
 
 // Rebuild empties the read model of the projection called name (of all of ps
@@ -175,6 +197,15 @@ func rebuildOne(ctx context.Context, store es.Store, pool *pgxpool.Pool, p Proje
 		ON CONFLICT (name) DO UPDATE SET position = '', updated_at = now(), last_error = NULL, failed_at = NULL`, p.Name()); err != nil {
 		return fmt.Errorf("rebuild %s: reset checkpoint: %w", p.Name(), err)
 	}
+	// The replay parks again whatever still cannot be applied.
+	for _, q := range []string{
+		`DELETE FROM consumer_dead_letters WHERE consumer = $1 AND resolved_at IS NULL`,
+		`DELETE FROM degraded_entities WHERE consumer = $1`,
+	} {
+		if _, err := tx.Exec(ctx, q, p.Name()); err != nil {
+			return fmt.Errorf("rebuild %s: reset dead letters: %w", p.Name(), err)
+		}
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("rebuild %s: commit reset: %w", p.Name(), err)
 	}
@@ -183,4 +214,19 @@ func rebuildOne(ctx context.Context, store es.Store, pool *pgxpool.Pool, p Proje
 		return err
 	}
 	return replayTo(ctx, store, pool, p, es.Start, head, false)
+}
+
+// relevant wraps p.Handle so that it sees only the event types p declares.
+func relevant(p Projection) applyFunc {
+	t, ok := p.(EventTyper)
+	if !ok {
+		return p.Handle
+	}
+	f := es.Filter{Types: t.EventTypes()}
+	return func(ctx context.Context, tx pgx.Tx, e es.Event) error {
+		if !f.Matches(e) {
+			return nil
+		}
+		return p.Handle(ctx, tx, e)
+	}
 }

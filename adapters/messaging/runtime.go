@@ -49,6 +49,7 @@ type config struct {
 	registerer      prometheus.Registerer
 	leaderInterval  time.Duration
 	lease           time.Duration
+	jobTimeout      time.Duration
 	maxAttempts     int
 	jobBackoff      time.Duration
 	jobBackoffMax   time.Duration
@@ -59,6 +60,8 @@ type config struct {
 	retryInterval   time.Duration
 	redeliveryMax   time.Duration
 	retention       time.Duration
+	parkAfter       int
+	leaseSet        bool
 	processIdentity string
 }
 
@@ -77,10 +80,21 @@ func WithLeadershipInterval(d time.Duration) Option {
 	return func(c *config) { c.leaderInterval = d }
 }
 
-// WithLease sets how long a worker may hold a job before another process may
-// take it over (default 2 minutes). Make it longer than the slowest handler
-// (LLM calls): the handler's context ends at 90% of the lease.
-func WithLease(d time.Duration) Option { return func(c *config) { c.lease = d } }
+// WithLease sets how long a job stays with the process that claimed it
+// without news from it (default 6 s): the process renews the lease every
+// third of it while the handler runs (a heartbeat), so a job is taken over by
+// another process within about one lease after its holder dies, however long
+// handlers take. A handler whose lease cannot be renewed (the job was taken
+// over, or the database did not answer for most of a lease) has its context
+// cancelled before anyone else may take the job. Given without
+// WithJobTimeout, it also bounds each handler to 90% of it (a hung handler
+// then loses its job like a dead process).
+func WithLease(d time.Duration) Option { return func(c *config) { c.lease, c.leaseSet = d, true } }
+
+// WithJobTimeout bounds how long a handler may run (its context's deadline;
+// default 5 minutes). Past it the process stops renewing the lease, so a hung
+// handler's job goes to another process one lease later.
+func WithJobTimeout(d time.Duration) Option { return func(c *config) { c.jobTimeout = d } }
 
 // WithMaxAttempts sets after how many failed attempts (errors or expired
 // leases) a job is parked as failed.
@@ -106,6 +120,13 @@ func WithIdleInTransactionTimeout(d time.Duration) Option {
 func WithRetry(retries int, initial, redeliveryMax time.Duration) Option {
 	return func(c *config) { c.retries, c.retryInterval, c.redeliveryMax = retries, initial, redeliveryMax }
 }
+
+// WithParkAfter sets after how many failed attempts in a row an event that
+// fails with an unclassified error (neither a data error, which is parked at
+// once, nor a connection or serialization error, which is retried for ever)
+// is parked (default 10, like EventStoreDB's MaxRetryCount). Zero or less:
+// never; such an event is retried until it succeeds.
+func WithParkAfter(n int) Option { return func(c *config) { c.parkAfter = n } }
 
 // WithJobRetention sets how long done jobs are kept (for audits and
 // debugging) before they are deleted; zero keeps them for ever. Parked
@@ -136,7 +157,7 @@ func NewRuntime(store es.Store, pool *pgxpool.Pool, opts ...Option) *Runtime {
 	cfg := config{
 		logger:         slog.Default(),
 		leaderInterval: time.Second,
-		lease:          2 * time.Minute,
+		lease:          6 * time.Second,
 		maxAttempts:    5,
 		jobBackoff:     time.Second,
 		jobBackoffMax:  5 * time.Minute,
@@ -147,9 +168,16 @@ func NewRuntime(store es.Store, pool *pgxpool.Pool, opts ...Option) *Runtime {
 		retryInterval:  100 * time.Millisecond,
 		redeliveryMax:  30 * time.Second,
 		retention:      7 * 24 * time.Hour,
+		parkAfter:      10,
 	}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.jobTimeout <= 0 {
+		cfg.jobTimeout = 5 * time.Minute
+		if cfg.leaseSet {
+			cfg.jobTimeout = cfg.lease * 9 / 10
+		}
 	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
@@ -188,6 +216,9 @@ func (r *Runtime) AddProjection(p Projection) {
 	defer r.mu.Unlock()
 	r.claimName(p.Name())
 	c := &logConsumer{name: p.Name(), kind: "projection", apply: p.Handle}
+	if m, ok := p.(Marker); ok {
+		c.mark = m
+	}
 	if t, ok := p.(EventTyper); ok {
 		c.filter = es.Filter{Types: t.EventTypes()}
 	}
@@ -197,11 +228,29 @@ func (r *Runtime) AddProjection(p Projection) {
 // AddWorker registers a worker: handle is called for each event matching
 // filter, at least once, by whichever process claims it. The name is the
 // worker's identity (checkpoint and jobs): never rename one.
-func (r *Runtime) AddWorker(name string, filter es.Filter, handle func(ctx context.Context, e es.Event) error) {
+func (r *Runtime) AddWorker(name string, filter es.Filter, handle func(ctx context.Context, e es.Event) error, opts ...WorkerOption) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.claimName(name)
-	r.workers = append(r.workers, newWorker(r, name, filter, handle))
+	w := newWorker(r, name, filter, handle)
+	for _, o := range opts {
+		o(w)
+	}
+	r.workers = append(r.workers, w)
+}
+
+// WorkerOption configures one worker.
+type WorkerOption func(*worker)
+
+// OnParked sets what a worker does when it gives up on a job (parked as
+// failed after WithMaxAttempts attempts, or leases that kept running out):
+// typically record the failure as an event, so that what the job was for
+// ends in a terminal state (a knowledge source `failed` with the reason)
+// instead of waiting for ever. It runs outside any transaction, with the
+// job's event and why it was parked, and is tried a few times; it should be
+// idempotent.
+func OnParked(f func(ctx context.Context, e es.Event, reason string) error) WorkerOption {
+	return func(w *worker) { w.onParked = f }
 }
 
 // Run runs the consumers until ctx ends: the projections and worker

@@ -3,11 +3,13 @@ package messaging
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/companin/companin/domain/es"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -18,8 +20,13 @@ type logConsumer struct {
 	kind   string // "projection" or "dispatcher", for logs
 	filter es.Filter
 	apply  applyFunc
+	mark   Marker // optional
 	// grant carries a context that lives while this process leads the consumer.
 	grant chan context.Context
+
+	failMu   sync.Mutex
+	failing  uuid.UUID // the event whose unclassified failures are counted
+	failures int
 }
 
 // logSubscriber is a watermill Subscriber over the event log for one
@@ -137,8 +144,8 @@ func (s *logSubscriber) follow(ctx, lead context.Context, out chan<- *message.Me
 				// Only events this consumer ignores lie between its checkpoint
 				// and what it has read: move past them, so that
 				// WaitForProjections sees it has caught up.
-				err := applyTx(ctx, r.pool, r.txConfig(), c.name, true, func(context.Context, pgx.Tx, es.Event) error { return nil },
-					pos, []es.Event{{Position: scanned}})
+				skip := target{name: c.name, apply: func(context.Context, pgx.Tx, es.Event) error { return nil }}
+				err := applyTx(ctx, r.pool, r.txConfig(), skip, true, pos, []es.Event{{Position: scanned}}, nil)
 				if err != nil {
 					if ctx.Err() == nil {
 						log.Warn("messaging: move checkpoint past ignored events", "error", err)
@@ -162,22 +169,27 @@ func (s *logSubscriber) follow(ctx, lead context.Context, out chan<- *message.Me
 			continue
 		}
 
-		e := buf[0]
-		msg, err := eventMessage(c.name, e)
-		if err != nil {
-			log.Error("messaging: encode event", "error", err)
-			return
-		}
-		msg.Metadata.Set(metaCheckpoint, string(pos))
-		msg.SetContext(ctx)
+		// Everything read and not yet applied goes in one transaction (up to
+		// a page of the log): the checkpoint compare-and-set is the same,
+		// so exactly-once holds, and a deterministic failure inside the
+		// batch parks only its own event.
+		batch := buf
+		d := &delivery{prev: pos, events: batch, head: head}
+		msg := message.NewMessage(batch[0].ID.String(), nil)
+		msg.Metadata.Set(MetaEventID, batch[0].ID.String())
+		msg.Metadata.Set(MetaEventType, batch[0].Type)
+		msg.Metadata.Set(MetaPosition, string(batch[0].Position))
+		msg.Metadata.Set(MetaConsumer, c.name)
+		msg.SetContext(context.WithValue(ctx, deliveryKey{}, d))
 		select {
 		case out <- msg:
 		case <-ctx.Done():
 			return
 		}
+		e := batch[0]
 		select {
 		case <-msg.Acked():
-			if msg.Metadata.Get(metaMoved) != "" {
+			if d.moved {
 				// Another runner (a rebuild, or a leader that has not yet
 				// noticed it lost the lock) moved the checkpoint: follow it.
 				if !restart() {
@@ -185,11 +197,10 @@ func (s *logSubscriber) follow(ctx, lead context.Context, out chan<- *message.Me
 				}
 				continue
 			}
-			pos = e.Position
-			buf = buf[1:]
+			pos = batch[len(batch)-1].Position
+			buf = buf[len(batch):]
 			delay = 0
 			r.notify.checkpointMoved(c.name, pos)
-			r.metrics.done(c.name, e, head)
 		case <-msg.Nacked():
 			r.metrics.failed(c.name)
 			delay = nextDelay(delay, r.cfg.redeliveryMax)
@@ -208,25 +219,76 @@ func (s *logSubscriber) follow(ctx, lead context.Context, out chan<- *message.Me
 	}
 }
 
-// logHandler applies one event and moves the checkpoint, in one transaction.
+// delivery is what the subscriber hands the handler for a batch (in the
+// message's context, in process): where the checkpoint stood, the events, and
+// whether another runner had moved the checkpoint.
+type delivery struct {
+	prev   es.Position
+	events []es.Event
+	moved  bool
+	head   int64 // the log's last global position as the reader saw it, for the lag gauge
+}
+
+type deliveryKey struct{}
+
+// logHandler applies a batch of events and moves the checkpoint, in one
+// transaction. An event that fails deterministically is parked (a dead letter
+// in the same transaction as the checkpoint) and the consumer moves on; a
+// transient failure is returned, to be retried; an unclassified one is
+// retried and parked after WithParkAfter attempts. Progress made before a
+// failure (events applied and parked) is kept: a retry goes on from there.
 func (r *Runtime) logHandler(c *logConsumer) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
-		e, err := eventOf(msg)
-		if err != nil {
-			return err
+		d, ok := msg.Context().Value(deliveryKey{}).(*delivery)
+		if !ok {
+			return fmt.Errorf("messaging: %s: message %s carries no events", c.name, msg.UUID)
 		}
-		prev := es.Position(msg.Metadata.Get(metaCheckpoint))
 		ctx := msg.Context()
-		err = applyTx(ctx, r.pool, r.txConfig(), c.name, true, c.apply, prev, []es.Event{e})
+		t := target{name: c.name, apply: c.apply, mark: c.mark}
+		next, parked, err := applyOrPark(ctx, r.pool, r.txConfig(), t, true, d.prev, d.events, c.countFailure(r.cfg.parkAfter))
+		for _, p := range parked {
+			r.metrics.parkedEvent(c.name)
+			r.log.Error("messaging: event parked", "consumer", c.name, "event_id", p.EventID, "event_type", p.EventType,
+				"stream", p.Stream, "position", p.Position, "reason", p.Reason)
+		}
+		if next != d.prev {
+			for len(d.events) > 0 && !d.events[0].Position.After(next) {
+				r.metrics.done(c.name, d.events[0], d.head)
+				d.events = d.events[1:]
+			}
+			d.prev = next
+		}
 		if errors.Is(err, errCheckpointMoved) {
 			// Not a failure of the event: nothing to retry, the subscriber re-reads.
-			msg.Metadata.Set(metaMoved, "true")
+			d.moved = true
 			return nil
 		}
 		if err != nil && ctx.Err() == nil {
 			recordFailure(ctx, r.pool, c.name, err)
 		}
 		return err
+	}
+}
+
+// countFailure returns the decision applyOrPark asks for an event that failed
+// with an unclassified error: park it once it has failed parkAfter times in a
+// row (every attempt, in-process retries and redeliveries alike).
+func (c *logConsumer) countFailure(parkAfter int) func(es.Event, error) (string, bool) {
+	return func(e es.Event, err error) (string, bool) {
+		if parkAfter <= 0 || classify(err) != unknown {
+			return "", false
+		}
+		c.failMu.Lock()
+		defer c.failMu.Unlock()
+		if c.failing != e.ID {
+			c.failing, c.failures = e.ID, 0
+		}
+		c.failures++
+		if c.failures < parkAfter {
+			return "", false
+		}
+		c.failures = 0
+		return reasonText(fmt.Errorf("failed %d times: %w", parkAfter, err)), true
 	}
 }
 

@@ -37,6 +37,10 @@ type Config struct {
 	// ReplyWait is how long POST .../messages waits for the answer
 	// (COMPANIN_REPLY_WAIT, a Go duration or seconds, default 30s).
 	ReplyWait time.Duration
+	// ReadYourWritesWait bounds how long a write waits for the read models
+	// before it answers anyway, with Companin-Read-Models: behind
+	// (COMPANIN_RYW_WAIT, a Go duration or seconds, default 2s).
+	ReadYourWritesWait time.Duration
 	// LLM is the OpenAI-compatible server that writes answers; without a
 	// base URL answers come from the knowledge base alone.
 	LLM LLMConfig
@@ -109,6 +113,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.ReplyWait, err = parseDuration(get("COMPANIN_REPLY_WAIT", "30s")); err != nil {
 		errs = append(errs, fmt.Errorf("COMPANIN_REPLY_WAIT: %w", err))
+	}
+	if c.ReadYourWritesWait, err = parseDuration(get("COMPANIN_RYW_WAIT", "2s")); err != nil || c.ReadYourWritesWait == 0 {
+		errs = append(errs, fmt.Errorf("COMPANIN_RYW_WAIT: want a positive duration such as 2s, got %q", getenv("COMPANIN_RYW_WAIT")))
 	}
 	if c.LLM.Timeout, err = parseDuration(get("COMPANIN_LLM_TIMEOUT", "30s")); err != nil || c.LLM.Timeout == 0 {
 		errs = append(errs, fmt.Errorf("COMPANIN_LLM_TIMEOUT: want a positive duration such as 30s, got %q", getenv("COMPANIN_LLM_TIMEOUT")))

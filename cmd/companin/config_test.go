@@ -16,7 +16,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Addr != ":8080" || c.DataDir != ".companin" || c.EventStore != "postgres" ||
-		c.RateLimitPerHour != 1000 || c.WidgetTokenPerClient != 3000 || c.WidgetTokenPerAddress != 60 || c.ReplyWait != 30*time.Second || c.LLM.Timeout != 30*time.Second || c.FetchAllowPrivate || c.DatabaseURL != "" {
+		c.RateLimitPerHour != 1000 || c.WidgetTokenPerClient != 3000 || c.WidgetTokenPerAddress != 60 || c.ReplyWait != 30*time.Second || c.ReadYourWritesWait != 2*time.Second || c.LLM.Timeout != 30*time.Second || c.FetchAllowPrivate || c.DatabaseURL != "" {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -27,7 +27,7 @@ func TestLoadConfigReadsEverySetting(t *testing.T) {
 		"COMPANIN_EVENTSTORE": "esdb", "COMPANIN_ESDB_URL": "esdb://localhost:2113?tls=false",
 		"COMPANIN_JWT_SECRET": strings.Repeat("s", 32), "COMPANIN_RATE_LIMIT_PER_HOUR": "50", "COMPANIN_REPLY_WAIT": "5",
 		"COMPANIN_LLM_BASE_URL": "http://localhost:11434/v1", "COMPANIN_LLM_API_KEY": "k", "COMPANIN_LLM_MODEL": "m",
-		"COMPANIN_FETCH_ALLOW_PRIVATE": "true", "COMPANIN_LLM_TIMEOUT": "90s",
+		"COMPANIN_FETCH_ALLOW_PRIVATE": "true", "COMPANIN_LLM_TIMEOUT": "90s", "COMPANIN_RYW_WAIT": "1500ms",
 		"COMPANIN_WIDGET_TOKEN_PER_CLIENT": "500", "COMPANIN_WIDGET_TOKEN_PER_ADDRESS": "20",
 	}))
 	if err != nil {
@@ -36,7 +36,7 @@ func TestLoadConfigReadsEverySetting(t *testing.T) {
 	want := Config{Addr: "127.0.0.1:9000", DatabaseURL: "postgres://u@h/db", DataDir: "/var/lib/companin", EventStore: "esdb",
 		ESDBURL: "esdb://localhost:2113?tls=false", JWTSecret: strings.Repeat("s", 32), RateLimitPerHour: 50, ReplyWait: 5 * time.Second,
 		LLM: LLMConfig{BaseURL: "http://localhost:11434/v1", APIKey: "k", Model: "m", Timeout: 90 * time.Second}, FetchAllowPrivate: true,
-		WidgetTokenPerClient: 500, WidgetTokenPerAddress: 20}
+		WidgetTokenPerClient: 500, WidgetTokenPerAddress: 20, ReadYourWritesWait: 1500 * time.Millisecond}
 	if c != want {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
 	}
@@ -50,6 +50,7 @@ func TestLoadConfigRejectsWhatCannotWork(t *testing.T) {
 		"rate limit":   {map[string]string{"COMPANIN_RATE_LIMIT_PER_HOUR": "lots"}, "COMPANIN_RATE_LIMIT_PER_HOUR"},
 		"zero limit":   {map[string]string{"COMPANIN_RATE_LIMIT_PER_HOUR": "0"}, "COMPANIN_RATE_LIMIT_PER_HOUR"},
 		"reply wait":   {map[string]string{"COMPANIN_REPLY_WAIT": "soon"}, "COMPANIN_REPLY_WAIT"},
+		"ryw wait":     {map[string]string{"COMPANIN_RYW_WAIT": "0"}, "COMPANIN_RYW_WAIT"},
 		"event store":  {map[string]string{"COMPANIN_EVENTSTORE": "kafka"}, "COMPANIN_EVENTSTORE"},
 		"esdb no url":  {map[string]string{"COMPANIN_EVENTSTORE": "esdb"}, "COMPANIN_ESDB_URL"},
 		"database url": {map[string]string{"DATABASE_URL": "mysql://x"}, "DATABASE_URL"},

@@ -6,6 +6,7 @@
 //	companin org create --name NAME [--allowed-origin URL]...
 //	companin org list | update | credentials create|list|revoke
 //	companin projections rebuild [NAME]             replay the log into read models
+//	companin projections parked | retry ID|--all    events projections could not apply
 //	companin events export [--after POS] [--types A,B]   the log as NDJSON
 //
 // Settings come from the environment (see Config). Without DATABASE_URL every
@@ -40,6 +41,8 @@ Usage:
                                                      ORG is the organization id or one of its client ids
   companin projections rebuild [NAME]                replay the event log into the read models
                                                      (all of them, or the one named)
+  companin projections parked                        list the events projections parked (JSON lines)
+  companin projections retry ID|--all                apply parked events again after a fix
   companin events export [--after POSITION] [--types A,B] [--stream S] [--organization ID]
                                                      write the event log to stdout as NDJSON
 
@@ -93,7 +96,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "org":
 		cmdErr = orgCommand(ctx, cfg, log, args[1:], stdout, stderr)
 	case "projections":
-		cmdErr = projectionsCommand(ctx, cfg, log, args[1:], stderr)
+		cmdErr = projectionsCommand(ctx, cfg, log, args[1:], stdout, stderr)
 	case "events":
 		cmdErr = eventsCommand(ctx, cfg, log, args[1:], stdout, stderr)
 	default:

@@ -326,9 +326,16 @@ func TestCommandLine(t *testing.T) {
 
 	in.mustCLI("projections", "rebuild")
 	in.mustCLI("projections", "rebuild", "organizations")
+	if out := in.mustCLI("projections", "parked"); out != "" {
+		t.Errorf("projections parked on a healthy log printed %q", out)
+	}
+	if _, errOut, code := in.cli("projections", "retry", "99"); code != 1 || !strings.Contains(errOut, "not a parked event") {
+		t.Errorf("projections retry 99: exit %d, %s", code, errOut)
+	}
 	for _, args := range [][]string{
 		{}, {"bogus"}, {"serve", "extra"}, {"org"}, {"org", "create"}, {"org", "create", "--name"}, {"org", "delete"},
 		{"projections"}, {"projections", "rebuild", "no_such_projection"}, {"projections", "rebuild", "a", "b"},
+		{"projections", "parked", "x"}, {"projections", "retry"}, {"projections", "retry", "x"}, {"projections", "retry", "1", "2"},
 		{"events"}, {"events", "export", "--bogus"},
 	} {
 		_, errOut, code := in.cli(args...)

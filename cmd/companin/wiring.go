@@ -91,7 +91,8 @@ func addWorkers(rt *messaging.Runtime, cfg Config, store es.Store, pool *pgxpool
 		Fetch:   fetch.New(fetch.Config{AllowPrivate: cfg.FetchAllowPrivate}),
 		Logger:  log,
 	}
-	rt.AddWorker(ingestionWorker, es.Filter{Types: knowledge.IngestionTriggers}, ingest.HandleEvent)
+	rt.AddWorker(ingestionWorker, es.Filter{Types: knowledge.IngestionTriggers}, ingest.HandleEvent,
+		messaging.OnParked(ingest.GiveUp)) // a parked job leaves its source failed, not processing
 
 	engine, name := answerEngine(cfg.LLM)
 	log.Info("answers", "engine", name)
