@@ -119,6 +119,8 @@ type Server struct {
 	// configOrigins caches widget configurations' origins for widget calls.
 	configOrigins ttlCache[configEntry]
 	head          logHead
+	// quota is this instance's blocks of the organizations' request budgets.
+	quota quotaBlocks
 }
 
 // route is a registered endpoint, kept to answer 405 with Allow and to
