@@ -90,8 +90,17 @@ func benchmarkPostMessageAPI(b *testing.B) {
 // benchmarkRawInsert is the raw limit: one INSERT of an event-sized row per
 // transaction, 16 clients, on the same server.
 func benchmarkRawInsert(b *testing.B) {
-	pool := pgtest.NewPool(b)
 	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.MaxConns = benchClients // one connection per client
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
 	if _, err := pool.Exec(ctx, `CREATE TABLE raw_events (
 		position bigserial PRIMARY KEY, id uuid NOT NULL UNIQUE, stream_name text NOT NULL, version bigint NOT NULL,
 		type text NOT NULL, data jsonb NOT NULL, metadata jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`); err != nil {
@@ -172,6 +181,7 @@ func tracedPool(b *testing.B, t *roundTrips) *pgxpool.Pool {
 		b.Fatal(err)
 	}
 	cfg.ConnConfig.Tracer = t
+	cfg.MaxConns = 20 // as cmd/companin sets it (pgxpool's default is 4 on two cores)
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		b.Fatal(err)
