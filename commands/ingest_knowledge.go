@@ -16,6 +16,14 @@ import (
 // Extractor turns a file's bytes into a structured document (extract.File).
 type Extractor func(ctx context.Context, fileType string, data []byte) (knowledge.Document, error)
 
+// PageExtractor turns a fetched page into a structured document
+// (extract.Page): a web page is read for its article, an uploaded file whole.
+type PageExtractor func(ctx context.Context, fileType, pageURL string, data []byte) (knowledge.Document, error)
+
+// DefaultMaxChunks bounds the chunks of one source: beyond it a document is
+// a collection that belongs in several sources (and would slow every search).
+const DefaultMaxChunks = 4000
+
 // PageFetcher reads a web page (*fetch.Fetcher): where it was finally read
 // from, its file type (html, pdf, ...) and its bytes.
 type PageFetcher interface {
@@ -35,14 +43,20 @@ const IngestionTimeout = 3 * time.Minute
 type IngestKnowledgeHandler struct {
 	Store   es.Store
 	Extract Extractor
-	Fetch   PageFetcher
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// ExtractPage reads fetched pages; nil: Extract reads them like files.
+	ExtractPage PageExtractor
+	Fetch       PageFetcher
+	// MaxChunks bounds the chunks of one source (0: DefaultMaxChunks).
+	MaxChunks int
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // HandleEvent ingests the revision the event started. It returns an error
 // only when the work should be retried (the process is stopping, the store
-// failed); a document that cannot be read is recorded as failed.
+// failed); a document that cannot be read, is over a limit or makes the
+// extractor panic is recorded as failed, for good: the same bytes would fail
+// the same way again.
 func (h IngestKnowledgeHandler) HandleEvent(ctx context.Context, e es.Event) error {
 	de, err := knowledge.Decode(e.Type, e.Data)
 	if err != nil || de == nil {
@@ -103,6 +117,9 @@ func (h IngestKnowledgeHandler) HandleEvent(ctx context.Context, e es.Event) err
 	if workErr != nil && timedOut {
 		workErr = fmt.Errorf("reading the document took longer than %s; split it into smaller files", timeout.Round(time.Second))
 	}
+	if workErr == nil {
+		workErr = h.checkChunks(doc)
+	}
 	_, err = repo.Update(ctx, id, func(s *knowledge.Source) error {
 		if workErr != nil {
 			return s.FailIngestion(revision, workErr.Error(), Clock(h.Now))
@@ -121,7 +138,23 @@ func (h IngestKnowledgeHandler) HandleEvent(ctx context.Context, e es.Event) err
 	return nil
 }
 
-func (h IngestKnowledgeHandler) read(ctx context.Context, spec knowledge.Spec) (knowledge.Document, string, error) {
+func (h IngestKnowledgeHandler) checkChunks(doc knowledge.Document) error {
+	limit := h.MaxChunks
+	if limit <= 0 {
+		limit = DefaultMaxChunks
+	}
+	if _, chunks := knowledge.Split(doc); len(chunks) > limit {
+		return fmt.Errorf("the document makes %d passages, more than the %d one source may have; split it into smaller files and upload them separately", len(chunks), limit)
+	}
+	return nil
+}
+
+func (h IngestKnowledgeHandler) read(ctx context.Context, spec knowledge.Spec) (doc knowledge.Document, fetched string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			doc, err = knowledge.Document{}, fmt.Errorf("the document could not be read: the reader stopped on it (%v); re-export it (for a PDF: \"Save as PDF\") and upload again", r)
+		}
+	}()
 	switch spec.Kind {
 	case knowledge.File:
 		doc, err := h.Extract(ctx, spec.FileType, spec.Content)
@@ -133,6 +166,10 @@ func (h IngestKnowledgeHandler) read(ctx context.Context, spec knowledge.Spec) (
 		final, fileType, body, err := h.Fetch.FetchPage(ctx, spec.URL)
 		if err != nil {
 			return knowledge.Document{}, "", err
+		}
+		if h.ExtractPage != nil {
+			doc, err := h.ExtractPage(ctx, fileType, final, body)
+			return doc, final, err
 		}
 		doc, err := h.Extract(ctx, fileType, body)
 		return doc, final, err

@@ -39,6 +39,8 @@ type Passage struct {
 	Question string `json:"question,omitempty"`
 	Answer   string `json:"answer,omitempty"`
 	Language string `json:"language,omitempty"`
+	// Tags are the source's tags (what a Q&A pair is about).
+	Tags []string `json:"tags"`
 	// Score is the fused score in [0, 1]: 1 would be first in every signal.
 	Score float64 `json:"score"`
 	Why   Why     `json:"why"`
@@ -102,7 +104,9 @@ var highlight = regexp.MustCompile(`«([^»]*)»`)
 // knowledge's own words most similar by trigrams to each query word (typos,
 // inflections and compounds the stemmer misses), looked up in the small
 // vocabulary table rather than in every chunk; and Q&A questions by
-// similarity to the query.
+// similarity to the query, or by a tag the query contains: tags say what a
+// pair is about in whatever language they were written, so "password"
+// finds a German pair tagged with it.
 func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQuery) ([]Passage, error) {
 	text, err := domain.Text("query", q.Query, MaxSearchQuery, true)
 	if err != nil {
@@ -159,7 +163,7 @@ func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQue
 		var fts, sim, qs *float64
 		var fr, sr, qr *int64
 		if err := rows.Scan(&p.KnowledgeID, &p.ChunkID, &p.Kind, &p.Title, &p.TitlePath, &p.Page, &p.URL,
-			&p.Text, &p.Question, &p.Answer, &p.Language, &p.Score, &fts, &fr, &sim, &sr, &qs, &qr, &headline); err != nil {
+			&p.Text, &p.Question, &p.Answer, &p.Language, &p.Tags, &p.Score, &fts, &fr, &sim, &sr, &qs, &qr, &headline); err != nil {
 			return nil, fmt.Errorf("search knowledge: %w", err)
 		}
 		p.Score = min(1, p.Score/maxScore)
@@ -174,6 +178,9 @@ func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQue
 		p.Snippet = strings.Join(strings.Fields(strings.NewReplacer("«", "", "»", "").Replace(headline)), " ")
 		if p.TitlePath == nil {
 			p.TitlePath = []string{}
+		}
+		if p.Tags == nil {
+			p.Tags = []string{}
 		}
 		out = append(out, p)
 	}
@@ -268,10 +275,12 @@ sim AS (
 	ORDER BY score DESC, c.knowledge_id, c.ord LIMIT $5
 ),
 qa AS (
-	SELECT c.id, greatest(word_similarity($4, c.question), similarity(c.question, $3) * 0.6) AS score
-	FROM knowledge_chunks c
+	SELECT c.id, greatest(word_similarity($4, c.question), similarity(c.question, $3) * 0.6,
+		coalesce((SELECT max(word_similarity(t, $4)) FROM unnest(s.tags) AS t), 0) * 0.8) AS score
+	FROM knowledge_chunks c JOIN knowledge_sources s ON s.id = c.knowledge_id
 	WHERE c.kind = 'qa' AND c.organization_id = $1 AND ($2::uuid IS NULL OR cardinality(c.assistant_ids) = 0 OR $2::uuid = ANY (c.assistant_ids))
-	  AND greatest(word_similarity($4, c.question), similarity(c.question, $3) * 0.6) > 0.15
+	  AND greatest(word_similarity($4, c.question), similarity(c.question, $3) * 0.6,
+		coalesce((SELECT max(word_similarity(t, $4)) FROM unnest(s.tags) AS t), 0) * 0.8) > 0.15
 	ORDER BY score DESC, c.knowledge_id, c.ord LIMIT $5
 ),
 ranked AS (
@@ -293,7 +302,7 @@ fused AS (
 	ORDER BY score DESC, id LIMIT $6
 )
 SELECT c.knowledge_id, c.id, c.kind, c.title, c.title_path, c.page, s.url, c.body, c.question, c.answer, s.language,
-	f.score, f.fts_score::float8, f.fts_rank, f.sim_score::float8, f.sim_rank, f.qa_score::float8, f.qa_rank,
+	s.tags, f.score, f.fts_score::float8, f.fts_rank, f.sim_score::float8, f.sim_rank, f.qa_score::float8, f.qa_rank,
 	ts_headline(c.ts_config, c.body, $11::tsquery || $12::tsquery, 'StartSel=«, StopSel=», MaxWords=40, MinWords=15, MaxFragments=2, FragmentDelimiter=" … "')
 FROM fused f
 JOIN knowledge_chunks c ON c.id = f.id

@@ -10,12 +10,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/companin/companin/domain/knowledge"
 )
-
-// maxDocxXML bounds the unpacked size of document.xml (a zip bomb guard).
-const maxDocxXML = 64 << 20
 
 var headingStyle = regexp.MustCompile(`(?i)^(heading|überschrift|berschrift|titre|título)\s*([1-9])$`)
 
@@ -28,6 +26,15 @@ type docxStyle struct {
 // whatever language Word was in, or by outline level), list items and tables
 // (row by row, cells separated by " | ").
 func DOCX(data []byte) (knowledge.Document, error) {
+	return DefaultLimits.DOCX(data)
+}
+
+// DOCX reads a Word document within the limits: what its parts unpack to
+// (a zip bomb fails at the limit, read as a stream, never held whole) and
+// the characters of text.
+func (l Limits) DOCX(data []byte) (knowledge.Document, error) {
+	l = l.orDefault()
+	max := int64(l.MaxUnpackedMB) << 20
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return knowledge.Document{}, fmt.Errorf("%w: the .docx file is not a valid Word document (%v); open it in Word or LibreOffice and save it again", ErrCorrupt, err)
@@ -48,29 +55,57 @@ func DOCX(data []byte) (knowledge.Document, error) {
 	}
 	st := map[string]docxStyle{}
 	if styles != nil {
-		if raw, err := readZip(styles); err == nil {
+		if raw, err := readZip(styles, max); err == nil {
 			st = parseDocxStyles(raw)
 		}
 	}
-	raw, err := readZip(body)
-	if err != nil {
-		return knowledge.Document{}, err
+	if body.UncompressedSize64 > uint64(max) {
+		return knowledge.Document{}, unpacksTooLarge(l.MaxUnpackedMB)
 	}
-	return parseDocxBody(raw, st)
+	rc, err := body.Open()
+	if err != nil {
+		return knowledge.Document{}, fmt.Errorf("%w: %s cannot be unpacked (%v)", ErrCorrupt, body.Name, err)
+	}
+	defer rc.Close()
+	return parseDocxBody(&limitedReader{r: rc, left: max, mb: l.MaxUnpackedMB}, st, l.MaxChars)
 }
 
-func readZip(f *zip.File) ([]byte, error) {
+func unpacksTooLarge(mb int) error {
+	return fmt.Errorf("%w: the document unpacks to more than %d MB; split it into smaller files and upload them separately", ErrTooLarge, mb)
+}
+
+// limitedReader fails with ErrTooLarge once more than left bytes were read:
+// the size a zip entry declares can be a lie.
+type limitedReader struct {
+	r    io.Reader
+	left int64
+	mb   int
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, unpacksTooLarge(l.mb)
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+func readZip(f *zip.File, max int64) ([]byte, error) {
 	rc, err := f.Open()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s cannot be unpacked (%v)", ErrCorrupt, f.Name, err)
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, maxDocxXML+1))
+	b, err := io.ReadAll(io.LimitReader(rc, max+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s cannot be unpacked (%v)", ErrCorrupt, f.Name, err)
 	}
-	if len(b) > maxDocxXML {
-		return nil, fmt.Errorf("%w: %s unpacks to more than %d MB", ErrCorrupt, f.Name, maxDocxXML>>20)
+	if int64(len(b)) > max {
+		return nil, unpacksTooLarge(int(max >> 20))
 	}
 	return b, nil
 }
@@ -142,9 +177,10 @@ type docxPara struct {
 	list    bool
 }
 
-func parseDocxBody(raw []byte, styles map[string]docxStyle) (knowledge.Document, error) {
+func parseDocxBody(r io.Reader, styles map[string]docxStyle, maxChars int) (knowledge.Document, error) {
 	var doc knowledge.Document
-	d := xml.NewDecoder(bytes.NewReader(raw))
+	d := xml.NewDecoder(r)
+	chars := 0
 	var (
 		para     *docxPara
 		inText   bool
@@ -158,6 +194,9 @@ func parseDocxBody(raw []byte, styles map[string]docxStyle) (knowledge.Document,
 		tok, err := d.Token()
 		if errors.Is(err, io.EOF) {
 			break
+		}
+		if errors.Is(err, ErrTooLarge) {
+			return doc, err
 		}
 		if err != nil {
 			return doc, fmt.Errorf("%w: word/document.xml is malformed (%v); open the file in Word or LibreOffice and save it again", ErrCorrupt, err)
@@ -206,6 +245,9 @@ func parseDocxBody(raw []byte, styles map[string]docxStyle) (knowledge.Document,
 			}
 		case xml.CharData:
 			if inText && para != nil {
+				if chars += utf8.RuneCount(t); chars > maxChars {
+					return doc, tooManyChars(maxChars)
+				}
 				para.text.Write(t)
 			}
 		case xml.EndElement:

@@ -86,8 +86,32 @@ func looksBinary(data []byte) bool {
 	return false
 }
 
-// File extracts the document from the bytes of a file of the given type.
+// File extracts the document from the bytes of an uploaded file of the
+// given type, within DefaultLimits.
 func File(ctx context.Context, fileType string, data []byte) (knowledge.Document, error) {
+	return DefaultLimits.File(ctx, fileType, data)
+}
+
+// Page extracts a document fetched from pageURL, within DefaultLimits: like
+// File, except that a web page is read for its article (see WebPage).
+func Page(ctx context.Context, fileType, pageURL string, data []byte) (knowledge.Document, error) {
+	return DefaultLimits.Page(ctx, fileType, pageURL, data)
+}
+
+// File extracts the document from the bytes of an uploaded file.
+func (l Limits) File(ctx context.Context, fileType string, data []byte) (knowledge.Document, error) {
+	return l.extract(ctx, fileType, data, HTML)
+}
+
+// Page extracts a document fetched from pageURL.
+func (l Limits) Page(ctx context.Context, fileType, pageURL string, data []byte) (knowledge.Document, error) {
+	return l.extract(ctx, fileType, data, func(data []byte, _ string) (knowledge.Document, error) {
+		return WebPage(data, pageURL)
+	})
+}
+
+func (l Limits) extract(ctx context.Context, fileType string, data []byte, readHTML func([]byte, string) (knowledge.Document, error)) (knowledge.Document, error) {
+	l = l.orDefault()
 	ft, err := NormalizeType(fileType)
 	if err != nil {
 		return knowledge.Document{}, err
@@ -98,11 +122,11 @@ func File(ctx context.Context, fileType string, data []byte) (knowledge.Document
 	var doc knowledge.Document
 	switch ft {
 	case "pdf":
-		doc, err = PDF(ctx, data)
+		doc, err = l.PDF(ctx, data)
 	case "docx":
-		doc, err = DOCX(data)
+		doc, err = l.DOCX(data)
 	case "html":
-		doc, err = HTML(data, "")
+		doc, err = readHTML(data, "")
 	case "md":
 		doc, err = Markdown(toUTF8(data))
 	case "txt":
@@ -113,19 +137,27 @@ func File(ctx context.Context, fileType string, data []byte) (knowledge.Document
 	if err != nil {
 		return knowledge.Document{}, err
 	}
-	return finish(doc)
+	return l.finish(doc)
 }
 
-// finish drops empty blocks and refuses documents without text.
-func finish(doc knowledge.Document) (knowledge.Document, error) {
+// finish makes every text valid UTF-8 without NUL or control characters,
+// drops empty blocks, and refuses documents without text or with more text
+// than the limits allow.
+func (l Limits) finish(doc knowledge.Document) (knowledge.Document, error) {
+	doc.Title = strings.TrimSpace(clean(doc.Title))
 	kept := doc.Blocks[:0]
+	chars := 0
 	for _, b := range doc.Blocks {
-		b.Text = strings.TrimSpace(b.Text)
+		b.Text = strings.TrimSpace(clean(b.Text))
 		if b.Text != "" {
+			chars += utf8.RuneCountInString(b.Text)
 			kept = append(kept, b)
 		}
 	}
 	doc.Blocks = kept
+	if chars > l.MaxChars {
+		return doc, tooManyChars(l.MaxChars)
+	}
 	words := 0
 	for _, b := range doc.Blocks {
 		words += len(strings.Fields(b.Text))

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/PuerkitoBio/goquery"
 
 	"github.com/companin/companin/domain/knowledge"
 )
@@ -248,5 +251,106 @@ func TestErrorsAPersonCanActOn(t *testing.T) {
 				t.Errorf("err %q does not mention %q", err, c.mention)
 			}
 		})
+	}
+}
+
+// An uploaded HTML file keeps every table, definition list and code block of
+// its body (a real page of the Debian Developer's Reference, in German).
+func TestUploadedHTMLKeepsTablesListsAndCode(t *testing.T) {
+	data := read(t, filepath.Join("corpus", "devref-tools.de.html"))
+	doc, err := File(context.Background(), "html", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(strings.Fields(documentText(doc)), " ")
+	gdoc, _, err := parseHTML(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	gdoc.Find("table, dl, pre, ul, ol").Each(func(_ int, s *goquery.Selection) {
+		want := strings.Join(strings.Fields(s.Text()), " ")
+		words := strings.Fields(want)
+		if len(words) > 12 {
+			want = strings.Join(words[:12], " ") // a table's cells are joined with " | "
+		}
+		n++
+		for _, w := range strings.Fields(want) {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s lost: %q (from %q)", goquery.NodeName(s), w, want)
+				return
+			}
+		}
+	})
+	if n < 5 {
+		t.Fatalf("only %d structures found; the fixture changed?", n)
+	}
+}
+
+// A fetched documentation page is read for its article, but a table or
+// definition list that Readability leaves out brings the whole body back.
+func TestWebPageKeepsDocumentationTables(t *testing.T) {
+	prose := strings.Repeat("The gateway forwards every request to the upstream service and retries idempotent calls once. ", 8)
+	page := `<html><head><title>Gateway settings</title></head><body>
+<nav><a href="/">Docs home</a> <a href="/pricing">Pricing</a></nav>
+<div class="content"><article><h1>Gateway settings</h1><p>` + prose + `</p><p>` + prose + `</p></article>
+<div class="supplemental"><table><tr><th>Setting</th><th>Default</th></tr><tr><td>retry_budget</td><td>0.2</td></tr></table>
+<dl><dt>upstream_timeout</dt><dd>Seconds before a call is abandoned.</dd></dl></div></div>
+<footer>© Example Corp</footer></body></html>`
+	doc, err := Page(context.Background(), "html", "https://docs.example.com/gateway", []byte(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := documentText(doc)
+	for _, want := range []string{"retry_budget | 0.2", "upstream_timeout", "abandoned", "retries idempotent"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("%q lost:\n%s", want, all)
+		}
+	}
+	for _, junk := range []string{"Pricing", "Example Corp"} {
+		if strings.Contains(all, junk) {
+			t.Errorf("%q kept:\n%s", junk, all)
+		}
+	}
+}
+
+// Whatever the format, extracted text is valid UTF-8 without NUL or other
+// control characters: PostgreSQL refuses them, and one such value stopped a
+// projection for every organization.
+func TestExtractedTextIsCleanUTF8(t *testing.T) {
+	if got := clean("a\x00b\xffc\x07d\r\ne\u0085f\tg"); got != "ab\uFFFDcd\n\ne f\tg" {
+		t.Errorf("clean = %q", got)
+	}
+	cases := map[string][]byte{
+		"md":   []byte("# Title\x01\n\nReset\x1b the router.\x7f"),
+		"html": []byte("<p>Reset&#0; the &#x1b;router\x01.</p>"),
+		"csv":  []byte("name,value\nrouter\x02,ok\n"),
+	}
+	for ft, data := range cases {
+		doc, err := File(context.Background(), ft, data)
+		if err != nil {
+			t.Fatalf("%s: %v", ft, err)
+		}
+		text := doc.Title + documentText(doc)
+		if !utf8.ValidString(text) || strings.ContainsFunc(text, func(r rune) bool { return r < 0x20 && r != '\n' && r != '\t' || r == 0x7f }) {
+			t.Errorf("%s: %q", ft, text)
+		}
+		if !strings.Contains(text, "Reset") && !strings.Contains(text, "router") {
+			t.Errorf("%s: text lost: %q", ft, text)
+		}
+	}
+}
+
+// Over a limit, a document fails with ErrTooLarge and a reason that says to
+// split it.
+func TestLimitsFailWithAReason(t *testing.T) {
+	l := Limits{MaxChars: 1000, MaxPages: 10}
+	big := []byte(strings.Repeat("Every word counts here. ", 100))
+	if _, err := l.File(context.Background(), "txt", big); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "split") {
+		t.Errorf("characters: %v", err)
+	}
+	walden := read(t, filepath.Join("corpus", "WaldenFull.pdf"))
+	if _, err := l.File(context.Background(), "pdf", walden); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "249 pages") {
+		t.Errorf("pages: %v", err)
 	}
 }

@@ -14,47 +14,97 @@ import (
 	"github.com/companin/companin/domain/knowledge"
 )
 
-// HTML extracts the main content of a web page or HTML file. Readability finds
-// the article and drops navigation, ads and footers; when it keeps less than
-// half of the page's visible text (a help page made of tables and lists, say),
-// the whole body is used instead, still without navigation, scripts and forms.
-// pageURL, when known, resolves relative links; it may be empty.
+// chrome is what repeats around the content of every page of a site:
+// navigation, the site's header and footer, and things that are not text.
+const chrome = "script, style, noscript, template, svg, iframe, button, select, input, textarea, nav, [role=navigation], [role=banner], [role=contentinfo], [role=search], .navheader, .navfooter, .breadcrumb, .breadcrumbs, [hidden], [aria-hidden=true]"
+
+// HTML extracts an uploaded HTML document: the whole body, every section,
+// table, list, definition list and code block, without the page's chrome
+// (navigation, and a header or footer outside the main content). An uploaded
+// file is the customer's own content, so nothing is judged unimportant.
 func HTML(data []byte, pageURL string) (knowledge.Document, error) {
-	src := toUTF8(data)
-	root, err := html.Parse(strings.NewReader(src))
+	gdoc, title, err := parseHTML(data)
 	if err != nil {
-		return knowledge.Document{}, fmt.Errorf("%w: the HTML cannot be parsed (%v)", ErrCorrupt, err)
+		return knowledge.Document{}, err
 	}
-	gdoc := goquery.NewDocumentFromNode(root)
-	title := strings.TrimSpace(gdoc.Find("title").First().Text())
+	return walkHTML(title, contentRoot(gdoc)), nil
+}
 
-	gdoc.Find("script, style, noscript, template, svg, iframe, nav, header, footer, aside, form, button, [hidden], [aria-hidden=true]").Remove()
-	body := gdoc.Find("body").First()
-	var bodyNode *html.Node
-	if body.Length() > 0 {
-		bodyNode = body.Get(0)
-	} else {
-		bodyNode = root
+// WebPage extracts a page fetched from a URL, where the page is usually an
+// article among site furniture: Readability finds the article. When the
+// article leaves out a table, definition list or code block of the page (as
+// it does on documentation pages), or less than half of the page's text, the
+// whole body is used instead, still without chrome.
+func WebPage(data []byte, pageURL string) (knowledge.Document, error) {
+	gdoc, title, err := parseHTML(data)
+	if err != nil {
+		return knowledge.Document{}, err
 	}
-	bodyLen := len(strings.Fields(textOf(bodyNode)))
-
+	body := contentRoot(gdoc)
 	var u *url.URL
 	if pageURL != "" {
 		u, _ = url.Parse(pageURL)
 	}
-	content := bodyNode
-	if art, err := readability.FromReader(strings.NewReader(src), u); err == nil && art.Node != nil {
-		if n := len(strings.Fields(textOf(art.Node))); n*2 >= bodyLen && n > 0 {
+	content := body
+	if art, err := readability.FromReader(strings.NewReader(toUTF8(data)), u); err == nil && art.Node != nil {
+		if keepsStructure(art.Node, body) {
 			content = art.Node
 		}
 		if title == "" {
 			title = art.Title()
 		}
 	}
+	return walkHTML(title, content), nil
+}
+
+func parseHTML(data []byte) (*goquery.Document, string, error) {
+	root, err := html.Parse(strings.NewReader(toUTF8(data)))
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: the HTML cannot be parsed (%v)", ErrCorrupt, err)
+	}
+	gdoc := goquery.NewDocumentFromNode(root)
+	title := strings.TrimSpace(gdoc.Find("title").First().Text())
+	gdoc.Find(chrome).Remove()
+	// A header or footer inside the main content (an article's title, a
+	// table's notes) is content; the site's own are chrome.
+	gdoc.Find("header, footer").Each(func(_ int, s *goquery.Selection) {
+		if s.ParentsFiltered("main, article, section, [role=main]").Length() == 0 {
+			s.Remove()
+		}
+	})
+	return gdoc, title, nil
+}
+
+func contentRoot(gdoc *goquery.Document) *html.Node {
+	if body := gdoc.Find("body").First(); body.Length() > 0 {
+		return body.Get(0)
+	}
+	return gdoc.Get(0)
+}
+
+// keepsStructure tells whether the article holds at least half of the body's
+// words and the text of every table, definition list and code block.
+func keepsStructure(article, body *html.Node) bool {
+	artText := normalizeSpace(strings.ReplaceAll(textOf(article), "\n", " "))
+	n := len(strings.Fields(artText))
+	if n == 0 || n*2 < len(strings.Fields(textOf(body))) {
+		return false
+	}
+	keep := true
+	goquery.NewDocumentFromNode(body).Find("table, dl, pre").Each(func(_ int, s *goquery.Selection) {
+		t := normalizeSpace(strings.ReplaceAll(textOf(s.Get(0)), "\n", " "))
+		if keep && t != "" && !strings.Contains(artText, t) {
+			keep = false
+		}
+	})
+	return keep
+}
+
+func walkHTML(title string, content *html.Node) knowledge.Document {
 	var w htmlWalker
 	w.walk(content)
 	w.flush()
-	return knowledge.Document{Title: title, Blocks: w.blocks}, nil
+	return knowledge.Document{Title: title, Blocks: w.blocks}
 }
 
 type htmlWalker struct {

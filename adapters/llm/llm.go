@@ -105,6 +105,7 @@ type Engine struct {
 	cfg      Config
 	fallback answer.StreamingEngine
 	sleep    func(context.Context, time.Duration) error
+	quoter   *answer.Embedded
 }
 
 // New returns an engine for cfg. fallback answers when the model cannot;
@@ -124,7 +125,33 @@ func New(cfg Config, fallback answer.StreamingEngine) *Engine {
 	} else {
 		opts = append(opts, option.WithAPIKey("none"))
 	}
-	return &Engine{client: openai.NewClient(opts...), cfg: cfg, fallback: fallback, sleep: sleepCtx}
+	return &Engine{client: openai.NewClient(opts...), cfg: cfg, fallback: fallback, sleep: sleepCtx, quoter: answer.NewEmbedded()}
+}
+
+// promptPassages are the passages the model is given, in retrieval order:
+// always those the embedded engine would quote (the sentence or code line
+// that answers may sit in a passage retrieval ranked low), then the best
+// of the others, MaxPassages in all.
+func (e *Engine) promptPassages(req answer.Request) []answer.Passage {
+	if len(req.Passages) <= e.cfg.MaxPassages {
+		return req.Passages
+	}
+	keep := map[int]bool{}
+	for _, i := range e.quoter.Quoted(req) {
+		if len(keep) < e.cfg.MaxPassages {
+			keep[i] = true
+		}
+	}
+	for i := 0; i < len(req.Passages) && len(keep) < e.cfg.MaxPassages; i++ {
+		keep[i] = true
+	}
+	out := make([]answer.Passage, 0, len(keep))
+	for i, p := range req.Passages {
+		if keep[i] {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Answer implements answer.Engine.
@@ -141,10 +168,7 @@ func (e *Engine) AnswerStream(ctx context.Context, req answer.Request, onDelta f
 		return answer.Reply{}, answer.ErrEmptyQuestion
 	}
 	start := time.Now()
-	passages := req.Passages
-	if len(passages) > e.cfg.MaxPassages {
-		passages = passages[:e.cfg.MaxPassages]
-	}
+	passages := e.promptPassages(req)
 	msgs := messages(req, passages, e.cfg.MaxHistory)
 	var lastErr error
 	attempts := 0

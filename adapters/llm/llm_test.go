@@ -260,3 +260,44 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Fatalf("%+v %v %v", cfg, ok, err)
 	}
 }
+
+// The passage holding the answer may be ranked low by retrieval; the
+// prompt still carries it, because the embedded engine would quote it.
+func TestPromptCarriesThePassagesTheEmbeddedEngineWouldQuote(t *testing.T) {
+	f, srv := newFakeModel(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		streamChunks(w, "Run `git push heroku master` [3].")
+	})
+	req := answer.Request{Question: "What command pushes the application to Heroku?", Persona: answer.Persona{Language: "en"}}
+	// Six passages that share the question's words but do not answer it
+	// (text from the same manual), then the one that does.
+	for i, text := range []string{
+		"Heroku makes deploying applications easy. It is a perfect platform for small to medium size web applications.",
+		"I am choosing to deploy our web application to Heroku for the sake of this tutorial.",
+		"Application management and configuration is done through the Heroku toolbelt, a free command line tool.",
+		"To make sure the application from our last chapter will work on Heroku, we will need to make a few changes.",
+		"Heroku gives us a PORT environment variable and expects our web application to bind to it.",
+		"We need a couple small configuration files to tell Heroku how it should run our application.",
+		"Once all these things in place, Heroku makes it easy to deploy.\n\nPush it to Heroku and watch your application be deployed!\n\ngit push heroku master\n\nView your application in your browser:\n\nheroku open",
+	} {
+		req.Passages = append(req.Passages, answer.Passage{KnowledgeID: fmt.Sprintf("k-%d", i+1), Title: "Building Web Apps with Go",
+			Kind: answer.Chunk, Page: 11, Text: text, Score: 0.9 - float64(i)/20})
+	}
+	cfg := testConfig(srv.URL)
+	cfg.MaxPassages = 3
+	r, err := New(cfg, nil).Answer(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := <-f.bodies
+	system := body["messages"].([]any)[0].(map[string]any)["content"].(string)
+	if !strings.Contains(system, "git push heroku master") || !strings.Contains(system, "Building Web Apps with Go, page 11") {
+		t.Fatalf("the prompt lacks the answering passage:\n%s", system)
+	}
+	if strings.Count(system, "\n[") != 3 {
+		t.Fatalf("the prompt should carry 3 passages:\n%s", system)
+	}
+	// In the prompt it is passage [3]: retrieval's order is kept.
+	if len(r.Sources) != 1 || r.Sources[0].KnowledgeID != "k-7" {
+		t.Fatalf("sources %+v", r.Sources)
+	}
+}

@@ -65,7 +65,7 @@ func Knowledge(s Searcher) commands.Retriever {
 		out := make([]answer.Passage, 0, len(found))
 		for _, p := range found {
 			ps := answer.Passage{KnowledgeID: p.KnowledgeID.String(), ChunkID: p.ChunkID.String(), Title: p.Title,
-				Kind: answer.Chunk, Text: p.Text, Score: p.Score}
+				Kind: answer.Chunk, Text: p.Text, Score: p.Score, Page: p.Page, Tags: p.Tags}
 			if p.Kind == "qa" {
 				ps.Kind, ps.Question, ps.Text = answer.QA, p.Question, p.Answer
 			} else if n := len(p.TitlePath); n > 0 && !strings.Contains(p.Text, p.TitlePath[n-1]) {

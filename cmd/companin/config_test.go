@@ -16,7 +16,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Addr != ":8080" || c.DataDir != ".companin" || c.EventStore != "postgres" ||
-		c.RateLimitPerHour != 1000 || c.WidgetTokenPerClient != 3000 || c.WidgetTokenPerAddress != 60 || c.ReplyWait != 30*time.Second || c.ReadYourWritesWait != 2*time.Second || c.LLM.Timeout != 30*time.Second || c.FetchAllowPrivate || c.DatabaseURL != "" {
+		c.RateLimitPerHour != 1000 || c.WidgetTokenPerClient != 3000 || c.WidgetTokenPerAddress != 60 || c.ReplyWait != 30*time.Second ||
+		c.ReadYourWritesWait != 2*time.Second || c.LLM.Timeout != 30*time.Second || c.FetchAllowPrivate || c.DatabaseURL != "" {
 		t.Fatalf("defaults: %+v", c)
 	}
 }

@@ -71,8 +71,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			WidgetTokenPerAddress: cfg.WidgetTokenPerAddress,
 			JWTSecret:             cfg.JWTSecret,
 			ReplyWait:             cfg.ReplyWait,
-			// The one setting of the read-your-writes bound.
-			ReadYourWritesWait: cfg.ReadYourWritesWait,
+			ReadYourWritesWait:    cfg.ReadYourWritesWait,
 		},
 		Metrics: reg,
 		Logger:  log,

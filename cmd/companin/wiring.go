@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	esdbstore "github.com/companin/companin/adapters/eventstore/esdb"
 	pgstore "github.com/companin/companin/adapters/eventstore/postgres"
@@ -85,11 +86,17 @@ const ingestionWorker = "knowledge-ingestion"
 // addWorkers registers the shared workers with the runtime: knowledge
 // ingestion (fetch and extract sources), and the reply worker.
 func addWorkers(rt *messaging.Runtime, cfg Config, store es.Store, pool *pgxpool.Pool, log *slog.Logger) error {
+	// PDFium's compiled code is kept under the data directory: only the
+	// first PDF ever read there pays for compiling it.
+	if err := extract.UseCompilationCache(filepath.Join(cfg.DataDir, "pdfium-cache")); err != nil {
+		log.Warn("PDF engine cache unavailable; PDFium is compiled once per process", "error", err)
+	}
 	ingest := commands.IngestKnowledgeHandler{
-		Store:   store,
-		Extract: extract.File,
-		Fetch:   fetch.New(fetch.Config{AllowPrivate: cfg.FetchAllowPrivate}),
-		Logger:  log,
+		Store:       store,
+		Extract:     extract.File,
+		ExtractPage: extract.Page,
+		Fetch:       fetch.New(fetch.Config{AllowPrivate: cfg.FetchAllowPrivate}),
+		Logger:      log,
 	}
 	rt.AddWorker(ingestionWorker, es.Filter{Types: knowledge.IngestionTriggers}, ingest.HandleEvent,
 		messaging.OnParked(ingest.GiveUp)) // a parked job leaves its source failed, not processing

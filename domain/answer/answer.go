@@ -71,8 +71,13 @@ type Passage struct {
 	Title       string
 	Kind        Kind
 	Question    string // the pair's question, for QA
-	Text        string
-	Score       float64 // retrieval's score: higher is better, scale is retrieval's
+	// Tags say what the source is about (a Q&A pair's tags): they count in
+	// matching like the pair's question.
+	Tags []string
+	// Page is the page of the document the passage starts on (0: none).
+	Page  int
+	Text  string
+	Score float64 // retrieval's score: higher is better, scale is retrieval's
 }
 
 // Request is everything an engine may use to answer.
@@ -93,6 +98,7 @@ type Source struct {
 	Title       string  `json:"title"`
 	Snippet     string  `json:"snippet"`
 	Score       float64 `json:"score"`
+	Page        int     `json:"page,omitempty"`
 }
 
 // Strategy names how a reply was made, for auditors and tuning.

@@ -2,6 +2,7 @@ package answer
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -130,10 +131,10 @@ func (e *Embedded) decide(req Request, lang string, tone Tone) Reply {
 	if len(q) == 0 {
 		return e.finish(greeting(req, lang, tone), StrategyGreeting, ws, nil)
 	}
-	if r, ok := e.qa(ws); ok {
+	if r, ok := e.qa(q, ws); ok {
 		return r
 	}
-	if r, ok := e.extract(q, ws, lang, tone); ok {
+	if r, ok := e.extract(q, req.Question, ws, lang, tone); ok {
 		return r
 	}
 	// A follow-up ("and on Saturdays?") may need the earlier question's terms.
@@ -147,7 +148,7 @@ func (e *Embedded) decide(req Request, lang string, tone Tone) Reply {
 				named = append(named, t)
 			}
 		}
-		if r, ok := e.extract(more, ws, lang, tone); ok && coverage(named, newTermSet(r.Text)) == 1 || ok && len(named) == 0 {
+		if r, ok := e.extract(more, req.Question, ws, lang, tone); ok && coverage(named, newTermSet(r.Text)) == 1 || ok && len(named) == 0 {
 			return r
 		}
 		for _, w := range ws {
@@ -165,14 +166,17 @@ func Match(q []string, p Passage) float64 {
 		return 0
 	}
 	if p.Kind == QA && p.Question != "" {
+		// The pair's tags say what it is about, in whatever language they
+		// were written: they count as words of its question.
+		about := p.Question + "\n" + strings.Join(p.Tags, "\n")
 		qq := terms(p.Question)
-		a := coverage(q, newTermSet(p.Question))
+		a := coverage(q, newTermSet(about))
 		b := coverage(qq, newTermSet(strings.Join(q, " ")))
 		f1 := 0.0
 		if a+b > 0 {
 			f1 = 2 * a * b / (a + b)
 		}
-		withAnswer := 0.8 * coverage(q, newTermSet(p.Question+" "+p.Text))
+		withAnswer := 0.8 * coverage(q, newTermSet(about+"\n"+p.Text))
 		return max(f1, withAnswer)
 	}
 	return coverage(q, newTermSet(p.Title+"\n"+p.Text))
@@ -181,7 +185,7 @@ func Match(q []string, p Passage) float64 {
 // Terms exposes the analyzer for callers that weigh passages themselves.
 func Terms(s string) []string { return terms(s) }
 
-func (e *Embedded) qa(ws []*weighed) (Reply, bool) {
+func (e *Embedded) qa(q []string, ws []*weighed) (Reply, bool) {
 	var best, second *weighed
 	for _, w := range ws {
 		if w.p.Kind != QA || strings.TrimSpace(w.p.Text) == "" {
@@ -200,6 +204,15 @@ func (e *Embedded) qa(ws []*weighed) (Reply, bool) {
 	if second != nil && best.match-second.match < e.QAMargin {
 		return Reply{}, false
 	}
+	// A pair that leaves out what the question names ("reset the admin
+	// password" against "reset my password") gives way to a passage that
+	// covers it.
+	asked := coverage(q, newTermSet(best.p.Question+"\n"+strings.Join(best.p.Tags, "\n")))
+	for _, w := range ws {
+		if w.p.Kind != QA && w.match >= 1 && asked < 0.8 {
+			return Reply{}, false
+		}
+	}
 	best.used = true
 	text := strings.TrimSpace(best.p.Text)
 	return e.finish(text, StrategyQA, ws, []Source{source(best.p, text)}), true
@@ -209,54 +222,85 @@ type sentence struct {
 	w     *weighed
 	pi    int // passage rank
 	si    int // sentence index in the passage
+	s     sentenceOf
 	text  string
-	score float64
+	match float64 // how much of the question it covers, with its context
+	score float64 // match plus what its form and place add, for ranking
 }
 
-func (e *Embedded) extract(q []string, ws []*weighed, lang string, tone Tone) (Reply, bool) {
+func (e *Embedded) extract(q []string, question string, ws []*weighed, lang string, tone Tone) (Reply, bool) {
+	kind := kindOf(question)
 	var all []*sentence
 	byPassage := map[int][]*sentence{}
+	// Headings and lead-ins are shared by many sentences: analyse each once.
+	sets := map[string]termSet{}
+	setOf := func(s string) termSet {
+		ts, ok := sets[s]
+		if !ok {
+			ts = newTermSet(s)
+			sets[s] = ts
+		}
+		return ts
+	}
 	for pi, w := range ws {
+		title := coverage(q, setOf(w.p.Title))
 		for si, s := range sentences(w.p.Text) {
-			// The heading a sentence stands under says what it is about.
-			c := 0.85*coverage(q, newTermSet(s.heading+"\n"+s.text)) + 0.15*coverage(q, newTermSet(s.text))
+			// The heading a sentence stands under says what it is about; the
+			// sentence leading into a code snippet says what the code does.
+			own := termSets{setOf(s.text)}
+			if s.code {
+				own = append(own, setOf(s.lead))
+			}
+			context := append(termSets{setOf(s.heading)}, own...)
+			if s.code {
+				context = append(context, setOf(s.block))
+			}
+			m := 0.85*coverage(q, context) + 0.15*coverage(q, own)
 			// A little credit for the title and for retrieval's ranking breaks ties.
-			c += 0.05*coverage(q, newTermSet(w.p.Title)) + 0.01*float64(len(ws)-pi)/float64(len(ws))
-			st := &sentence{w: w, pi: pi, si: si, text: s.text, score: c}
+			c := m + 0.05*title + 0.01*float64(len(ws)-pi)/float64(len(ws))
+			c += kindBonus(kind, q, s)
+			st := &sentence{w: w, pi: pi, si: si, s: s, text: s.text, match: m, score: c}
 			all = append(all, st)
 			byPassage[pi] = append(byPassage[pi], st)
 		}
 	}
-	if len(all) == 0 {
+	ranked := make([]*sentence, 0, len(all))
+	for _, s := range all {
+		if s.match >= e.SentenceMatch {
+			ranked = append(ranked, s)
+		}
+	}
+	if len(ranked) == 0 {
 		return Reply{}, false
 	}
-	ranked := append([]*sentence(nil), all...)
 	sort.SliceStable(ranked, func(i, j int) bool { return ranked[i].score > ranked[j].score })
 	best := ranked[0]
-	if best.score < e.SentenceMatch {
-		return Reply{}, false
-	}
 	picked := []*sentence{best}
-	chars := len(best.text)
+	chars := quotedLen(best)
 	add := func(s *sentence) bool {
-		if len(picked) >= e.MaxSentences || chars+len(s.text) > e.MaxChars {
+		if len(picked) >= e.MaxSentences || chars+quotedLen(s) > e.MaxChars {
 			return false
 		}
 		for _, p := range picked {
-			if p == s {
+			if p == s || p.w == s.w && (p.text == s.text || p.s.code && p.s.lead == s.text) {
 				return false
 			}
 		}
 		picked = append(picked, s)
-		chars += len(s.text) + 1
+		chars += quotedLen(s) + 1
 		return true
 	}
 	// A heading, a question or a lead-in ("To reset it:") says little by
-	// itself: the sentence after it is the answer.
-	if next := neighbour(byPassage[best.pi], best.si+1); next != nil && leadIn(best.text) {
+	// itself: the sentence or code after it is the answer.
+	if next := neighbour(byPassage[best.pi], best.si+1); next != nil && !best.s.code && (leadIn(best.text) || next.s.code && next.s.lead == best.text) {
 		add(next)
 	}
-	covered := newTermSet(best.text)
+	// The sentence after the best one in its paragraph often completes it
+	// ("We need to store request data. Use gorilla/context to ...").
+	if next := neighbour(byPassage[best.pi], best.si+1); len(picked) == 1 && next != nil && !best.s.code && next.s.para == best.s.para {
+		add(next)
+	}
+	covered := newTermSet(best.text + "\n" + best.s.lead)
 	for _, s := range ranked[1:] {
 		if s.score < max(e.SentenceMatch*0.7, best.score*0.6) {
 			break
@@ -264,14 +308,26 @@ func (e *Embedded) extract(q []string, ws []*weighed, lang string, tone Tone) (R
 		// Only sentences that say something new about the question.
 		fresh := false
 		for _, t := range q {
-			if !covered.has(t) && newTermSet(s.text).has(t) {
+			if !covered.covers(t) && newTermSet(s.text).covers(t) {
 				fresh = true
 			}
 		}
-		if (fresh || s.pi == best.pi && (s.si == best.si+1 || s.si == best.si-1)) && add(s) {
+		// A neighbour in the same paragraph completes the best sentence; a
+		// neighbouring code snippet is another command.
+		near := s.pi == best.pi && (s.si == best.si+1 || s.si == best.si-1) && !s.s.code && !best.s.code && s.s.para == best.s.para
+		if (fresh || near) && add(s) {
 			for t := range newTermSet(s.text) {
 				covered[t] = true
 			}
+		}
+	}
+	// A lead-in quoted without what it leads into ("Run this:") becomes the
+	// code it introduces, which is quoted after it.
+	for i, s := range picked {
+		leads := strings.HasSuffix(s.text, ":") || kind != askFact && kind != askName && kind != askNumber
+		if next := neighbour(byPassage[s.pi], s.si+1); !s.s.code && leads && next != nil &&
+			next.s.code && next.s.lead == s.text && !slices.Contains(picked, next) {
+			picked[i] = next
 		}
 	}
 	// Read in the order of the sources, and within one in the document's order.
@@ -291,9 +347,18 @@ func (e *Embedded) extract(q []string, ws []*weighed, lang string, tone Tone) (R
 	var body []string
 	var sources []Source
 	snippets := map[*weighed][]string{}
+	quoted := map[string]bool{}
 	for _, s := range picked {
-		body = append(body, terminate(s.text))
-		snippets[s.w] = append(snippets[s.w], terminate(s.text))
+		quoted[s.text] = true
+	}
+	for _, s := range picked {
+		// A code snippet is quoted with the sentence that leads into it,
+		// unless that sentence is quoted already.
+		withLead := s.s.code && s.s.lead != "" && !quoted[s.s.lead]
+		quoted[s.s.lead] = true
+		q := quote(s.s, withLead)
+		body = append(body, q)
+		snippets[s.w] = append(snippets[s.w], q)
 	}
 	for _, s := range picked {
 		if s.w.used {
@@ -302,13 +367,46 @@ func (e *Embedded) extract(q []string, ws []*weighed, lang string, tone Tone) (R
 		s.w.used = true
 		sources = append(sources, source(s.w.p, strings.Join(snippets[s.w], " ")))
 	}
-	title := strings.TrimSpace(picked[0].w.p.Title)
+	first := picked[0].w.p
+	title := strings.TrimSpace(first.Title)
 	prefix := say(lang, tone, phraseExtractiveUntitled)
-	if title != "" {
+	switch {
+	case title != "" && first.Page > 0:
+		prefix = say(lang, tone, phraseExtractive, say(lang, tone, phrasePage, title, first.Page))
+	case title != "":
 		prefix = say(lang, tone, phraseExtractive, title)
 	}
 	return e.finish(prefix+strings.Join(body, " "), StrategyExtractive, ws, sources), true
 }
+
+// maxCodeLines bounds a quoted code snippet; longer blocks are cut to the
+// lines around the one that matters.
+const maxCodeLines = 6
+
+// quote renders a sentence as the reply quotes it: prose as it is, a code
+// snippet verbatim between backticks (a block of several lines fenced), after
+// its lead-in sentence when withLead.
+func quote(s sentenceOf, withLead bool) string {
+	if !s.code {
+		return terminate(s.text)
+	}
+	lines := strings.Split(s.text, "\n")
+	if len(lines) > maxCodeLines {
+		lines = lines[:maxCodeLines]
+	}
+	var code string
+	if len(lines) == 1 {
+		code = "`" + lines[0] + "`"
+	} else {
+		code = "\n```\n" + strings.Join(lines, "\n") + "\n```\n"
+	}
+	if !withLead {
+		return code
+	}
+	return strings.TrimSpace(s.lead) + " " + code
+}
+
+func quotedLen(s *sentence) int { return len(quote(s.s, s.s.code)) }
 
 func neighbour(ss []*sentence, i int) *sentence {
 	if i >= 0 && i < len(ss) {
@@ -340,7 +438,7 @@ func terminate(s string) string {
 const SnippetLen = 240
 
 func source(p Passage, snippet string) Source {
-	return Source{KnowledgeID: p.KnowledgeID, Title: p.Title, Snippet: truncate(snippet, SnippetLen), Score: p.Score}
+	return Source{KnowledgeID: p.KnowledgeID, Title: p.Title, Snippet: truncate(snippet, SnippetLen), Score: p.Score, Page: p.Page}
 }
 
 func truncate(s string, n int) string {
@@ -398,6 +496,25 @@ func Candidates(req Request) []Candidate {
 	for i, p := range req.Passages {
 		out[i] = Candidate{KnowledgeID: p.KnowledgeID, ChunkID: p.ChunkID, Title: p.Title, Kind: p.Kind,
 			Score: p.Score, Match: round(Match(q, p))}
+	}
+	return out
+}
+
+// Quoted tells which of the request's passages the embedded engine would
+// quote or answer with (indices into req.Passages, best first), so that a
+// model's prompt can be sure to carry them.
+func (e *Embedded) Quoted(req Request) []int {
+	if strings.TrimSpace(req.Question) == "" {
+		return nil
+	}
+	r := e.decide(req, Language(req), normalizeTone(req.Persona.Tone))
+	var out []int
+	for _, s := range r.Sources {
+		for i, p := range req.Passages {
+			if i < e.MaxPassages && p.KnowledgeID == s.KnowledgeID && r.Trace.Candidates[i].Used && !slices.Contains(out, i) {
+				out = append(out, i)
+			}
+		}
 	}
 	return out
 }

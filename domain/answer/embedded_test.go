@@ -234,3 +234,133 @@ func TestWrappedLinesAreJoined(t *testing.T) {
 		t.Fatalf("%q", r.Text)
 	}
 }
+
+// deployment is a passage as PDF extraction gives it: prose lead-ins, each
+// followed by the command it introduces.
+var deployment = Passage{KnowledgeID: "k-bwag", Title: "Building Web Apps with Go", Kind: Chunk, Page: 11, Text: `# Deployment
+Once all these things in place, Heroku makes it easy to deploy.
+
+Initialize the project as a Git repository:
+
+git init
+git add -A
+git commit -m "Initial Commit"
+
+Create your Heroku application (specifying the Go buildpack):
+
+heroku create -b https://github.com/kr/heroku-buildpack-go.git
+
+Push it to Heroku and watch your application be deployed!
+
+git push heroku master
+
+View your application in your browser:
+
+heroku open`}
+
+// The answer is the command, not the prose around it: it is quoted
+// verbatim, after the sentence that leads into it, with source and page.
+func TestQuotesTheCommandThatAnswers(t *testing.T) {
+	tests := []struct{ q, want, notWant string }{
+		{"What command pushes the application to Heroku?", "Push it to Heroku and watch your application be deployed! `git push heroku master`", "heroku open"},
+		{"How do I open the deployed application in my browser?", "`heroku open`", "git push"},
+		{"Which command creates the Heroku application with the Go buildpack?", "`heroku create -b https://github.com/kr/heroku-buildpack-go.git`", "git push"},
+		{"How do I initialize the project as a Git repository?", "git init\ngit add -A\ngit commit -m \"Initial Commit\"", "heroku open"},
+	}
+	for _, tt := range tests {
+		r, err := NewEmbedded().Answer(context.Background(), Request{Question: tt.q, Persona: Persona{Language: "en"}, Passages: []Passage{deployment, manual}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Trace.Strategy != StrategyExtractive || !strings.Contains(r.Text, tt.want) || strings.Contains(r.Text, tt.notWant) {
+			t.Errorf("%q: %q", tt.q, r.Text)
+		}
+		if !strings.Contains(r.Text, "“Building Web Apps with Go, page 11”") || len(r.Sources) == 0 || r.Sources[0].Page != 11 {
+			t.Errorf("%q: no source and page in %q %+v", tt.q, r.Text, r.Sources)
+		}
+	}
+}
+
+func TestPrefersTheSentenceOfTheKindAskedFor(t *testing.T) {
+	faq := Passage{KnowledgeID: "k-faq", Title: "Debian FAQ", Kind: Chunk, Text: `What is Debian GNU/Linux?
+Debian includes more than 59100 software packages at present. Users can select which packages to install.
+The Debian archives also carry software packages in the non-free and contrib sections.
+The Debian Project was created by Ian Murdock in 1993.
+Um alle mit der Installation des Pakets foo auf das System übertragenen Dateien aufzulisten, verwenden Sie den Befehl:
+dpkg --listfiles foo
+Beachten Sie, dass Dateien, die von den Installationsskripten erzeugt werden, hier nicht auftauchen.`}
+	tests := []struct{ q, want string }{
+		{"How many software packages does Debian include?", "59100"},
+		{"Who created the Debian Project?", "Ian Murdock"},
+		{"Wie kann ich alle Dateien eines installierten Pakets auflisten?", "`dpkg --listfiles foo`"},
+	}
+	for _, tt := range tests {
+		r, err := NewEmbedded().Answer(context.Background(), Request{Question: tt.q, Passages: []Passage{faq}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(r.Text, tt.want) {
+			t.Errorf("%q: %q", tt.q, r.Text)
+		}
+	}
+}
+
+// A pair written in German is found for an English question through its
+// tags and the glossary, as the seed's addFAQ example is.
+func TestQAPairInTheOtherLanguageByItsTags(t *testing.T) {
+	seed := passwordQA
+	seed.Tags = []string{"password", "security"}
+	code := Passage{KnowledgeID: "k-code", Title: "Middleware", Kind: Chunk,
+		Text: "if r.URL.Query().Get(\"password\") == \"secret123\" {\nnext(rw, r)\n}"}
+	for _, q := range []string{"How do I reset my password?", "Wie setze ich mein Passwort zurück?"} {
+		r, err := NewEmbedded().Answer(context.Background(), Request{Question: q, Passages: []Passage{code, seed}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Trace.Strategy != StrategyQA || !strings.Contains(r.Text, "Gehe zu Einstellungen") {
+			t.Errorf("%q: %s %q", q, r.Trace.Strategy, r.Text)
+		}
+	}
+	// Without the tags the English question has only the glossary to go on,
+	// and the unrelated question still gets the honest answer.
+	r, err := NewEmbedded().Answer(context.Background(), Request{Question: "Can I pay with PayPal?", Passages: []Passage{code, seed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Trace.Strategy != StrategyUnknown {
+		t.Errorf("unrelated question: %s %q", r.Trace.Strategy, r.Text)
+	}
+}
+
+func TestQuotedNamesThePassagesTheEngineUses(t *testing.T) {
+	req := Request{Question: "What command pushes the application to Heroku?", Passages: []Passage{manual, hoursQA, deployment}}
+	if got := NewEmbedded().Quoted(req); len(got) != 1 || got[0] != 2 {
+		t.Fatalf("quoted %v", got)
+	}
+	if got := NewEmbedded().Quoted(Request{Question: "What is the weather on Mars?", Passages: req.Passages}); len(got) != 0 {
+		t.Fatalf("quoted %v for a question nothing answers", got)
+	}
+}
+
+// The seed's pair is about the customer's own password; a question about
+// the router's admin password is answered from the manual that names it.
+func TestPairGivesWayToAPassageThatCoversTheQuestion(t *testing.T) {
+	seed := passwordQA
+	seed.Tags = []string{"password", "security"}
+	router := Passage{KnowledgeID: "k-router", Title: "Product Manual", Kind: Chunk,
+		Text: "Resetting the password\nIf you forgot the admin password, press and hold the reset button on the back for ten seconds."}
+	r, err := NewEmbedded().Answer(context.Background(), Request{Question: "How do I reset the admin password?", Passages: []Passage{seed, router}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Trace.Strategy != StrategyExtractive || !strings.Contains(r.Text, "reset button") {
+		t.Fatalf("%s %q", r.Trace.Strategy, r.Text)
+	}
+	r, err = NewEmbedded().Answer(context.Background(), Request{Question: "How do I reset my password?", Passages: []Passage{router, seed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Trace.Strategy != StrategyQA || !strings.Contains(r.Text, "Gehe zu Einstellungen") {
+		t.Fatalf("%s %q", r.Trace.Strategy, r.Text)
+	}
+}

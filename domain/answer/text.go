@@ -1,6 +1,7 @@
 package answer
 
 import (
+	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -25,6 +26,9 @@ func words(s string) []string {
 // ("hours"/"hour", "Bestellungen"/"Bestellung", "setzen"/"setze").
 func stem(w string) string {
 	w = umlauts.Replace(w)
+	if base, ok := irregular[w]; ok {
+		w = base
+	}
 	if utf8.RuneCountInString(w) < 4 {
 		return w
 	}
@@ -91,7 +95,27 @@ func (ts termSet) has(t string) bool {
 			return true
 		}
 		// The head of a German compound is its last word: "setz" in "zurucksetz".
-		if len(u) > len(t)+2 && strings.HasSuffix(u, t) {
+		if len(u) > len(t)+2 && strings.HasSuffix(u, t) || strings.HasSuffix(u, t) && separable[u[:len(u)-len(t)]] {
+			return true
+		}
+	}
+	return false
+}
+
+// separable are German verb prefixes that split off ("zeige ... an" for
+// "anzeigen").
+var separable = set("an", "ab", "auf", "aus", "ein", "zu", "vor", "mit", "nach", "her", "hin", "um", "weg", "durch")
+
+// covering is what coverage looks terms up in: one text's terms or several.
+type covering interface{ covers(t string) bool }
+
+// termSets are the terms of several texts read together (a heading and its
+// sentence), without joining and analysing them again.
+type termSets []termSet
+
+func (tss termSets) covers(t string) bool {
+	for _, ts := range tss {
+		if ts.covers(t) {
 			return true
 		}
 	}
@@ -100,7 +124,7 @@ func (ts termSet) has(t string) bool {
 
 // coverage is the share of the question's terms found in ts, weighting
 // longer (rarer, more specific) terms a little more.
-func coverage(q []string, ts termSet) float64 {
+func coverage(q []string, ts covering) float64 {
 	if len(q) == 0 {
 		return 0
 	}
@@ -108,12 +132,62 @@ func coverage(q []string, ts termSet) float64 {
 	for _, t := range q {
 		w := termWeight(t)
 		all += w
-		if ts.has(t) {
+		if ts.covers(t) {
 			got += w
 		}
 	}
 	return got / all
 }
+
+// covers is has, also through the glossary's word in the other language:
+// a question in English finds a German answer's words and back.
+func (ts termSet) covers(t string) bool {
+	if ts.has(t) {
+		return true
+	}
+	for _, u := range glossary[t] {
+		if ts.has(u) {
+			return true
+		}
+	}
+	return false
+}
+
+// irregular maps inflections the suffix rules miss to their base form.
+var irregular = map[string]string{
+	"wrote": "write", "written": "write", "made": "make", "built": "build", "began": "begin", "begun": "begin",
+	"ran": "run", "sent": "send", "bought": "buy", "paid": "pay", "forgot": "forget", "forgotten": "forget",
+	"chose": "choose", "chosen": "choose", "gave": "give", "given": "give", "took": "take", "taken": "take",
+}
+
+// glossaryPairs are the words of customer support in English and German
+// (as stems), so that a question in one language finds a Q&A pair, its tags
+// or a passage written in the other. Small on purpose: the words people use
+// for accounts, orders and settings, not a dictionary.
+var glossaryPairs = [][2]string{
+	{"password", "passwort"}, {"password", "kennwort"}, {"reset", "zurucksetz"}, {"reset", "setz"},
+	{"account", "konto"}, {"account", "benutzerkonto"}, {"setting", "einstellung"}, {"invoice", "rechnung"},
+	{"bill", "rechnung"}, {"billing", "abrechnung"}, {"order", "bestellung"}, {"delivery", "lieferung"},
+	{"shipping", "versand"}, {"return", "rucksendung"}, {"refund", "erstattung"}, {"payment", "zahlung"},
+	{"pay", "bezahl"}, {"price", "preis"}, {"delete", "losch"}, {"cancel", "kundig"}, {"cancel", "storn"},
+	{"subscription", "abonnement"}, {"subscription", "abo"}, {"login", "anmeld"}, {"sign", "anmeld"},
+	{"email", "mail"}, {"address", "adress"}, {"security", "sicherheit"}, {"enable", "aktivier"},
+	{"enable", "schalt"}, {"disable", "deaktivier"}, {"two", "zwei"}, {"factor", "faktor"},
+	{"authentication", "authentifizier"}, {"download", "herunterlad"}, {"upload", "hochlad"},
+	{"support", "kundendienst"}, {"contact", "kontakt"}, {"opening", "offnungszeit"}, {"hour", "offnungszeit"},
+	{"warranty", "garantie"}, {"install", "installier"}, {"update", "aktualisier"}, {"remove", "entfern"},
+	{"package", "paket"}, {"file", "datei"}, {"command", "befehl"}, {"user", "benutzer"}, {"change", "ander"},
+}
+
+var glossary = func() map[string][]string {
+	m := map[string][]string{}
+	for _, p := range glossaryPairs {
+		a, b := stem(p[0]), stem(p[1])
+		m[a] = append(m[a], b)
+		m[b] = append(m[b], a)
+	}
+	return m
+}()
 
 func termWeight(t string) float64 {
 	if softTerms[t] {
@@ -130,65 +204,181 @@ func termWeight(t string) float64 {
 	}
 }
 
-// sentence is one sentence or list item of a passage, with the heading it
-// stands under, which tells what it is about.
+// sentenceOf is one sentence, list item or code snippet of a passage,
+// with the heading it stands under, which tells what it is about. A code
+// snippet (a command, a line or block of code) rarely repeats the question's
+// words: the prose sentence that leads into it ("Push it to Heroku:") says
+// what it does, so lead carries that sentence.
 type sentenceOf struct {
 	text    string
 	heading string
+	code    bool
+	lead    string
+	block   string // the whole code block a window of it belongs to
+	para    int    // sentences of one paragraph share it
 }
 
-// sentences splits a passage into sentences and list items, dropping
-// markdown decoration and headings (a short line without end punctuation
-// followed by more text), which go into the context of the sentences after
-// them. Line breaks end a sentence: passages keep the line structure of
-// their document, where a line is a heading, item or paragraph.
+// sentences splits a passage into sentences, list items and code snippets,
+// dropping markdown decoration and headings (a short line without end
+// punctuation followed by more text), which go into the context of the
+// sentences after them. Line breaks end a sentence: passages keep the line
+// structure of their document, where a line is a heading, item, paragraph
+// or line of code.
 func sentences(text string) []sentenceOf {
 	var out []sentenceOf
-	heading := ""
-	lines := logicalLines(text)
-	for li, line := range lines {
-		trimmed := strings.TrimSpace(line)
-		isHeading := strings.HasPrefix(trimmed, "#")
-		isItem := strings.HasPrefix(trimmed, "-") || strings.HasPrefix(trimmed, "*") || strings.HasPrefix(trimmed, "•")
-		line = strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(line), "#*->•|"))
+	heading, lastProse, para := "", "", 0
+	var prose []string
+	var code []string
+	flushCode := func() {
+		// A long block is quoted by the few lines that matter: each window
+		// of it is weighed on its own.
+		block := strings.Join(code, "\n")
+		for len(code) > 0 {
+			n := min(len(code), codeWindow)
+			if len(code) > maxCodeLines {
+				n = codeWindow
+			} else {
+				n = len(code)
+			}
+			out = append(out, sentenceOf{text: strings.Join(code[:n], "\n"), heading: heading, code: true, lead: lastProse, block: block})
+			code = code[n:]
+		}
+	}
+	flushProse := func(beforeCode bool) {
+		lines := logicalLines(strings.Join(prose, "\n"))
+		prose = nil
+		for li, line := range lines {
+			trimmed := strings.TrimSpace(line)
+			isHeading := strings.HasPrefix(trimmed, "#")
+			isItem := strings.HasPrefix(trimmed, "-") || strings.HasPrefix(trimmed, "*") || strings.HasPrefix(trimmed, "•")
+			line = strings.TrimSpace(strings.TrimLeft(trimmed, "#*->•|"))
+			if line == "" {
+				continue
+			}
+			last := li == len(lines)-1
+			if !isItem && (isHeading || len(strings.Fields(line)) <= 8 && !strings.ContainsAny(line[len(line)-1:], ".!?:;,")) && (!last || beforeCode) {
+				heading, lastProse = line, ""
+				continue
+			}
+			para++
+			for _, s := range splitSentences(line) {
+				out = append(out, sentenceOf{text: s, heading: heading, para: para})
+				lastProse = s
+			}
+		}
+	}
+	raw := strings.Split(text, "\n")
+	lines := make([]string, len(raw))
+	looksCode := make([]bool, len(raw)) // by the line alone
+	for i := range raw {
+		lines[i] = strings.TrimSpace(raw[i])
+		looksCode[i] = lines[i] != "" && codeLike(lines[i])
+	}
+	for i, line := range lines {
 		if line == "" {
+			// A blank line inside a code block (PDF text has them between
+			// lines) does not end it: prose after it does.
 			continue
 		}
-		if !isItem && (isHeading || len(strings.Fields(line)) <= 8 && !strings.ContainsAny(line[len(line)-1:], ".!?:;,")) && li < len(lines)-1 {
-			heading = line
-			continue
+		isCode := looksCode[i]
+		// A lower-case line after one that did not end its sentence continues it.
+		if isCode && i > 0 && lines[i-1] != "" && !looksCode[i-1] && !codePunct.MatchString(line) {
+			p, _ := utf8.DecodeLastRuneInString(lines[i-1])
+			isCode = strings.ContainsRune(".!?:;", p)
 		}
-		start := 0
-		rs := []rune(line)
-		for i := 0; i < len(rs); i++ {
-			if rs[i] != '.' && rs[i] != '!' && rs[i] != '?' {
-				continue
-			}
-			// End of sentence: punctuation followed by space and an upper-case
-			// letter or digit (not "e.g. this", not "3.5", not "z. B.").
-			j := i + 1
-			for j < len(rs) && (rs[j] == '"' || rs[j] == '\'' || rs[j] == ')' || rs[j] == '“' || rs[j] == '”') {
-				j++
-			}
-			if j >= len(rs) || rs[j] != ' ' {
-				continue
-			}
-			k := j
-			for k < len(rs) && rs[k] == ' ' {
-				k++
-			}
-			if k < len(rs) && (unicode.IsUpper(rs[k]) || rs[k] == '"' || rs[k] == '„') && !abbreviation(rs[start:i+1]) {
-				out = append(out, sentenceOf{strings.TrimSpace(string(rs[start:j])), heading})
-				start = k
-				i = k - 1
-			}
+		// A lower-case line before one that goes on in lower case is prose wrapped by the document.
+		if isCode && i+1 < len(lines) && lines[i+1] != "" && !looksCode[i+1] && !codePunct.MatchString(line) {
+			r, _ := utf8.DecodeRuneInString(lines[i+1])
+			isCode = !unicode.IsLower(r) && !unicode.IsDigit(r)
 		}
-		if s := strings.TrimSpace(string(rs[start:])); s != "" {
-			out = append(out, sentenceOf{s, heading})
+		if isCode {
+			if len(prose) > 0 {
+				flushProse(true)
+			}
+			code = append(code, line)
+		} else {
+			flushCode()
+			prose = append(prose, line)
 		}
+	}
+	flushCode()
+	if len(prose) > 0 {
+		flushProse(false)
 	}
 	return out
 }
+
+// codeWindow is how many lines of a long code block are weighed and quoted
+// together.
+const codeWindow = 4
+
+// splitSentences cuts a line at sentence ends: punctuation followed by space
+// and an upper-case letter or digit (not "e.g. this", not "3.5", not "z. B.").
+func splitSentences(line string) []string {
+	var out []string
+	start := 0
+	rs := []rune(line)
+	for i := 0; i < len(rs); i++ {
+		if rs[i] != '.' && rs[i] != '!' && rs[i] != '?' {
+			continue
+		}
+		j := i + 1
+		for j < len(rs) && (rs[j] == '"' || rs[j] == '\'' || rs[j] == ')' || rs[j] == '“' || rs[j] == '”') {
+			j++
+		}
+		if j >= len(rs) || rs[j] != ' ' {
+			continue
+		}
+		k := j
+		for k < len(rs) && rs[k] == ' ' {
+			k++
+		}
+		if k < len(rs) && (unicode.IsUpper(rs[k]) || rs[k] == '"' || rs[k] == '„') && !abbreviation(rs[start:i+1]) {
+			out = append(out, strings.TrimSpace(string(rs[start:j])))
+			start = k
+			i = k - 1
+		}
+	}
+	if s := strings.TrimSpace(string(rs[start:])); s != "" {
+		out = append(out, s)
+	}
+	return out
+}
+
+// codeLike tells whether a line, by itself, is a command or a line of code
+// rather than prose or a heading: it has code punctuation ("{", ":=",
+// "f(x)"), or it is short, ends without punctuation and starts like a
+// command (lower case, "./", "$ "). sentences also looks at its neighbours.
+func codeLike(line string) bool {
+	if strings.HasPrefix(line, "$ ") || strings.HasPrefix(line, "./") || strings.HasPrefix(line, "```") {
+		return true
+	}
+	if strings.HasPrefix(line, "#") || strings.HasPrefix(line, "- ") || strings.HasPrefix(line, "* ") || strings.HasPrefix(line, "•") {
+		return false
+	}
+	fields := strings.Fields(line)
+	end, _ := utf8.DecodeLastRuneInString(line)
+	// A long line that ends a sentence is prose, even when it names a call.
+	if len(fields) > 8 && strings.ContainsRune(".!?", end) {
+		return false
+	}
+	if !strings.Contains(line, ". ") && codePunct.MatchString(line) {
+		return true
+	}
+	first, _ := utf8.DecodeRuneInString(line)
+	// Closing brackets, comments, markup and quoted strings open no prose.
+	if strings.ContainsRune("}])<\"'/`", first) && !strings.ContainsRune(".!?", end) && len(fields) <= 12 {
+		return true
+	}
+	if len(fields) > 7 || strings.ContainsRune(".!?,;", end) || !unicode.IsLower(first) || definition.MatchString(line) {
+		return false
+	}
+	return true
+}
+
+var definition = regexp.MustCompile(`\p{L}\s?: \p{Lu}`)
+
+var codePunct = regexp.MustCompile("`\\w" + `|[{}]|:=|==|=>|;$|\w\.\w+\(|^\w[\w.-]*\(|^[a-z][\w.-]* .*\s--?[a-zA-Z]`)
 
 // logicalLines undoes the line wrapping of PDFs and plain text: a line
 // that does not end a sentence continues on the next one, unless it is
@@ -215,7 +405,11 @@ func continues(line, next string) bool {
 		return false
 	}
 	r, _ := utf8.DecodeRuneInString(next)
-	return len(strings.Fields(line)) > 8 || unicode.IsLower(r)
+	// A heading does not end in a function word: "more than" / "59100
+	// packages" is one sentence wrapped by the document.
+	fields := strings.Fields(line)
+	last := umlauts.Replace(strings.ToLower(fields[len(fields)-1]))
+	return len(fields) > 8 || unicode.IsLower(r) || unicode.IsDigit(r) || stopwords[last] && len(fields) > 1
 }
 
 // abbreviation tells whether the text ends with a short abbreviation like
@@ -317,3 +511,129 @@ var softTerms = func() map[string]bool {
 	}
 	return m
 }()
+
+// questionKind is what kind of answer a question asks for, so the engine
+// can prefer the sentence or code line of that kind among those on topic.
+type questionKind int
+
+const (
+	askFact       questionKind = iota
+	askCommand                 // "what command", "how do I install", "welcher Befehl"
+	askProcedure               // "how do I ...", "wie kann ich ...": often a command in manuals
+	askIdentifier              // "which function/method/package/file/variable"
+	askNumber                  // "how many", "which year", "wie viele", "wann"
+	askName                    // "who", "wer"
+)
+
+func kindOf(question string) questionKind {
+	ws := words(question)
+	has := func(xs ...string) bool {
+		for _, w := range ws {
+			for _, x := range xs {
+				if w == x || len(x) > 4 && strings.HasPrefix(w, x) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	first := ""
+	if len(ws) > 0 {
+		first = ws[0]
+	}
+	switch {
+	case has("command", "commands", "befehl", "kommando", "aufruf", "eingeb", "terminal", "console", "konsole", "shell"):
+		return askCommand
+	case has("function", "method", "methode", "funktion", "variable", "identifier", "interface", "package", "paket",
+		"library", "bibliothek", "file", "datei", "directory", "verzeichnis", "field", "parameter", "option", "flag", "type", "class", "klasse", "struct", "import"):
+		return askIdentifier
+	case first == "how" && has("many", "much", "often", "long", "old", "big") || has("wie") && has("viele", "viel", "oft", "lange", "alt", "gross") ||
+		has("year", "jahr", "port", "number", "nummer", "zahl", "percent", "prozent", "version", "when", "wann", "seit"):
+		return askNumber
+	case first == "who" || first == "wer" || has("whom", "wem", "wen", "author", "autor"):
+		return askName
+	case first == "how" || first == "wie" || has("install", "installier", "run", "execut", "ausfuhr", "ausführ", "deploy", "start", "build"):
+		return askProcedure
+	}
+	return askFact
+}
+
+var (
+	numberToken = regexp.MustCompile(`\b\d[\d.,:]*\b`)
+	identToken  = regexp.MustCompile(`[\w-]+[./_][\w./-]+|\w+\(|[a-z]+[A-Z]\w*|\s--?[a-z][\w-]*`)
+	nameToken   = regexp.MustCompile(`\p{Lu}\p{Ll}+ \p{Lu}\p{Ll}+`)
+)
+
+// kindBonus is how much a sentence's form fits the kind of answer asked
+// for: a number next to a word of the question for "how many", a code
+// snippet for "which command", a person's name for "who".
+func kindBonus(k questionKind, q []string, s sentenceOf) float64 {
+	switch k {
+	case askCommand:
+		if s.code {
+			return 0.25
+		}
+		if identToken.MatchString(s.text) {
+			return 0.08
+		}
+	case askProcedure:
+		if s.code {
+			return 0.12
+		}
+	case askIdentifier:
+		if s.code {
+			return 0.15
+		}
+		// An identifier named next to a word of the question ("the
+		// 'html/template' package") is what "which package" asks for.
+		ws := strings.Fields(s.text)
+		best := 0.0
+		for i, w := range ws {
+			if !identToken.MatchString(" " + w) {
+				continue
+			}
+			best = max(best, 0.08)
+			for j := max(0, i-1); j <= min(len(ws)-1, i+1); j++ {
+				if j != i && newTermSet(ws[j]).hasAnyOf(q) {
+					best = 0.15
+				}
+			}
+		}
+		return best
+	case askNumber:
+		if s.code {
+			return 0
+		}
+		ws := strings.Fields(s.text)
+		best := 0.0
+		for i, w := range ws {
+			if !numberToken.MatchString(w) {
+				continue
+			}
+			best = max(best, 0.06)
+			for j := max(0, i-2); j <= min(len(ws)-1, i+2); j++ {
+				if j != i && newTermSet(ws[j]).hasAnyOf(q) {
+					best = 0.2
+				}
+			}
+		}
+		return best
+	case askName:
+		if nameToken.MatchString(s.text) {
+			return 0.12
+		}
+	}
+	if s.code && k == askFact {
+		return -0.05
+	}
+	return 0
+}
+
+func (ts termSet) hasAnyOf(q []string) bool {
+	for _, t := range q {
+		if ts.has(t) {
+			return true
+		}
+	}
+	return false
+}

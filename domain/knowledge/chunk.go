@@ -163,7 +163,7 @@ func splitBlock(text string, start int, blk Block, idx int) []unit {
 	for i := 1; i < len(cuts); i++ {
 		w := len(strings.Fields(text[cuts[i-1]:cuts[i]]))
 		if words > 0 && words+w > TargetWords {
-			out = append(out, unit{start: start + from, end: start + strings.LastIndexFunc(text[:cuts[i-1]], notSpace) + 1, words: words, kind: blk.Kind, page: blk.Page, block: idx})
+			out = append(out, unit{start: start + from, end: start + trimmedEnd(text[:cuts[i-1]]), words: words, kind: blk.Kind, page: blk.Page, block: idx})
 			from, words = cuts[i-1], 0
 		}
 		words += w
@@ -172,7 +172,12 @@ func splitBlock(text string, start int, blk Block, idx int) []unit {
 	return out
 }
 
-func notSpace(r rune) bool { return !unicode.IsSpace(r) }
+// trimmedEnd returns the length of s without trailing spaces: the end of its
+// last character, never inside it (a cut inside "…" or "”" made the text of
+// a chunk invalid UTF-8, which PostgreSQL refuses).
+func trimmedEnd(s string) int {
+	return len(strings.TrimRightFunc(s, unicode.IsSpace))
+}
 
 // sentenceStarts returns the byte offsets in s where sentences begin: after
 // ., ! or ? followed by space and an upper-case letter or digit, and after

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func words(n int, w string) string {
@@ -112,5 +113,26 @@ func TestDetectLanguage(t *testing.T) {
 	}
 	if got := ContentWords("How do I reset my password?"); got != "reset password" {
 		t.Errorf("ContentWords = %q", got)
+	}
+}
+
+// A long paragraph whose lines end in multi-byte characters ("…", "”")
+// is cut between sentences, never inside a character: the chunk texts are
+// valid UTF-8 (WaldenFull.pdf once stopped the knowledge projection so).
+func TestSplitCutsOnCharacterBoundaries(t *testing.T) {
+	var b strings.Builder
+	for i := range 120 {
+		fmt.Fprintf(&b, "„Er sagte %d Wörter über Äpfel und Öl…”\n", i)
+		fmt.Fprintf(&b, "Then “quoted %d” and went on…\n", i)
+	}
+	doc := Document{Blocks: []Block{{Kind: Paragraph, Text: b.String()}}}
+	text, chunks := Split(doc)
+	if len(chunks) < 2 {
+		t.Fatalf("want several chunks, got %d", len(chunks))
+	}
+	for _, c := range chunks {
+		if !utf8.ValidString(text[c.Start:c.End]) {
+			t.Errorf("chunk %d [%d:%d] is not valid UTF-8: %q", c.Index, c.Start, c.End, text[max(c.End-8, c.Start):c.End])
+		}
 	}
 }

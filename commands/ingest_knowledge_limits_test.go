@@ -1,0 +1,182 @@
+package commands_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"compress/zlib"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/companin/companin/adapters/eventstore/memory"
+	"github.com/companin/companin/adapters/extract"
+	"github.com/companin/companin/commands"
+	"github.com/companin/companin/domain/es"
+	"github.com/companin/companin/domain/knowledge"
+)
+
+// inflatingPDF is a small PDF whose one content stream inflates to about
+// size bytes: a single string shown with Tj.
+func inflatingPDF(t testing.TB, size int) []byte {
+	t.Helper()
+	var content bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&content, zlib.BestSpeed)
+	fmt.Fprint(zw, "BT /F1 12 Tf 72 720 Td (")
+	line := bytes.Repeat([]byte("bomb "), 1<<16/5)
+	for written := 0; written < size; written += len(line) {
+		zw.Write(line)
+	}
+	fmt.Fprint(zw, ") Tj ET")
+	zw.Close()
+	var b bytes.Buffer
+	offsets := []int{}
+	obj := func(body string) {
+		offsets = append(offsets, b.Len())
+		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", len(offsets), body)
+	}
+	b.WriteString("%PDF-1.4\n")
+	obj("<< /Type /Catalog /Pages 2 0 R >>")
+	obj("<< /Type /Pages /Kids [3 0 R] /Count 1 >>")
+	obj("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>")
+	offsets = append(offsets, b.Len())
+	fmt.Fprintf(&b, "4 0 obj\n<< /Length %d /Filter /FlateDecode >>\nstream\n", content.Len())
+	b.Write(content.Bytes())
+	b.WriteString("\nendstream\nendobj\n")
+	obj("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+	xref := b.Len()
+	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(offsets)+1)
+	for _, o := range offsets {
+		fmt.Fprintf(&b, "%010d 00000 n \n", o)
+	}
+	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(offsets)+1, xref)
+	return b.Bytes()
+}
+
+// docxBomb is a small .docx whose document.xml unpacks to about size bytes
+// of paragraphs.
+func docxBomb(t testing.TB, size int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	w, err := zw.Create("word/document.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(w, `<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>`)
+	para := []byte(`<w:p><w:r><w:t>` + strings.Repeat("lorem ipsum dolor sit amet ", 20) + `</w:t></w:r></w:p>`)
+	for written := 0; written < size; written += len(para) {
+		w.Write(para)
+	}
+	fmt.Fprint(w, `</w:body></w:document>`)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// peakRSSMB is the process's peak resident memory so far (VmHWM), in MB.
+func peakRSSMB(t testing.TB) int {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.Atoi(f[1])
+			return kb >> 10
+		}
+	}
+	return 0
+}
+
+// Hostile and large documents end ready or failed with a reason a person can
+// act on, never crash the process, and the worker never asks for a retry: a
+// failure of the document itself is final. What is stored is valid UTF-8
+// without NUL.
+func TestIngestionOfHostileDocumentsEndsReadyOrFailed(t *testing.T) {
+	walden, err := os.ReadFile(filepath.Join("..", "adapters", "extract", "testdata", "corpus", "WaldenFull.pdf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pdfBomb := inflatingPDF(t, 100<<20)
+	docx := docxBomb(t, 60<<20)
+	t.Logf("PDF bomb %d KB (inflates to 100 MB), DOCX bomb %d KB (unpacks to 60 MB)", len(pdfBomb)>>10, len(docx)>>10)
+	cases := []struct {
+		name, fileType string
+		data           []byte
+		ready, failed  bool   // which ends are right (both: either)
+		reason         string // what a failure's reason must say
+	}{
+		{"WaldenFull.pdf, 249 pages", "pdf", walden, true, false, ""},
+		// PDFium reads at most 32 KB of one string, so this may end ready.
+		{"PDF whose one stream inflates to 100 MB", "pdf", pdfBomb, true, true, "split"},
+		{"PDF whose one stream inflates past the engine's memory cap", "pdf", inflatingPDF(t, 400<<20), false, true, "split"},
+		{"DOCX unpacking to 60 MB of XML", "docx", docx, false, true, "split"},
+		{"text with control characters and invalid UTF-8", "md", []byte("Reset\x01 the router:\x1b hold the button for ten seconds.\r\n\xff\xfe Done."), true, false, ""},
+	}
+	store := memory.New()
+	ctx := es.WithMetadata(context.Background(), es.Metadata{OrganizationID: "org-hostile", Actor: "test"})
+	add := commands.AddKnowledgeFileHandler{Store: store}
+	worker := commands.IngestKnowledgeHandler{Store: store, Extract: extract.File, Fetch: noFetch{}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := add.Handle(ctx, commands.AddKnowledgeFile{Common: knowledge.Common{Title: c.name}, FileType: c.fileType, FileName: "f." + c.fileType, Content: c.data})
+			if err != nil {
+				t.Fatal(err)
+			}
+			triggers, err := store.ReadAll(context.Background(), es.Start, 100, es.Filter{Types: knowledge.IngestionTriggers})
+			if err != nil || len(triggers) == 0 {
+				t.Fatalf("triggers: %v %d", err, len(triggers))
+			}
+			if err := worker.HandleEvent(context.Background(), triggers[len(triggers)-1]); err != nil {
+				t.Fatalf("the worker asked for a retry: %v", err)
+			}
+			events, err := store.ReadStream(context.Background(), knowledge.Kind+"-"+res.ID.String(), 1, 10)
+			if err != nil || len(events) != 2 {
+				t.Fatalf("events: %v %d", err, len(events))
+			}
+			last, err := knowledge.Decode(events[1].Type, events[1].Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch e := last.(type) {
+			case knowledge.Ingested:
+				if !c.ready {
+					t.Fatalf("ingested %d chunks, want a failure", len(e.Chunks))
+				}
+				if !utf8.ValidString(e.Text) || strings.ContainsFunc(e.Text, func(r rune) bool { return r < 0x20 && r != '\n' && r != '\t' }) {
+					t.Errorf("stored text is not clean UTF-8: %q", e.Text[:min(len(e.Text), 200)])
+				}
+				for _, ch := range e.Chunks {
+					if !utf8.ValidString(e.Text[ch.Start:ch.End]) {
+						t.Errorf("chunk %d cut inside a character", ch.Index)
+					}
+				}
+				t.Logf("ready: %d pages, %d chunks, %d characters", e.Pages, len(e.Chunks), utf8.RuneCountInString(e.Text))
+			case knowledge.IngestionFailed:
+				if !c.failed {
+					t.Fatalf("failed: %s", e.Reason)
+				}
+				if !strings.Contains(e.Reason, c.reason) {
+					t.Errorf("reason %q does not say %q", e.Reason, c.reason)
+				}
+				t.Logf("failed: %s", e.Reason)
+			default:
+				t.Fatalf("last event %T", last)
+			}
+			runtime.GC()
+			t.Logf("peak resident memory of the test process so far: %d MB", peakRSSMB(t))
+		})
+	}
+	// The limits exist so that no upload can take the process down: the
+	// PDF bomb once took 4.7 GB; the aim for a server is under 1 GB.
+	if peak := peakRSSMB(t); peak > 1024 {
+		t.Errorf("peak resident memory %d MB", peak)
+	}
+}
