@@ -7,6 +7,7 @@ package fetch
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -89,12 +90,11 @@ func New(cfg Config) *Fetcher {
 		// Control runs for the address about to be dialed, after DNS: the
 		// only check a hostname that resolves differently later cannot dodge.
 		Control: func(network, address string, _ syscall.RawConn) error {
+			// The address is not named in the error: it would tell a
+			// client what an internal host name resolves to.
 			ap, err := netip.ParseAddrPort(address)
-			if err != nil {
-				return fmt.Errorf("%w: cannot parse %s", ErrBlockedAddress, address)
-			}
-			if !f.allowed(ap.Addr().Unmap()) {
-				return fmt.Errorf("%w: %s is a private, loopback or reserved address; pages inside your network are not fetched unless COMPANIN_FETCH_ALLOW_PRIVATE=true", ErrBlockedAddress, ap.Addr())
+			if err != nil || !f.allowed(ap.Addr().Unmap()) {
+				return ErrBlockedAddress
 			}
 			return nil
 		},
@@ -141,7 +141,7 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL string) (Page, error) {
 	req.Header.Set("Accept-Language", "en, de;q=0.9, *;q=0.5")
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return Page{}, classify(err, f.cfg.Timeout)
+		return Page{}, f.classify(err, u.Hostname())
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -152,7 +152,7 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL string) (Page, error) {
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, f.cfg.MaxBytes+1))
 	if err != nil {
-		return Page{}, classify(err, f.cfg.Timeout)
+		return Page{}, f.classify(err, resp.Request.URL.Hostname())
 	}
 	if int64(len(body)) > f.cfg.MaxBytes {
 		return Page{}, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, f.cfg.MaxBytes)
@@ -164,26 +164,60 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL string) (Page, error) {
 	return Page{URL: resp.Request.URL.String(), FileType: ft, Body: body}, nil
 }
 
-func classify(err error, timeout time.Duration) error {
-	if errors.Is(err, ErrBlockedAddress) || errors.Is(err, ErrRedirects) {
-		var ue *url.Error
-		if errors.As(err, &ue) {
+// classify turns a failed request into an error a person can act on. It
+// names hosts as the URLs spell them and never an address they resolved to,
+// nor the dialer's own words ("dial tcp 10.0.0.5:443: ..."): an error is
+// shown to the client, who must not learn the server's view of its network.
+// A host that does not resolve and one that resolves to an address not
+// fetched read alike, so that the answer tells nothing about internal names.
+func (f *Fetcher) classify(err error, host string) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil && u.Hostname() != "" {
+			host = u.Hostname() // the hop that failed, after redirects
+		}
+	}
+	var dnsErr *net.DNSError
+	isDNS := errors.As(err, &dnsErr)
+	switch {
+	case errors.Is(err, ErrRedirects):
+		if ue != nil {
 			return ue.Err
 		}
 		return err
+	case errors.Is(err, ErrBlockedAddress) && ue != nil && !errors.Is(ue.Err, ErrBlockedAddress):
+		return ue.Err // refused by CheckRedirect: its text names no address
+	case errors.Is(err, ErrBlockedAddress) || isDNS && !f.cfg.AllowPrivate:
+		return fmt.Errorf("%w: %s has no public internet address that can be reached; check the address (pages on private or loopback addresses are not fetched unless COMPANIN_FETCH_ALLOW_PRIVATE=true)", ErrBlockedAddress, host)
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		return fmt.Errorf("%w: no complete answer within %s", ErrTimeout, timeout)
+		return fmt.Errorf("%w: %s gave no complete answer within %s", ErrTimeout, host, f.cfg.Timeout)
 	}
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) {
-		return fmt.Errorf("%w: the host name %s cannot be resolved", ErrUnreachable, dnsErr.Name)
+	if isDNS {
+		return fmt.Errorf("%w: the host name %s cannot be resolved", ErrUnreachable, host)
 	}
-	return fmt.Errorf("%w: %v", ErrUnreachable, err)
+	return fmt.Errorf("%w: %s: %s", ErrUnreachable, host, cause(err))
+}
+
+// cause says in a few words why a connection failed.
+func cause(err error) string {
+	var certErr *tls.CertificateVerificationError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "the connection was refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the connection was closed before the page was read"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "no route to the host"
+	case errors.As(err, &certErr):
+		return "its TLS certificate cannot be verified"
+	default:
+		return "the connection failed"
+	}
 }
 
 // fileType maps the response's content type (or, failing that, the path's

@@ -121,3 +121,33 @@ func TestPublicAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorsNameNoResolvedAddress: a refused or failed fetch says which host
+// (as the URL spells it) and why, never the address a name resolved to nor
+// the dialer's words, and an internal name reads like one that does not exist.
+func TestErrorsNameNoResolvedAddress(t *testing.T) {
+	s := server(t, func(w http.ResponseWriter, r *http.Request) {})
+	port := s.URL[strings.LastIndex(s.URL, ":"):]
+	blocked, err1 := New(Config{}).Fetch(context.Background(), "http://localhost"+port+"/")
+	_, err2 := New(Config{}).Fetch(context.Background(), "http://no-such-host.invalid/")
+	for _, err := range []error{err1, err2} {
+		if !errors.Is(err, ErrBlockedAddress) {
+			t.Fatalf("err = %v, want ErrBlockedAddress", err)
+		}
+		for _, leak := range []string{"127.0.0.1", "::1", "dial tcp", "lookup"} {
+			if strings.Contains(err.Error(), leak) {
+				t.Errorf("%q reveals %q", err, leak)
+			}
+		}
+	}
+	if blocked.URL != "" || strings.Replace(err1.Error(), "localhost", "no-such-host.invalid", 1) != err2.Error() {
+		t.Errorf("an internal name and a missing one read differently:\n%v\n%v", err1, err2)
+	}
+	// Allowed to reach private addresses, a refused connection names the host only.
+	s.Close()
+	_, err := New(Config{AllowPrivate: true}).Fetch(context.Background(), "http://localhost"+port+"/")
+	if !errors.Is(err, ErrUnreachable) || strings.Contains(err.Error(), "127.0.0.1") || strings.Contains(err.Error(), "dial tcp") ||
+		!strings.Contains(err.Error(), "refused") {
+		t.Errorf("closed port: %v", err)
+	}
+}

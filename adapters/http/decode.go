@@ -8,9 +8,13 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/companin/companin/domain/es"
+	"github.com/gorilla/mux"
 )
 
 // decodeJSON reads the request body into dst (a pointer to a struct). Unknown
@@ -44,9 +48,6 @@ func decodeBytes(body []byte, dst any) error {
 	if trimmed[0] != '{' {
 		return httpError(http.StatusBadRequest, "malformed_json", "Request body must be a JSON object")
 	}
-	if !utf8.Valid(trimmed) {
-		return httpError(http.StatusBadRequest, "malformed_json", "Request body is not valid UTF-8")
-	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	if err := dec.Decode(dst); err != nil {
 		return jsonError(err)
@@ -54,7 +55,53 @@ func decodeBytes(body []byte, dst any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return httpError(http.StatusBadRequest, "malformed_json", "Request body has data after the JSON object")
 	}
+	// After the syntax check, before anything is used: encoding/json would
+	// quietly turn invalid UTF-8 into U+FFFD and keep NUL, which no reader
+	// of the log can store.
+	if terr := es.CheckJSONText(trimmed); terr != nil {
+		return invalidText(terr.Path, terr.Problem)
+	}
 	return nil
+}
+
+// invalidText is the 422 of a field whose text the log cannot keep.
+func invalidText(field, problem string) error {
+	if field == "" {
+		field = "body"
+	}
+	return invalid(FieldError{Field: field, Message: problem})
+}
+
+// checkParams refuses a query parameter or path variable holding NUL or
+// invalid UTF-8 (as %00 or %FF): a 422 naming it, before any handler looks
+// it up in the database (which would fail) or records it.
+func checkParams(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var fields []FieldError
+		for name, value := range mux.Vars(r) {
+			if p := es.CheckText(value); p != "" {
+				fields = append(fields, FieldError{Field: name, Message: "(in the path) " + p})
+			}
+		}
+		for name, values := range r.URL.Query() {
+			if p := es.CheckText(name); p != "" {
+				fields = append(fields, FieldError{Field: "query", Message: "a parameter name " + p})
+				continue
+			}
+			for _, v := range values {
+				if p := es.CheckText(v); p != "" {
+					fields = append(fields, FieldError{Field: name, Message: p})
+					break
+				}
+			}
+		}
+		if len(fields) > 0 {
+			slices.SortFunc(fields, func(a, b FieldError) int { return strings.Compare(a.Field, b.Field) })
+			writeError(w, r, invalid(fields...))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func jsonError(err error) error {

@@ -21,6 +21,9 @@ var statusOf = []struct {
 }{
 	{organization.ErrInvalidName, http.StatusUnprocessableEntity, "invalid_name"},
 	{organization.ErrInvalidOrigin, http.StatusUnprocessableEntity, "invalid_origin"},
+	// Text the edge should have refused already (decode.go), caught again
+	// at the append: still the client's input, never a 500.
+	{es.ErrInvalidText, http.StatusUnprocessableEntity, "invalid_text"},
 	{es.ErrWrongExpectedVersion, http.StatusConflict, "conflict"},
 	{es.ErrDuplicateEventID, http.StatusConflict, "conflict"},
 	{es.ErrStreamNotFound, http.StatusNotFound, "not_found"},

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/companin/companin/adapters/eventjson"
 	"github.com/companin/companin/domain/es"
+	"github.com/google/uuid"
 )
 
 // eventDTO is how the API shows a stored event, in /events, its NDJSON
@@ -62,6 +64,50 @@ func positionParam(field, value string) (es.Position, error) {
 	return es.Position(value), nil
 }
 
+// streamSlots counts the open event streams of each organization on this
+// instance. A stream holds a connection and wakes on its organization's
+// appends; without a bound one organization could open thousands.
+type streamSlots struct {
+	mu   sync.Mutex
+	open map[uuid.UUID]int
+}
+
+// acquire takes a slot of org's max, or answers false when all are taken.
+func (c *streamSlots) acquire(org uuid.UUID, max int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open[org] >= max {
+		return false
+	}
+	if c.open == nil {
+		c.open = map[uuid.UUID]int{}
+	}
+	c.open[org]++
+	return true
+}
+
+func (c *streamSlots) release(org uuid.UUID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open[org]--; c.open[org] <= 0 {
+		delete(c.open, org)
+	}
+}
+
+// streamSlot takes one of the caller's organization's stream slots, or
+// answers 429 and returns false. Call the returned release when the stream ends.
+func (s *Server) streamSlot(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	org := principalOf(r).OrganizationID
+	if !s.streams.acquire(org, s.cfg.MaxStreamsPerOrg) {
+		w.Header().Set("Retry-After", "10")
+		writeProblem(w, http.StatusTooManyRequests,
+			fmt.Sprintf("Too many open event streams - at most %d per organization; close one first", s.cfg.MaxStreamsPerOrg),
+			"too_many_streams", nil)
+		return nil, false
+	}
+	return func() { s.streams.release(org) }, true
+}
+
 // listEvents is GET /events: a page of the organization's events in global
 // order, or with Accept: application/x-ndjson all of them as an export.
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
@@ -84,6 +130,11 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if strings.Contains(r.Header.Get("Accept"), "application/x-ndjson") {
+		release, ok := s.streamSlot(w, r)
+		if !ok {
+			return
+		}
+		defer release()
 		s.exportEvents(w, r, after, filter)
 		return
 	}
@@ -185,6 +236,11 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.readError(r, "Last-Event-ID", after, err))
 		return
 	}
+	release, ok := s.streamSlot(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -204,13 +260,10 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	// scanned is how far the whole log has been read: other organizations'
-	// events are skipped here, and waiting starts after them, not after the
-	// last event sent (which would wake at once, forever).
-	scanned := after
-	scanFilter := es.Filter{Types: filter.Types, Streams: filter.Streams}
+	// The organization's events only, read and waited for through its index
+	// (es.WaitFor): a stream costs nothing while other organizations write.
 	for ctx.Err() == nil {
-		events, err := s.deps.Store.ReadAll(ctx, scanned, exportPage, scanFilter)
+		events, err := s.deps.Store.ReadAll(ctx, after, exportPage, filter)
 		if err != nil {
 			if ctx.Err() == nil {
 				loggerFrom(r).ErrorContext(ctx, "stream events", "err", err)
@@ -219,10 +272,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, e := range events {
-			scanned = e.Position
-			if !filter.Matches(e) {
-				continue
-			}
+			after = e.Position
 			b, _ := json.Marshal(toEventDTO(e))
 			if !write("id: %s\nevent: %s\ndata: %s\n\n", e.Position, e.Type, b) {
 				return
@@ -232,7 +282,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		wait, cancel := context.WithTimeout(ctx, sseHeartbeat)
-		err = s.deps.Store.WaitForEvents(wait, scanned)
+		err = es.WaitFor(wait, s.deps.Store, after, filter)
 		cancel()
 		if ctx.Err() != nil {
 			return

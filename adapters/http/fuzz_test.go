@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/companin/companin/domain/es"
 	"github.com/google/uuid"
 )
 
@@ -32,6 +33,11 @@ var fuzzSeeds = []string{
 	`{"is_active":"yes"}`, `{"default_tasks":[1,2]}`, `{"content":"\ud800"}`, "{\"content\":\"\xff\"}",
 	`{"a":` + strings.Repeat(`[`, 5000) + strings.Repeat(`]`, 5000) + `}`, `{"content":"x"}{"content":"y"}`,
 	`{"client_id":"ci_x"}`, `{"content":"` + strings.Repeat("a", 70000) + `"}`,
+	// Text no reader of the log can store: NUL escapes and raw invalid
+	// UTF-8, in values and keys, nested; an escaped backslash that is fine.
+	`{"content":"a\u0000b"}`, `{"metadata":{"a":[1,{"b":"\u0000"}]}}`, `{"traits":{"\u0000":1}}`,
+	"{\"content\":\"caf\xc3\"}", "{\"metadata\":{\"k\":[\"\xe2\x82\"]}}", "{\"traits\":{\"\xff\":\"x\"}}",
+	`{"content":"\udc00"}`, `{"content":"\\u0000"}`, "{\"content\":\"a\x00b\"}",
 }
 
 // FuzzDecodeJSON: whatever the body, decoding answers a client error, never
@@ -43,6 +49,9 @@ func FuzzDecodeJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var dto fuzzDTO
 		err := decodeBytes(body, &dto)
+		if err == nil && es.CheckJSONText(bytes.TrimSpace(body)) != nil {
+			t.Fatalf("body %q: accepted with text the log cannot store", body)
+		}
 		if err == nil {
 			var v validation
 			v.required("content", dto.Content)
@@ -56,6 +65,9 @@ func FuzzDecodeJSON(f *testing.F) {
 		var ae *apiError
 		if !errors.As(err, &ae) || ae.status < 400 || ae.status >= 500 {
 			t.Fatalf("body %q: %v is not a client error", body, err)
+		}
+		if ae.status == http.StatusUnprocessableEntity && len(ae.fields) == 0 {
+			t.Fatalf("body %q: a 422 naming no field", body)
 		}
 		rec := httptest.NewRecorder()
 		writeError(rec, httptest.NewRequest(http.MethodPost, "/", nil), err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/companin/companin/adapters/extract"
 	"github.com/companin/companin/commands"
+	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/knowledge"
 	"github.com/companin/companin/queries"
 	"github.com/google/uuid"
@@ -163,6 +164,12 @@ func readUpload(r *http.Request) (uploadForm, error) {
 			return f, httpError(http.StatusBadRequest, "malformed_multipart", "The multipart body cannot be read: "+err.Error())
 		}
 		name := part.FormName()
+		if p := es.CheckText(name); p != "" {
+			return f, invalidText("form", "a field name "+p)
+		}
+		if p := es.CheckText(part.FileName()); p != "" {
+			return f, invalidText(name, "(its file name) "+p)
+		}
 		if part.FileName() != "" || name == "file" {
 			if f.file != nil {
 				_ = part.Close()
@@ -188,6 +195,13 @@ func readUpload(r *http.Request) (uploadForm, error) {
 		b, err := io.ReadAll(io.LimitReader(part, 64<<10+1))
 		if err != nil || len(b) > 64<<10 {
 			return f, invalid(FieldError{Field: name, Message: "is too long"})
+		}
+		if p := es.CheckText(string(b)); p != "" {
+			return f, invalidText(name, p)
+		}
+		if terr := es.CheckJSONText(b); terr != nil && json.Valid(b) {
+			// A JSON array of values (see values): its strings count too.
+			return f, invalidText(name+terr.Path, terr.Problem)
 		}
 		f.fields[name] = append(f.fields[name], string(b))
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/companin/companin/domain/es"
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 )
@@ -97,7 +98,10 @@ var (
 func (s *Server) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
-		if origin == "" {
+		// "null" is the Origin of sandboxed frames, file: pages and
+		// redirects across origins: any page can send it, so echoing it
+		// with credentials would let every page read the answers.
+		if origin == "" || origin == "null" {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -155,7 +159,21 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	s.limitHeadersIfAuthenticated(w, r)
 	writeProblem(w, http.StatusNotFound, "Not found: no route "+r.URL.Path, "route_not_found", nil)
+}
+
+// limitHeadersIfAuthenticated gives an answer outside every route (404,
+// 405) the rate-limit headers when the caller is identified, without
+// spending a request (as auth.go does for a refused scope or origin); a
+// caller without valid credentials gets the answer alone.
+func (s *Server) limitHeadersIfAuthenticated(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("X-API-Key") == "" && r.Header.Get("Authorization") == "" {
+		return
+	}
+	if p, _ := s.authenticate(r, ScopeWidget); p.OrganizationID != uuid.Nil {
+		s.rateLimitHeaders(w, r, p.OrganizationID)
+	}
 }
 
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
@@ -165,6 +183,7 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	s.limitHeadersIfAuthenticated(w, r)
 	writeProblem(w, http.StatusMethodNotAllowed,
 		fmt.Sprintf("Method %s not allowed here; allowed: %s", r.Method, strings.Join(allowed, ", ")), "method_not_allowed", nil)
 }
@@ -226,3 +245,24 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// textHeaders are the request headers whose values are looked up in the
+// database or stored: invalid UTF-8 in them (net/http already refuses NUL)
+// would fail there, as a 500.
+var textHeaders = []string{"X-API-Key", "X-API-Secret", "Authorization", "Idempotency-Key", "Last-Event-ID"}
+
+// checkHeaders answers 422 naming the header when one of textHeaders is not
+// valid text.
+func checkHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, name := range textHeaders {
+			for _, v := range r.Header.Values(name) {
+				if p := es.CheckText(v); p != "" {
+					writeError(w, r, invalid(FieldError{Field: name, Message: "(a header) " + p}))
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -35,8 +36,9 @@ const (
 	replyFailed    = "failed"
 )
 
-// maxReplyWait caps ?wait=: a client may ask to wait less, or longer than
-// the default, but not forever.
+// maxReplyWait caps ?wait= and COMPANIN_REPLY_WAIT: a client may ask to wait
+// less, or longer than the default, but not forever. Longer asks are clamped
+// to it, never read as "no wait".
 const maxReplyWait = 2 * time.Minute
 
 // awaitedMessage is what the POST .../messages handlers know once the user's
@@ -130,17 +132,28 @@ func (s *Server) respondWithReply(w http.ResponseWriter, r *http.Request, m awai
 	}
 }
 
-// replyWait is COMPANIN_REPLY_WAIT, or ?wait= in seconds (or a duration like 1500ms).
+// replyWait is COMPANIN_REPLY_WAIT, or ?wait= in seconds (or a duration like
+// 1500ms), within 0 to maxReplyWait: more is clamped to it (in floating
+// point, before any conversion could overflow), a negative or unreadable
+// value is a 422.
 func (s *Server) replyWait(r *http.Request) (time.Duration, error) {
 	v := r.URL.Query().Get("wait")
 	if v == "" {
-		return s.cfg.ReplyWait, nil
+		return min(s.cfg.ReplyWait, maxReplyWait), nil
 	}
-	var d time.Duration
-	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
-		d = time.Duration(n * float64(time.Second))
-	} else if d, err = time.ParseDuration(v); err != nil || d < 0 {
-		return 0, invalid(FieldError{Field: "wait", Message: "must be a number of seconds, e.g. 0 or 10"})
+	bad := invalid(FieldError{Field: "wait", Message: fmt.Sprintf("must be a number of seconds from 0 to %d, e.g. 0 or 10", int(maxReplyWait.Seconds()))})
+	if n, err := strconv.ParseFloat(v, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case math.IsNaN(n) || n < 0:
+			return 0, bad
+		case n >= maxReplyWait.Seconds():
+			return maxReplyWait, nil
+		}
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, bad
 	}
 	return min(d, maxReplyWait), nil
 }
@@ -273,6 +286,13 @@ func (s *Server) resumeReply(w http.ResponseWriter, r *http.Request, stream stri
 // reply.delta as the text grows, then reply.completed (with sources) or
 // error. from > 0 resumes after that many characters of the reply.
 func (s *Server) streamReply(w http.ResponseWriter, r *http.Request, m awaitedMessage, from int) {
+	// The same bound as without streaming: COMPANIN_REPLY_WAIT or ?wait=,
+	// at most maxReplyWait.
+	wait, err := s.replyWait(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
 	sub := replies.For(s.deps.Pool).Subscribe(m.Stream)
 	defer sub.Close()
 	h := w.Header()
@@ -292,9 +312,7 @@ func (s *Server) streamReply(w http.ResponseWriter, r *http.Request, m awaitedMe
 		}
 		return rc.Flush() == nil
 	}
-	ctx := r.Context()
-	wait := max(s.cfg.ReplyWait, maxReplyWait)
-	ctx, cancel := context.WithTimeout(ctx, wait)
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
 
 	if from == 0 && !send("message.created", sseID(m.ID, 0), m.dto(outcome{status: replyPending})) {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"github.com/companin/companin/domain"
 	"github.com/companin/companin/domain/assistant"
 	"github.com/companin/companin/domain/conversation"
+	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/message"
 	"github.com/companin/companin/domain/session"
 	"github.com/companin/companin/domain/usercontext"
@@ -21,6 +23,9 @@ var resourceFuzzSeeds = []string{
 	`{"user_reference":"","traits":null}`, `{"user_reference":"u","traits":{"a":{"b":{"c":null}}}}`,
 	`{"name":"a","language":"pt_BR-x-private-tags-that-go-on","default_tasks":["", "x"]}`,
 	`{"locale":"zh-Hant-TW","visitor_id":"` + strings.Repeat("v", 300) + `"}`, `{"content":"\u0000"}`,
+	`{"user_reference":"nul-user","traits":{"x":"a\u0000b"}}`, `{"content":"pwn\u0000","metadata":{"m":"\u0000"}}`,
+	"{\"user_reference\":\"u\",\"traits\":{\"x\":\"caf\xc3\"}}", "{\"name\":\"B\xffot\",\"default_tasks\":[\"\xe2\x82\"]}",
+	"{\"customer_id\":\"c\",\"title\":\"t\x80\",\"metadata\":{\"\xc0\":1}}", `{"visitor_id":"v\u0000","locale":"de"}`,
 }
 
 // FuzzResourceBodies: whatever a client sends to the message, context,
@@ -49,6 +54,9 @@ func FuzzResourceBodies(f *testing.F) {
 		}
 		var msg postMessageRequest
 		err := decodeBytes(body, &msg)
+		if err == nil && es.CheckJSONText(bytes.TrimSpace(body)) != nil {
+			t.Fatalf("body %q: accepted with text the log cannot store", body)
+		}
 		if err == nil {
 			_, err = message.ParseContent(deref(msg.Content))
 			if err == nil {

@@ -50,6 +50,10 @@ type Config struct {
 	// to catch up before answering anyway, with the header
 	// Companin-Read-Models: behind (COMPANIN_RYW_WAIT). 0 means 2 s.
 	ReadYourWritesWait time.Duration
+	// MaxStreamsPerOrg bounds the event streams (GET /events/stream and
+	// NDJSON exports of GET /events) one organization keeps open on this
+	// instance (COMPANIN_MAX_STREAMS_PER_ORG); past it, 429. 0 means 10.
+	MaxStreamsPerOrg int
 }
 
 func (c Config) withDefaults() Config {
@@ -76,6 +80,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReadYourWritesWait <= 0 {
 		c.ReadYourWritesWait = 2 * time.Second
+	}
+	if c.MaxStreamsPerOrg <= 0 {
+		c.MaxStreamsPerOrg = 10
 	}
 	return c
 }
@@ -119,6 +126,7 @@ type Server struct {
 	// configOrigins caches widget configurations' origins for widget calls.
 	configOrigins ttlCache[configEntry]
 	head          logHead
+	streams       streamSlots
 	// quota is this instance's blocks of the organizations' request budgets.
 	quota quotaBlocks
 }
@@ -170,11 +178,12 @@ func New(d Deps) *Server {
 }
 
 // Handler returns the whole API with its middleware: request id, panic
-// recovery, CORS, trailing-slash folding, then the router.
+// recovery, header text checks, CORS, trailing-slash folding, then the router.
 func (s *Server) Handler() http.Handler {
 	var h http.Handler = s.router
 	h = foldTrailingSlash(h)
 	h = s.cors(h)
+	h = checkHeaders(h)
 	h = s.recoverer(h)
 	h = s.requestID(h)
 	return h
@@ -209,11 +218,14 @@ func (s *Server) wrap(method, path string, scope Scope, maxBody int64, h http.Ha
 	if method == http.MethodPost && scope != ScopePublic {
 		next = s.idempotent(next)
 	}
+	next = limitBody(maxBody, next)
+	next = checkParams(next)
 	if scope != ScopePublic {
+		// After authentication and the rate limit, so that a 413 or a
+		// refused parameter carries the rate-limit headers too.
 		next = s.rateLimited(next)
 		next = s.authenticated(scope, next)
 	}
-	next = limitBody(maxBody, next)
 	return s.metrics.instrument(method, path, next)
 }
 

@@ -89,6 +89,10 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, kind string
 		writeError(w, r, err)
 		return
 	}
+	if _, err := s.replyWait(r); err != nil {
+		writeError(w, r, err) // before anything is recorded
+		return
+	}
 	if s.resumeReply(w, r, commands.StreamName(kind, id), notFound) {
 		return
 	}

@@ -50,6 +50,10 @@ type Config struct {
 	// FetchAllowPrivate lets knowledge URLs point at private and loopback
 	// addresses (COMPANIN_FETCH_ALLOW_PRIVATE, default false).
 	FetchAllowPrivate bool
+	// MaxStreamsPerOrg bounds the event streams (SSE tails and NDJSON
+	// exports) one organization keeps open on one instance
+	// (COMPANIN_MAX_STREAMS_PER_ORG, default 10).
+	MaxStreamsPerOrg int
 	// Feed publishes the log to NATS JetStream (COMPANIN_FEED_*, feed.go).
 	Feed FeedConfig
 }
@@ -122,6 +126,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.FetchAllowPrivate, err = strconv.ParseBool(get("COMPANIN_FETCH_ALLOW_PRIVATE", "false")); err != nil {
 		errs = append(errs, fmt.Errorf("COMPANIN_FETCH_ALLOW_PRIVATE: want true or false, got %q", getenv("COMPANIN_FETCH_ALLOW_PRIVATE")))
+	}
+	if c.MaxStreamsPerOrg, err = strconv.Atoi(get("COMPANIN_MAX_STREAMS_PER_ORG", "10")); err != nil || c.MaxStreamsPerOrg <= 0 {
+		errs = append(errs, fmt.Errorf("COMPANIN_MAX_STREAMS_PER_ORG: want a positive whole number, got %q", getenv("COMPANIN_MAX_STREAMS_PER_ORG")))
 	}
 	switch c.EventStore {
 	case eventStorePostgres:

@@ -37,7 +37,8 @@ func TestLoadConfigReadsEverySetting(t *testing.T) {
 	want := Config{Addr: "127.0.0.1:9000", DatabaseURL: "postgres://u@h/db", DataDir: "/var/lib/companin", EventStore: "esdb",
 		ESDBURL: "esdb://localhost:2113?tls=false", JWTSecret: strings.Repeat("s", 32), RateLimitPerHour: 50, ReplyWait: 5 * time.Second,
 		LLM: LLMConfig{BaseURL: "http://localhost:11434/v1", APIKey: "k", Model: "m", Timeout: 90 * time.Second}, FetchAllowPrivate: true,
-		WidgetTokenPerClient: 500, WidgetTokenPerAddress: 20, ReadYourWritesWait: 1500 * time.Millisecond}
+		WidgetTokenPerClient: 500, WidgetTokenPerAddress: 20, ReadYourWritesWait: 1500 * time.Millisecond,
+		MaxStreamsPerOrg: 10}
 	if c != want {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
 	}

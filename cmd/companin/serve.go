@@ -71,6 +71,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			WidgetTokenPerAddress: cfg.WidgetTokenPerAddress,
 			JWTSecret:             cfg.JWTSecret,
 			ReplyWait:             cfg.ReplyWait,
+			MaxStreamsPerOrg:      cfg.MaxStreamsPerOrg,
 			ReadYourWritesWait:    cfg.ReadYourWritesWait,
 		},
 		Metrics: reg,

@@ -25,6 +25,10 @@ var (
 	ErrStreamNotFound = errors.New("stream not found")
 	// ErrInvalidEvent means an event cannot be stored as given.
 	ErrInvalidEvent = errors.New("invalid event")
+	// ErrInvalidText is the ErrInvalidEvent of text no reader could store:
+	// a NUL character, invalid UTF-8 or an unpaired surrogate, in the data,
+	// the metadata, the type or the stream name (see CheckJSONText).
+	ErrInvalidText = fmt.Errorf("%w: text that cannot be stored", ErrInvalidEvent)
 )
 
 // Metadata travels with every event. It answers the auditor's questions: who
@@ -88,7 +92,8 @@ func (p Position) After(q Position) bool { return p > q }
 // Start is the position before the first event.
 const Start Position = ""
 
-// Validate checks what every adapter requires of an event before storing it.
+// Validate checks what every adapter requires of an event before storing it,
+// including text that every reader can store (no NUL, valid UTF-8).
 func (e NewEvent) Validate() error {
 	if e.ID == uuid.Nil {
 		return fmt.Errorf("%w: missing id", ErrInvalidEvent)
@@ -99,7 +104,8 @@ func (e NewEvent) Validate() error {
 	if len(e.Data) > 0 && !json.Valid(e.Data) {
 		return fmt.Errorf("%w: data of %s is not JSON", ErrInvalidEvent, e.Type)
 	}
-	return nil
+	// Text every reader can store: see CheckJSONText.
+	return e.checkText()
 }
 
 // SameContent tells whether a stored event is the retry of n: same type and data.
@@ -127,6 +133,9 @@ func jsonEqual(a, b json.RawMessage) bool {
 func ValidateAppend(stream string, events []NewEvent) error {
 	if stream == "" {
 		return fmt.Errorf("%w: empty stream name", ErrInvalidEvent)
+	}
+	if p := CheckText(stream); p != "" {
+		return fmt.Errorf("%w: stream name %s", ErrInvalidText, p)
 	}
 	seen := make(map[uuid.UUID]struct{}, len(events))
 	for _, e := range events {

@@ -135,3 +135,47 @@ func (f Filter) Matches(e Event) bool {
 	}
 	return true
 }
+
+// FilteredWaiter is what a store implements when it can wait for the events
+// of one filter alone, above all of one organization, without its caller
+// reading everybody else's events (the PostgreSQL and in-memory stores).
+// Use it through WaitFor.
+type FilteredWaiter interface {
+	// WaitForMatching blocks until the log may hold events after the given
+	// position that pass f, or ctx ends. It may return early.
+	WaitForMatching(ctx context.Context, after Position, f Filter) error
+}
+
+// waitScanPage bounds one read of WaitFor's fallback.
+const waitScanPage = 500
+
+// WaitFor blocks until the log may hold events after the given position that
+// pass f, or ctx ends; callers read with the same filter and wait again. A
+// store without FilteredWaiter is waited on with WaitForEvents and read past
+// the events that do not match (what EventStoreDB's adapter filters in the
+// client anyway), so that a waiter does not wake for ever on others' events.
+func WaitFor(ctx context.Context, s Store, after Position, f Filter) error {
+	if fw, ok := s.(FilteredWaiter); ok {
+		return fw.WaitForMatching(ctx, after, f)
+	}
+	scan := Filter{Types: f.Types, Streams: f.Streams}
+	for {
+		if err := s.WaitForEvents(ctx, after); err != nil {
+			return err
+		}
+		events, err := s.ReadAll(ctx, after, waitScanPage, scan)
+		if err != nil {
+			return err
+		}
+		for _, e := range events {
+			if f.Matches(e) {
+				return nil
+			}
+			after = e.Position
+		}
+		if len(events) == 0 {
+			// Woken early with nothing readable: let the caller look again.
+			return nil
+		}
+	}
+}

@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) es.Store) {
 		{"ReadAllFilters", testReadAllFilters},
 		{"WaitForEventsWakesOnAppend", testWaitWakes},
 		{"WaitForEventsReturnsAtOnceWhenBehind", testWaitBehind},
+		{"WaitForOneOrganizationWakesOnItsEvents", testWaitForOrganization},
 		{"ConcurrentWritersAndFollowers", testConcurrentFollowers},
 	}
 	for _, tc := range tests {
@@ -299,6 +300,29 @@ func testBatchIsAtomic(t *testing.T, s es.Store) {
 			b[2].Data = json.RawMessage(`{"broken":`)
 			return b
 		}, es.ErrInvalidEvent},
+		// Text no reader can store (PostgreSQL refuses it in text and jsonb):
+		// refused at the append, so that no projection ever meets it.
+		{"a NUL character in the data", func() []es.NewEvent {
+			b := events(3, "AssistantRenamed")
+			b[1].Data = json.RawMessage(`{"name":"a","traits":{"x":"a\u0000b"}}`)
+			return b
+		}, es.ErrInvalidText},
+		{"a NUL character in personal data", func() []es.NewEvent {
+			b := events(2, "ContextUpdated")
+			b[1].Data = json.RawMessage(`{"traits":{"x":"pwn\u0000"}}`)
+			b[1].Metadata = es.Metadata{Subject: "usercontext-1", Personal: []string{"traits"}}
+			return b
+		}, es.ErrInvalidText},
+		{"invalid UTF-8 in the data", func() []es.NewEvent {
+			b := events(3, "AssistantRenamed")
+			b[2].Data = json.RawMessage("{\"name\":\"caf\xc3\"}")
+			return b
+		}, es.ErrInvalidText},
+		{"a NUL character in the metadata", func() []es.NewEvent {
+			b := events(2, "AssistantRenamed")
+			b[0].Metadata.Extra = map[string]string{"source": "x\x00"}
+			return b
+		}, es.ErrInvalidText},
 		{"one id twice", func() []es.NewEvent {
 			b := events(3, "AssistantRenamed")
 			b[2].ID = b[0].ID
@@ -687,6 +711,57 @@ func testWaitWakes(t *testing.T, s es.Store) {
 			}
 			return
 		}
+	}
+}
+
+// testWaitForOrganization: es.WaitFor with an organization's filter (the
+// store's own FilteredWaiter, or the fallback over WaitForEvents) wakes for
+// that organization's event among others', and a read with the same filter
+// finds it.
+func testWaitForOrganization(t *testing.T, s es.Store) {
+	ctx := ctxOf(t)
+	orgA, orgB := "org-"+uuid.NewString(), "org-"+uuid.NewString()
+	inOrg := func(org string, n int) []es.NewEvent {
+		evs := events(n, "SessionTouched")
+		for i := range evs {
+			evs[i].Metadata.OrganizationID = org
+		}
+		return evs
+	}
+	st := stream("session")
+	mustAppend(t, s, st, es.NoStream, inOrg(orgB, 3)...)
+	mine := inOrg(orgA, 1)[0]
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		for range 3 {
+			if _, err := s.Append(context.Background(), stream("session"), es.NoStream, inOrg(orgB, 2)...); err != nil {
+				t.Errorf("append: %v", err)
+			}
+		}
+		if _, err := s.Append(context.Background(), stream("session"), es.NoStream, mine); err != nil {
+			t.Errorf("append: %v", err)
+		}
+	}()
+	deadline, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	filter := es.Filter{OrganizationID: orgA}
+	wakes := 0
+	for {
+		page, err := s.ReadAll(ctx, es.Start, 10, filter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) > 0 {
+			if len(page) != 1 || page[0].ID != mine.ID {
+				t.Fatalf("read %d events of organization A, want only %s", len(page), mine.ID)
+			}
+			t.Logf("woke %d times before organization A's event", wakes)
+			return
+		}
+		if err := es.WaitFor(deadline, s, es.Start, filter); err != nil {
+			t.Fatalf("not woken by organization A's event: %v", err)
+		}
+		wakes++
 	}
 }
 

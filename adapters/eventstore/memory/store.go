@@ -162,3 +162,28 @@ func (s *Store) WaitForEvents(ctx context.Context, after es.Position) error {
 		return ctx.Err()
 	}
 }
+
+// WaitForMatching implements es.FilteredWaiter.
+func (s *Store) WaitForMatching(ctx context.Context, after es.Position, f es.Filter) error {
+	start, err := parsePosition(after)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	for i := start; i < len(s.log); i++ {
+		if f.Matches(s.log[i]) {
+			s.mu.Unlock()
+			return nil
+		}
+	}
+	ch := s.changed
+	s.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var _ es.FilteredWaiter = (*Store)(nil)

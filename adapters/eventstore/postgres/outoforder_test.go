@@ -170,7 +170,7 @@ func pausedAppend(ctx context.Context, s *Store, exec func(context.Context, stri
 		if err := tx.Commit(ctx); err != nil {
 			return err
 		}
-		s.committed()
+		s.committed(batch)
 		return nil
 	case "rollback":
 		return tx.Rollback(ctx)

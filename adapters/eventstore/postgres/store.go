@@ -48,6 +48,13 @@ type Store struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced whenever the log may have grown
+	// orgChanged holds, per organization that some WaitForMatching waits
+	// on, a channel closed when that organization's events may have grown.
+	orgChanged map[string]chan struct{}
+	// unannounced are the organizations of commits not yet announced (nil:
+	// announce to all, as for an event without organization).
+	unannounced map[string]struct{}
+	announceAll bool
 }
 
 // Option tunes a Store.
@@ -71,6 +78,8 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 		idleFallback:    30 * time.Second,
 		pendingFallback: 10 * time.Millisecond,
 		changed:         make(chan struct{}),
+		orgChanged:      map[string]chan struct{}{},
+		unannounced:     map[string]struct{}{},
 		announce:        make(chan struct{}, 1),
 	}
 	s.bg, s.stop = context.WithCancel(context.Background())
@@ -135,7 +144,7 @@ type querier interface {
 func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedVersion, events ...es.NewEvent) (es.AppendResult, error) {
 	res, err := s.append(ctx, s.pool, stream, expected, events)
 	if err == nil && !res.Replayed && len(events) > 0 {
-		s.committed()
+		s.committed(events)
 	}
 	return res, err
 }
@@ -154,7 +163,16 @@ func (s *Store) Append(ctx context.Context, stream string, expected es.ExpectedV
 // and one NOTIFY announces every commit of a few milliseconds (notifyEvery).
 // If the process dies between a commit and its NOTIFY, waiters in
 // other processes find the event at their fallback timeout.
-func (s *Store) committed() {
+func (s *Store) committed(events []es.NewEvent) {
+	s.mu.Lock()
+	for _, e := range events {
+		if e.Metadata.OrganizationID == "" {
+			s.announceAll = true
+		} else {
+			s.unannounced[e.Metadata.OrganizationID] = struct{}{}
+		}
+	}
+	s.mu.Unlock()
 	s.notify1.Do(func() {
 		s.running.Add(1)
 		go s.notifier()
@@ -179,9 +197,16 @@ func (s *Store) notifier() {
 		case <-s.announce:
 		}
 		sent := time.Now()
-		s.broadcast()
+		s.mu.Lock()
+		orgs, all := s.unannounced, s.announceAll
+		s.unannounced, s.announceAll = map[string]struct{}{}, false
+		s.mu.Unlock()
+		if len(orgs) == 0 && !all {
+			continue // announced already, with an earlier batch
+		}
+		s.broadcast(orgs, all)
 		// An error leaves waiters elsewhere to their fallback timeout.
-		_, _ = s.pool.Exec(s.bg, "SELECT pg_notify($1, '')", Channel)
+		_, _ = s.pool.Exec(s.bg, "SELECT pg_notify($1, $2)", Channel, payload(orgs, all))
 		select {
 		case <-s.bg.Done():
 			return
@@ -365,33 +390,58 @@ func (s *Store) ReadAll(ctx context.Context, after es.Position, limit int, f es.
 	if err != nil {
 		return nil, err
 	}
-	var sql strings.Builder
-	sql.WriteString(`SELECT ` + columns + ` FROM events e
-		WHERE (e.epoch, e.transaction_id, e.global_position) > ($1, $2::text::xid8, $3) AND ` + visibleBelow)
-	args := []any{p.epoch, p.txid, p.global, limitArg(limit)}
-	if len(f.Types) > 0 {
-		args = append(args, f.Types)
-		fmt.Fprintf(&sql, " AND type = ANY($%d)", len(args))
-	}
-	if len(f.Streams) > 0 {
-		args = append(args, f.Streams)
-		fmt.Fprintf(&sql, " AND stream = ANY($%d)", len(args))
-	}
-	if f.OrganizationID != "" {
-		args = append(args, f.OrganizationID)
-		fmt.Fprintf(&sql, " AND organization_id = $%d", len(args))
-	}
-	if f.OrganizationID != "" {
-		// The same order, spelled so that the planner walks the organization's index.
-		sql.WriteString(" ORDER BY e.organization_id, e.epoch, e.transaction_id, e.global_position LIMIT $4")
-	} else {
-		sql.WriteString(" ORDER BY e.epoch, e.transaction_id, e.global_position LIMIT $4")
-	}
-	events, err := query(ctx, s.pool, sql.String(), args...)
+	sql, args := readAllSQL(p, limit, f)
+	events, err := query(ctx, s.pool, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read all after %q: %w", after, err)
 	}
 	return events, nil
+}
+
+func readAllSQL(p position, limit int, f es.Filter) (string, []any) {
+	var sql strings.Builder
+	sql.WriteString(`SELECT ` + columns + ` FROM events e
+		WHERE (e.epoch, e.transaction_id, e.global_position) > ($1, $2::text::xid8, $3) AND ` + visibleBelow)
+	args := filterSQL(&sql, []any{p.epoch, p.txid, p.global, limitArg(limit)}, f)
+	sql.WriteString(" LIMIT $4")
+	return sql.String(), args
+}
+
+// waitSQL tells whether an event after p passes f: 0 none, 1 readable, 2
+// committed but held back by an older transaction.
+func waitSQL(p position, f es.Filter) (string, []any) {
+	var sql strings.Builder
+	sql.WriteString(`SELECT coalesce((
+			SELECT CASE WHEN ` + visibleBelow + ` THEN 1 ELSE 2 END
+			FROM events e
+			WHERE (e.epoch, e.transaction_id, e.global_position) > ($1, $2::text::xid8, $3)`)
+	args := filterSQL(&sql, []any{p.epoch, p.txid, p.global}, f)
+	sql.WriteString(" LIMIT 1), 0)")
+	return sql.String(), args
+}
+
+// filterSQL appends f's conditions and the log order to a query of events e
+// after a position, and returns args with f's values added. With an
+// organization, the order is spelled so that the planner walks the
+// organization's index (events_organization_position_idx): a reader of one
+// organization reads its events only, however large the others' share.
+func filterSQL(sql *strings.Builder, args []any, f es.Filter) []any {
+	if len(f.Types) > 0 {
+		args = append(args, f.Types)
+		fmt.Fprintf(sql, " AND e.type = ANY($%d)", len(args))
+	}
+	if len(f.Streams) > 0 {
+		args = append(args, f.Streams)
+		fmt.Fprintf(sql, " AND e.stream = ANY($%d)", len(args))
+	}
+	if f.OrganizationID != "" {
+		args = append(args, f.OrganizationID)
+		fmt.Fprintf(sql, " AND e.organization_id = $%d", len(args))
+		sql.WriteString(" ORDER BY e.organization_id, e.epoch, e.transaction_id, e.global_position")
+	} else {
+		sql.WriteString(" ORDER BY e.epoch, e.transaction_id, e.global_position")
+	}
+	return args
 }
 
 func limitArg(limit int) any {
@@ -406,19 +456,26 @@ func limitArg(limit int) any {
 // an older transaction that rolls back sends no notification, yet it may have
 // held back events that a reader can now see.
 func (s *Store) WaitForEvents(ctx context.Context, after es.Position) error {
+	return s.wait(ctx, after, es.Filter{})
+}
+
+// WaitForMatching implements es.FilteredWaiter: WaitForEvents for the events
+// that pass f alone. With an organization it looks only at that
+// organization's events (through its index) and wakes only on notifications
+// naming it, so that a waiter costs nothing while other organizations write.
+func (s *Store) WaitForMatching(ctx context.Context, after es.Position, f es.Filter) error {
+	return s.wait(ctx, after, f)
+}
+
+func (s *Store) wait(ctx context.Context, after es.Position, f es.Filter) error {
 	p, err := parsePosition(after)
 	if err != nil {
 		return err
 	}
-	changed := s.subscribe()
+	changed := s.subscribe(f.OrganizationID)
+	sql, args := waitSQL(p, f)
 	var state int // 0 nothing after the position, 1 readable, 2 waiting for an older transaction
-	err = s.pool.QueryRow(ctx, `
-		SELECT coalesce((
-			SELECT CASE WHEN `+visibleBelow+` THEN 1 ELSE 2 END
-			FROM events e
-			WHERE (e.epoch, e.transaction_id, e.global_position) > ($1, $2::text::xid8, $3)
-			ORDER BY e.epoch, e.transaction_id, e.global_position LIMIT 1), 0)`,
-		p.epoch, p.txid, p.global).Scan(&state)
+	err = s.pool.QueryRow(ctx, sql, args...).Scan(&state)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -444,23 +501,74 @@ func (s *Store) WaitForEvents(ctx context.Context, after es.Position) error {
 	}
 }
 
-// subscribe returns a channel closed at the next sign that the log grew,
-// starting the listening connection on first use.
-func (s *Store) subscribe() <-chan struct{} {
+// subscribe returns a channel closed at the next sign that the log grew
+// (org "": any event; else that organization's), starting the listening
+// connection on first use.
+func (s *Store) subscribe(org string) <-chan struct{} {
 	s.listen1.Do(func() {
 		s.running.Add(1)
 		go s.listen()
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.changed
+	if org == "" {
+		return s.changed
+	}
+	ch, ok := s.orgChanged[org]
+	if !ok {
+		ch = make(chan struct{})
+		s.orgChanged[org] = ch
+	}
+	return ch
 }
 
-func (s *Store) broadcast() {
+// broadcast wakes the waiters for any event, and those of the organizations
+// named (all of them when all is set).
+func (s *Store) broadcast(orgs map[string]struct{}, all bool) {
 	s.mu.Lock()
 	close(s.changed)
 	s.changed = make(chan struct{})
+	for org, ch := range s.orgChanged {
+		if _, ok := orgs[org]; ok || all {
+			close(ch)
+			delete(s.orgChanged, org) // the next subscriber makes a new one
+		}
+	}
 	s.mu.Unlock()
+}
+
+// The payload of a NOTIFY names the organizations whose events committed,
+// comma-separated, so that a process wakes only their waiters; empty means
+// every waiter (older processes send it, and a NOTIFY carries at most 8000
+// bytes).
+const maxPayload = 7000
+
+func payload(orgs map[string]struct{}, all bool) string {
+	if all {
+		return ""
+	}
+	var sb strings.Builder
+	for org := range orgs {
+		if sb.Len()+len(org)+1 > maxPayload || strings.Contains(org, ",") {
+			return ""
+		}
+		if sb.Len() > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(org)
+	}
+	return sb.String()
+}
+
+func parsePayload(p string) (orgs map[string]struct{}, all bool) {
+	if p == "" {
+		return nil, true
+	}
+	orgs = map[string]struct{}{}
+	for _, org := range strings.Split(p, ",") {
+		orgs[org] = struct{}{}
+	}
+	return orgs, false
 }
 
 // listen keeps one connection LISTENing on Channel and wakes every waiter on
@@ -494,12 +602,13 @@ func (s *Store) listenOnce(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
 		return err
 	}
-	s.broadcast()
+	s.broadcast(nil, true)
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
 			return err
 		}
-		s.broadcast()
+		s.broadcast(parsePayload(n.Payload))
 	}
 }
 
@@ -535,4 +644,7 @@ func parsePosition(p es.Position) (position, error) {
 	return position{epoch: int32(epoch), txid: strconv.FormatUint(txid, 10), global: int64(global)}, nil
 }
 
-var _ es.Store = (*Store)(nil)
+var (
+	_ es.Store          = (*Store)(nil)
+	_ es.FilteredWaiter = (*Store)(nil)
+)

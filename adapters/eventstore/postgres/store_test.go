@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/companin/companin/adapters/eventstore/contract"
 	"github.com/companin/companin/adapters/postgres/pgtest"
@@ -95,4 +97,66 @@ func newStoreOn(t *testing.T, pool *pgxpool.Pool) *Store {
 	}
 	t.Cleanup(s.Close)
 	return s
+}
+
+// TestOneOrganizationIsReadThroughItsIndex: with another organization's
+// events filling the log, reading and waiting for one organization walk that
+// organization's index, never the whole table: a stream's cost follows its
+// own organization's events, not the platform's.
+func TestOneOrganizationIsReadThroughItsIndex(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	if _, err := s.pool.Exec(ctx, `
+		INSERT INTO events (epoch, event_id, stream, version, organization_id, type, data)
+		SELECT 0, gen_random_uuid(), 'session-' || i, 1, 'org-busy', 'SessionTouched', '{"n":1}'
+		FROM generate_series(1, 20000) AS i`); err != nil {
+		t.Fatal(err)
+	}
+	mine := es.NewEvent{ID: uuid.New(), Type: "SessionTouched", Data: []byte(`{}`), Metadata: es.Metadata{OrganizationID: "org-quiet"}}
+	if _, err := s.Append(ctx, "session-"+uuid.NewString(), es.NoStream, mine); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `ANALYZE events`); err != nil {
+		t.Fatal(err)
+	}
+	f := es.Filter{OrganizationID: "org-quiet"}
+	start, _ := parsePosition(es.Start)
+	read, readArgs := readAllSQL(start, 500, f)
+	wait, waitArgs := waitSQL(start, f)
+	for name, q := range map[string]struct {
+		sql  string
+		args []any
+	}{"read": {read, readArgs}, "wait": {wait, waitArgs}} {
+		rows, err := s.pool.Query(ctx, "EXPLAIN "+q.sql, q.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan strings.Builder
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			plan.WriteString(line + "\n")
+		}
+		rows.Close()
+		if !strings.Contains(plan.String(), "events_organization_position_idx") || strings.Contains(plan.String(), "Seq Scan on events") {
+			t.Errorf("%s of one organization does not walk its index:\n%s", name, plan.String())
+		}
+	}
+	// The event shows once every older transaction on the server ended.
+	deadline, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		got, err := s.ReadAll(ctx, es.Start, 500, f)
+		if err != nil || len(got) > 1 || len(got) == 1 && got[0].ID != mine.ID {
+			t.Fatalf("read %d events (%v), want only the quiet organization's one", len(got), err)
+		}
+		if len(got) == 1 {
+			return
+		}
+		if err := es.WaitFor(deadline, s, es.Start, f); err != nil {
+			t.Fatalf("the quiet organization's event never showed: %v", err)
+		}
+	}
 }

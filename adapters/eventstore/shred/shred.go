@@ -52,7 +52,10 @@ type Store struct {
 	redacted map[string][]string
 }
 
-var _ es.Store = (*Store)(nil)
+var (
+	_ es.Store          = (*Store)(nil)
+	_ es.FilteredWaiter = (*Store)(nil)
+)
 
 // Option configures a Store.
 type Option func(*Store)
@@ -194,6 +197,12 @@ func (s *Store) ReadAll(ctx context.Context, after es.Position, limit int, f es.
 // WaitForEvents implements es.Store.
 func (s *Store) WaitForEvents(ctx context.Context, after es.Position) error {
 	return s.inner.WaitForEvents(ctx, after)
+}
+
+// WaitForMatching implements es.FilteredWaiter: filters see only what is not
+// encrypted, so the inner store waits for them.
+func (s *Store) WaitForMatching(ctx context.Context, after es.Position, f es.Filter) error {
+	return es.WaitFor(ctx, s.inner, after, f)
 }
 
 // open decrypts the personal fields of events, in place, fetching each
