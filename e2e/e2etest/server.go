@@ -36,8 +36,9 @@ type Org struct {
 
 // Start builds the binary from the repository at root, starts it on a fresh
 // database with the embedded answer engine, and waits until /readyz answers.
-// The server's log is shown when the test fails.
-func Start(t *testing.T, root string) *Server {
+// The server's log is shown when the test fails. extraEnv ("NAME=value")
+// comes last, so it overrides the rest.
+func Start(t *testing.T, root string, extraEnv ...string) *Server {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "companin")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/companin")
@@ -48,6 +49,7 @@ func Start(t *testing.T, root string) *Server {
 	addr := freeAddr(t)
 	env := append(os.Environ(), "DATABASE_URL="+pgtest.NewDatabase(t), "COMPANIN_ADDR="+addr,
 		"COMPANIN_LLM_BASE_URL=", "COMPANIN_LLM_MODEL=", "COMPANIN_LLM_API_KEY=")
+	env = append(env, extraEnv...)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	serve := exec.CommandContext(ctx, bin, "serve")
