@@ -37,22 +37,33 @@ type PostMessageHandler struct {
 	Now   func() time.Time
 }
 
-// Handle posts the message; Written.ID is the message id.
-func (h PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (Written, error) {
+// PostedMessage is what PostMessageHandler recorded: the message as its
+// event holds it, the stream version of that event and the global position
+// of the append (for read-your-writes). A retry of a message posted before
+// appends nothing: then Version is 0 and Position es.Start.
+type PostedMessage struct {
+	Written // ID is the message id
+	Message message.Posted
+	Version uint64
+}
+
+// Handle posts the message. The caller answers from the result: there is no
+// need to read the message back.
+func (h PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (PostedMessage, error) {
 	body, err := message.ParseContent(cmd.Content)
 	if err != nil {
-		return Written{}, err
+		return PostedMessage{}, err
 	}
 	meta, err := domain.Object("metadata", cmd.Metadata)
 	if err != nil {
-		return Written{}, err
+		return PostedMessage{}, err
 	}
 	role := cmd.Role
 	if role == "" {
 		role = message.User
 	}
 	if _, err := message.ParseRole(string(role)); err != nil {
-		return Written{}, err
+		return PostedMessage{}, err
 	}
 	d := message.Draft{ID: cmd.MessageID, Role: role, Content: body, Metadata: meta, ReplyTo: cmd.ReplyTo, Sources: cmd.Sources}
 	if d.ID == uuid.Nil {
@@ -68,42 +79,50 @@ func (h PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (Writte
 	case session.Kind:
 		s, err := sessions(h.Store).Head(ctx, cmd.ThreadID)
 		if errors.Is(err, domain.ErrNotFound) {
-			return Written{}, session.ErrNotFound
+			return PostedMessage{}, session.ErrNotFound
 		}
 		if err != nil {
-			return Written{}, err
+			return PostedMessage{}, err
 		}
 		if _, err := s.PostMessage(d, at); err != nil {
-			return Written{}, err
+			return PostedMessage{}, err
 		}
 		changes = s.Changes()
 	case conversation.Kind:
 		c, err := conversations(h.Store).Head(ctx, cmd.ThreadID)
 		if errors.Is(err, domain.ErrNotFound) {
-			return Written{}, conversation.ErrNotFound
+			return PostedMessage{}, conversation.ErrNotFound
 		}
 		if err != nil {
-			return Written{}, err
+			return PostedMessage{}, err
 		}
 		if err := h.personNotErased(ctx, c); err != nil {
-			return Written{}, err
+			return PostedMessage{}, err
 		}
 		if _, err := c.PostMessage(d, at); err != nil {
-			return Written{}, err
+			return PostedMessage{}, err
 		}
 		changes = c.Changes()
 	default:
-		return Written{}, fmt.Errorf("post message: unknown thread kind %q", cmd.Kind)
+		return PostedMessage{}, fmt.Errorf("post message: unknown thread kind %q", cmd.Kind)
+	}
+	out := PostedMessage{Written: Written{ID: d.ID}}
+	for _, e := range changes {
+		if p, ok := e.(message.Posted); ok && p.MessageID == d.ID {
+			out.Message = p
+		}
 	}
 	res, err := Append(ctx, h.Store, StreamName(cmd.Kind, cmd.ThreadID), es.StreamExists, changes)
 	if errors.Is(err, es.ErrDuplicateEventID) {
 		// Posted before (a retry at another time): nothing new to wait for.
-		return Written{ID: d.ID}, nil
+		return out, nil
 	}
 	if err != nil {
-		return Written{}, err
+		return PostedMessage{}, err
 	}
-	return Written{ID: d.ID, Position: res.Position}, nil
+	// One event appended (or found stored): the stream's version is its own.
+	out.Version, out.Position = res.NextExpectedVersion, res.Position
+	return out, nil
 }
 
 // personNotErased refuses messages into a conversation whose person was

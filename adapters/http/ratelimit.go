@@ -1,12 +1,15 @@
 package httpapi
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,28 +24,129 @@ func (s *Server) rateLimited(next http.Handler) http.Handler {
 	})
 }
 
-// countRequest adds one request to the organization's counter for the current
-// hour (one upsert, shared by every instance), sets the X-RateLimit headers,
-// and answers 429 when the budget is spent. It tells whether to go on.
+// Quota in blocks. Each instance takes an organization's quota from the
+// shared counter (rate_limit_windows, one row per organization and hour) in
+// blocks: one upsert adds k to the counter and the instance owns the k
+// request numbers it skipped over. A request is let through when its number
+// is within the limit, so the organization's requests across all instances
+// never exceed it: numbers are handed out once, and a block given back is
+// subtracted only for the numbers nobody used. Blocks shrink as the limit
+// nears (to one request, as without blocks), and a block older than
+// quotaBlockTTL is given back, in the same upsert that takes the next one;
+// Server.ReturnQuota gives the rest back on shutdown. Until then an idle
+// instance holds at most one block per organization, quota the others
+// cannot use: the price of one round trip per block instead of per request.
+// X-RateLimit-Remaining is counted from the request's number, so it is exact
+// with one instance and lags other instances' unused blocks with several.
+const (
+	quotaBlockMax = 32
+	quotaBlockTTL = 2 * time.Second
+)
+
+type quotaBlocks struct {
+	mu   sync.Mutex
+	orgs map[uuid.UUID]*quotaBlock
+}
+
+// quotaBlock is an organization's block on this instance: the left request
+// numbers from next on, of the hour window, are this instance's to hand out;
+// seen is the counter when it was taken.
+type quotaBlock struct {
+	mu         sync.Mutex
+	window     time.Time
+	next, left int
+	seen       int
+	taken      time.Time
+}
+
+func (q *quotaBlocks) of(org uuid.UUID) *quotaBlock {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.orgs == nil {
+		q.orgs = map[uuid.UUID]*quotaBlock{}
+	}
+	b := q.orgs[org]
+	if b == nil {
+		b = &quotaBlock{}
+		q.orgs[org] = b
+	}
+	return b
+}
+
+// unused is how many request numbers of the block are left.
+func (b *quotaBlock) unused() int { return b.left }
+
+// quotaBlockSize is how many requests to take at once when the counter
+// stood at seen: a sixteenth of what is left, between 1 and quotaBlockMax.
+func quotaBlockSize(limit, seen int) int {
+	return min(quotaBlockMax, max(1, (limit-seen)/16))
+}
+
+// countRequest counts one request against the organization's budget for the
+// current hour (from this instance's block, or taking a new block: one
+// upsert, shared by every instance), sets the X-RateLimit headers, and
+// answers 429 when the budget is spent. It tells whether to go on.
 func (s *Server) countRequest(w http.ResponseWriter, r *http.Request, org uuid.UUID) bool {
 	now := s.now().UTC()
 	window := now.Truncate(time.Hour)
 	reset := window.Add(time.Hour)
 	limit := s.cfg.RateLimitPerHour
-	var used int
-	err := s.deps.Pool.QueryRow(r.Context(), `
-		INSERT INTO rate_limit_windows (organization_id, window_start, requests) VALUES ($1, $2, 1)
-		ON CONFLICT (organization_id, window_start)
-		DO UPDATE SET requests = rate_limit_windows.requests + 1
-		RETURNING requests`, org, window).Scan(&used)
-	if err != nil {
-		writeError(w, r, fmt.Errorf("rate limit: %w", err))
-		return false
+	b := s.quota.of(org)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.window.Equal(window) {
+		// A new hour: the old block's numbers count for nothing now.
+		b.window, b.next, b.left, b.seen, b.taken = window, 0, 0, 0, time.Time{}
 	}
-	if rand.IntN(1000) == 0 {
-		s.forgetOldWindows(r, window)
+	if b.unused() == 0 || now.Sub(b.taken) > quotaBlockTTL {
+		k, back := quotaBlockSize(limit, b.seen), b.unused()
+		var counter int
+		err := s.deps.Pool.QueryRow(r.Context(), `
+			INSERT INTO rate_limit_windows (organization_id, window_start, requests) VALUES ($1, $2, $3)
+			ON CONFLICT (organization_id, window_start)
+			DO UPDATE SET requests = rate_limit_windows.requests - $4 + $3
+			RETURNING requests`, org, window, k, back).Scan(&counter)
+		if err != nil {
+			writeError(w, r, fmt.Errorf("rate limit: %w", err))
+			return false
+		}
+		b.next, b.left, b.seen, b.taken = counter-k+1, k, counter, now
+		if rand.IntN(100) == 0 {
+			s.forgetOldWindows(r, window)
+		}
 	}
+	used := b.next
+	b.next++
+	b.left--
 	return setRateLimit(w, limit, used, now, reset, "hour")
+}
+
+// ReturnQuota gives the unused part of this instance's quota blocks back to
+// the shared counters (call it on shutdown, after the last request).
+func (s *Server) ReturnQuota(ctx context.Context) error {
+	window := s.now().UTC().Truncate(time.Hour)
+	s.quota.mu.Lock()
+	defer s.quota.mu.Unlock()
+	var errs []error
+	for org, b := range s.quota.orgs {
+		b.mu.Lock()
+		back := b.unused()
+		if back > 0 && b.window.Equal(window) {
+			_, err := s.deps.Pool.Exec(ctx, `
+				UPDATE rate_limit_windows SET requests = greatest(0, requests - $3)
+				WHERE organization_id = $1 AND window_start = $2`, org, window, back)
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				b.left = 0
+			}
+		}
+		b.mu.Unlock()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("rate limit: return quota: %w", err)
+	}
+	return nil
 }
 
 // setRateLimit sets the X-RateLimit headers of a window with limit requests

@@ -49,6 +49,7 @@ type awaitedMessage struct {
 	Content   string
 	Metadata  map[string]any
 	CreatedAt time.Time
+	Version   uint64      // of its event in Stream: the reply comes after it
 	Position  es.Position // of the append, for read-your-writes
 }
 
@@ -100,6 +101,7 @@ func (m awaitedMessage) dto(o outcome) messageWithReplyDTO {
 // pending; with Accept: text/event-stream, the reply streamed as it grows.
 func (s *Server) respondWithReply(w http.ResponseWriter, r *http.Request, m awaitedMessage) {
 	if wantsEventStream(r) {
+		s.waitForProjections(r, m.Position)
 		s.streamReply(w, r, m, 0)
 		return
 	}
@@ -167,7 +169,7 @@ func (s *Server) awaitReply(ctx context.Context, m awaitedMessage, sub *replies.
 		sub = replies.For(s.deps.Pool).Subscribe(m.Stream)
 		defer sub.Close()
 	}
-	from := uint64(1)
+	from := m.Version + 1
 	for {
 		o, next, err := s.replyOutcome(ctx, m, from)
 		if err != nil || o.status != replyPending {
@@ -273,7 +275,7 @@ func (s *Server) resumeReply(w http.ResponseWriter, r *http.Request, stream stri
 			break
 		}
 		s.streamReply(w, r, awaitedMessage{Stream: stream, ID: p.MessageID, Content: p.Content, Metadata: p.Metadata,
-			CreatedAt: p.PostedAt, Position: e.Position}, n)
+			CreatedAt: p.PostedAt, Version: e.Version, Position: e.Position}, n)
 		return true
 	}
 	writeError(w, r, invalid(FieldError{Field: "Last-Event-ID", Message: "names no message of this conversation"}))
@@ -318,7 +320,7 @@ func (s *Server) streamReply(w http.ResponseWriter, r *http.Request, m awaitedMe
 	}
 	replyID := answer.ReplyID(m.ID)
 	sent := from
-	version := uint64(1)
+	version := m.Version + 1
 	heartbeat := time.NewTicker(15 * time.Second)
 	defer heartbeat.Stop()
 	for {

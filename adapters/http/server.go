@@ -127,6 +127,8 @@ type Server struct {
 	configOrigins ttlCache[configEntry]
 	head          logHead
 	streams       streamSlots
+	// quota is this instance's blocks of the organizations' request budgets.
+	quota quotaBlocks
 }
 
 // route is a registered endpoint, kept to answer 405 with Allow and to

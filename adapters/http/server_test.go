@@ -59,7 +59,13 @@ func withConfig(c Config) testOption { return func(d *Deps) { d.Config = c } }
 // PostgreSQL database and creates one organization.
 func newTestServer(t testing.TB, opts ...testOption) *testServer {
 	t.Helper()
-	pool := pgtest.NewPool(t)
+	return newTestServerOn(t, pgtest.NewPool(t), opts...)
+}
+
+// newTestServerOn is newTestServer on a migrated pool of the caller's (a
+// benchmark's, with a tracer that counts round trips).
+func newTestServerOn(t testing.TB, pool *pgxpool.Pool, opts ...testOption) *testServer {
+	t.Helper()
 	inner, err := postgres.New(context.Background(), pool)
 	if err != nil {
 		t.Fatalf("event store: %v", err)

@@ -3,14 +3,12 @@ package httpapi
 import (
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain"
 	"github.com/companin/companin/domain/message"
 	"github.com/companin/companin/domain/session"
 	"github.com/companin/companin/queries"
-	"github.com/google/uuid"
 )
 
 type startSessionRequest struct {
@@ -82,20 +80,8 @@ type postMessageRequest struct {
 	Metadata map[string]any `json:"metadata"`
 }
 
-// postedMessage is the answer to POST .../messages: the user's message, and
-// the assistant's reply once there is one.
-type postedMessage struct {
-	ID          uuid.UUID      `json:"id"`
-	Role        string         `json:"role"`
-	Content     *string        `json:"content"`
-	Metadata    map[string]any `json:"metadata"`
-	CreatedAt   time.Time      `json:"created_at"`
-	ReplyStatus string         `json:"reply_status"`
-	Reply       any            `json:"reply"`
-}
-
 // postMessage records a user message in a session or conversation and
-// answers with the reply (replies.go: 201 completed, or 202 pending when it
+// answers with the message as recorded and the reply (replies.go: 201 completed, or 202 pending when it
 // takes longer than the wait; SSE with Accept: text/event-stream).
 func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, kind string, notFound error) {
 	id, err := pathUUID(r, notFound)
@@ -126,29 +112,10 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, kind string
 		writeError(w, r, err)
 		return
 	}
-	s.waitForProjections(r, res.Position)
-	out := postedMessage{ID: res.ID, Role: string(message.User), ReplyStatus: "pending"}
-	m, err := queries.NewGetMessageHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), res.ID)
-	switch {
-	case err == nil:
-		out.Content, out.Metadata, out.CreatedAt = m.Content, m.Metadata, m.CreatedAt
-	case errors.Is(err, domain.ErrNotFound):
-		body, _ := message.ParseContent(*req.Content)
-		c := body.String()
-		out.Content, out.Metadata, out.CreatedAt = &c, req.Metadata, s.now().UTC()
-		if out.Metadata == nil {
-			out.Metadata = map[string]any{}
-		}
-	default:
-		writeError(w, r, err)
-		return
-	}
-	content := ""
-	if out.Content != nil {
-		content = *out.Content
-	}
-	s.respondWithReply(w, r, awaitedMessage{Stream: commands.StreamName(kind, id), ID: res.ID, Content: content,
-		Metadata: out.Metadata, CreatedAt: out.CreatedAt, Position: res.Position})
+	// The answer comes from what the command recorded: no read back. The
+	// read models are waited for once, in respondWithReply, before the 2xx.
+	s.respondWithReply(w, r, awaitedMessage{Stream: commands.StreamName(kind, id), ID: res.ID, Content: res.Message.Content,
+		Metadata: res.Message.Metadata, CreatedAt: res.Message.PostedAt, Version: res.Version, Position: res.Position})
 }
 
 func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, kind string, notFound error) {

@@ -26,10 +26,18 @@ type notifier struct {
 	// generation counts (re)connections of the listener: notifications may
 	// have been missed in between, so waiters re-read the database.
 	generation int
+	// listening: the listener is connected (LISTEN took effect) in the
+	// current generation.
+	listening bool
+	// readAt is the generation in which a checkpoint's position was last
+	// read from the database while listening: from then on every move of it
+	// is notified, and waiters need not read it again (fresh).
+	readAt map[string]int
 }
 
 func newNotifier() *notifier {
-	return &notifier{changed: make(chan struct{}), positions: map[string]es.Position{}, jobs: map[string]chan struct{}{}}
+	return &notifier{changed: make(chan struct{}), positions: map[string]es.Position{}, jobs: map[string]chan struct{}{},
+		readAt: map[string]int{}}
 }
 
 // checkpoints returns a channel closed at the next checkpoint move, and the generation.
@@ -47,6 +55,37 @@ func (n *notifier) checkpointMoved(name string, pos es.Position) {
 	}
 	close(n.changed)
 	n.changed = make(chan struct{})
+}
+
+// fresh tells whether, in generation gen, the listener is connected and the
+// positions of names were read from the database since it connected: then
+// known is up to date but for notifications on their way, and a waiter
+// saves the round trip of reading them again.
+func (n *notifier) fresh(names []string, gen int) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.listening || n.generation != gen {
+		return false
+	}
+	for _, name := range names {
+		if n.readAt[name] != gen {
+			return false
+		}
+	}
+	return true
+}
+
+// readFromDatabase records that names' positions were read from the
+// database after generation gen began (if it has not ended since).
+func (n *notifier) readFromDatabase(names []string, gen int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.listening || n.generation != gen {
+		return
+	}
+	for _, name := range names {
+		n.readAt[name] = gen
+	}
 }
 
 // known returns the furthest position this process has seen for name.
@@ -77,11 +116,13 @@ func (n *notifier) jobsChanged(worker string) {
 	}
 }
 
-// wakeAll wakes every waiter, after notifications may have been lost.
-func (n *notifier) wakeAll() {
+// wakeAll wakes every waiter, after notifications may have been lost, and
+// starts a new generation, listening or not.
+func (n *notifier) wakeAll(listening bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.generation++
+	n.listening = listening
 	close(n.changed)
 	n.changed = make(chan struct{})
 	for w, ch := range n.jobs {
@@ -94,13 +135,14 @@ func (n *notifier) wakeAll() {
 // failure. It holds one dedicated connection (not one of the pool's).
 func (n *notifier) listen(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) {
 	delay := 100 * time.Millisecond
+	defer n.wakeAll(false) // no more notifications: waiters read the database
 	for ctx.Err() == nil {
 		err := n.listenOnce(ctx, pool)
 		if ctx.Err() != nil {
 			return
 		}
 		log.Warn("messaging: notification listener lost, reconnecting", "error", err)
-		n.wakeAll()
+		n.wakeAll(false)
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
@@ -119,7 +161,7 @@ func (n *notifier) listenOnce(ctx context.Context, pool *pgxpool.Pool) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+checkpointChannel+"; LISTEN "+jobsChannel); err != nil {
 		return err
 	}
-	n.wakeAll() // anything that happened before LISTEN took effect is re-read
+	n.wakeAll(true) // anything that happened before LISTEN took effect is re-read
 	for {
 		msg, err := conn.WaitForNotification(ctx)
 		if err != nil {

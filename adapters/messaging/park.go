@@ -22,6 +22,12 @@ import (
 // is parked at once instead of retried. es.ErrInvalidEvent counts the same.
 var ErrCannotApply = errors.New("cannot apply event")
 
+// ErrTransient is what a consumer wraps to say that a failure lies outside the
+// event (a broker that is down, a stale view of it): the event is retried with
+// backoff for as long as that lasts, and never parked, because parking it
+// would drop it from what the consumer feeds.
+var ErrTransient = errors.New("transient failure")
+
 // A Marker is implemented by projections whose read model can show that an
 // event about one of its entities was parked: the knowledge source `failed`
 // with the reason, a conversation `degraded`. MarkParked runs in the
@@ -51,7 +57,7 @@ const (
 // classify tells transient failures from deterministic ones. The PostgreSQL
 // classes follow https://www.postgresql.org/docs/current/errcodes-appendix.html.
 func classify(err error) failureKind {
-	if err == nil {
+	if err == nil || errors.Is(err, ErrTransient) {
 		return transient
 	}
 	if errors.Is(err, ErrCannotApply) || errors.Is(err, es.ErrInvalidEvent) {

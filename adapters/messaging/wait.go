@@ -29,11 +29,14 @@ func (r *Runtime) WaitForProjections(ctx context.Context, pos es.Position) error
 		if len(behind) == 0 {
 			return nil
 		}
-		if gen != lastGen {
-			// First pass, or the listener reconnected and may have missed news.
+		if gen != lastGen && !r.notify.fresh(behind, gen) {
+			// First pass, or the listener reconnected and may have missed
+			// news; not when this generation of the listener has read these
+			// positions already and heard of every move since.
 			if err := r.refreshPositions(ctx, behind); err != nil {
 				return err
 			}
+			r.notify.readFromDatabase(behind, gen)
 			lastGen = gen
 			if len(r.behind(names, pos)) == 0 {
 				return nil

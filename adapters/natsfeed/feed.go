@@ -15,6 +15,7 @@ import (
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/companin/companin/adapters/eventjson"
+	"github.com/companin/companin/adapters/messaging"
 	"github.com/companin/companin/domain/es"
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
@@ -214,7 +215,7 @@ func (f *Feed) Handle(ctx context.Context, tx pgx.Tx, e es.Event) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.prepare(ctx); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", messaging.ErrTransient, err)
 	}
 	if f.end.position != "" && !e.Position.After(f.end.position) {
 		// Published before a crash, before its checkpoint committed, or by
@@ -244,7 +245,7 @@ func (f *Feed) Handle(ctx context.Context, tx pgx.Tx, e es.Event) error {
 	msg.Metadata.Set(nats.ExpectedLastSeqHdr, strconv.FormatUint(f.end.seq, 10))
 	if err := f.pub.Publish(subject, msg); err != nil {
 		f.stream, f.end = nil, nil // look again before the next attempt
-		return fmt.Errorf("natsfeed: publish %s %s to %s: %w", e.Type, e.ID, subject, err)
+		return fmt.Errorf("natsfeed: publish %s %s to %s: %w: %w", e.Type, e.ID, subject, messaging.ErrTransient, err)
 	}
 	f.end = &streamEnd{seq: f.end.seq + 1, position: e.Position}
 	return nil

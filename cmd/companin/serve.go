@@ -133,6 +133,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("requests cut short", "err", err)
 	}
+	if err := api.ReturnQuota(sctx); err != nil {
+		log.Warn("rate limit quota not returned", "err", err)
+	}
 	stopConsumers()
 	wg.Wait()
 	replies.For(db.Pool).Close() // the reply notifications' listener, before the pool closes
