@@ -3,6 +3,8 @@
 package extract
 
 import (
+	"os"
+	"strconv"
 	"syscall"
 
 	"github.com/tetratelabs/wazero/experimental"
@@ -39,3 +41,21 @@ var wasmMemory experimental.MemoryAllocator = experimental.MemoryAllocatorFunc(f
 	}
 	return &mmapMemory{buf: buf, mapped: err == nil}
 })
+
+// lowerPriority makes the PDF worker yield the processor to the server: a
+// document read in the background may take longer, a request must not. On
+// Linux a nice value belongs to each thread, and a new thread takes its
+// creator's: so every thread there is now gets it.
+func lowerPriority() {
+	const nice = 10
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		_ = syscall.Setpriority(syscall.PRIO_PROCESS, 0, nice)
+		return
+	}
+	for _, t := range tasks {
+		if tid, err := strconv.Atoi(t.Name()); err == nil {
+			_ = syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice)
+		}
+	}
+}

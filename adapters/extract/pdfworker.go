@@ -57,6 +57,7 @@ func init() {
 	if os.Getenv(workerEnv) != "1" {
 		return
 	}
+	lowerPriority()
 	if dir := os.Getenv(workerCacheEnv); dir != "" {
 		_ = UseCompilationCache(dir) // an unusable dir only means compiling
 	}
