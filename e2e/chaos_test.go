@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/companin/companin/e2e/e2etest"
+	"github.com/jackc/pgx/v5"
 )
 
 // TestOneOrganizationCannotStopAnother is the cross-organization chaos test:
@@ -33,7 +34,12 @@ func TestOneOrganizationCannotStopAnother(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts the server")
 	}
-	srv := e2etest.Start(t, "..", "COMPANIN_RATE_LIMIT_PER_HOUR=1000000")
+	// Each organization gets 2,000 requests an hour, about twice what B
+	// needs here and close to the default of 1,000: the hourly limit is how
+	// a flood of one tenant is kept from the others in production, so the
+	// test runs with it rather than without. A's poison still reaches every
+	// route many times before its budget is spent.
+	srv := e2etest.Start(t, "..", "COMPANIN_RATE_LIMIT_PER_HOUR=2000")
 	a := newClient(srv.Base, srv.CreateOrg(t, "Chaos A"))
 	b := newClient(srv.Base, srv.CreateOrg(t, "Steady B"))
 
@@ -81,7 +87,7 @@ func TestOneOrganizationCannotStopAnother(t *testing.T) {
 	}
 
 	steady.verifyNothingLost(t)
-	waitTerminal(t, a, sources)
+	waitTerminal(t, srv, sources)
 	waitReady(t, srv.Base)
 }
 
@@ -566,24 +572,38 @@ func docxBomb(n int) []byte {
 	return buf.Bytes()
 }
 
-// waitTerminal waits until every source has left "processing".
-func waitTerminal(t *testing.T, a *client, ids []string) {
+// waitTerminal waits until every source has left "processing". It reads the
+// read model directly: A has spent its hourly budget on the flood by now.
+func waitTerminal(t *testing.T, srv *e2etest.Server, ids []string) {
 	t.Helper()
+	var dsn string
+	for _, kv := range srv.Env {
+		if v, ok := strings.CutPrefix(kv, "DATABASE_URL="); ok {
+			dsn = v
+		}
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("read model: %v", err)
+	}
+	defer conn.Close(ctx)
 	deadline := time.Now().Add(4 * time.Minute)
 	for _, id := range ids {
 		for {
-			status, data, _, err := a.call("GET", "/api/v1/knowledge/"+id, nil, "")
-			var src struct {
-				Status string `json:"status"`
-				Error  any    `json:"error"`
-			}
-			_ = json.Unmarshal(data, &src)
-			if err == nil && status == 200 && (src.Status == "ready" || src.Status == "failed") {
-				t.Logf("A's source %s ended %s: %s", id, src.Status, data)
+			var status string
+			var reason *string
+			err := conn.QueryRow(ctx, `SELECT status, error FROM knowledge_sources WHERE id = $1`, id).Scan(&status, &reason)
+			if err == nil && (status == "ready" || status == "failed") {
+				why := ""
+				if reason != nil {
+					why = *reason
+				}
+				t.Logf("A's source %s ended %s %s", id, status, why)
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Errorf("A's source %s did not end ready or failed: %d %v %s", id, status, err, data)
+				t.Errorf("A's source %s did not end ready or failed: %q %v", id, status, err)
 				break
 			}
 			time.Sleep(500 * time.Millisecond)
