@@ -460,8 +460,10 @@
       } else if (event === 'reply.completed') {
         done = true;
         finishReply(item, d, reply);
+        showTyping(false); // answered: not after the stream closes, a moment later
       } else if (event === 'error') {
         done = true;
+        showTyping(false);
         if (reply) reply.removeAttribute('aria-busy');
         if (d && d.code === 'reply_timeout') say(t.pending); else say(t.failed);
       }
