@@ -8,7 +8,6 @@ import (
 	"github.com/companin/companin/domain"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/knowledge"
-	"github.com/google/uuid"
 )
 
 // GiveUp records that the ingestion the event e started was given up (its
@@ -17,21 +16,9 @@ import (
 // Register it with the runtime as the ingestion worker's messaging.OnParked.
 // Idempotent: a revision that is no longer pending records nothing.
 func (h IngestKnowledgeHandler) GiveUp(ctx context.Context, e es.Event, reason string) error {
-	de, err := knowledge.Decode(e.Type, e.Data)
-	if err != nil || de == nil {
+	id, revision, ok, err := startedRevision(e)
+	if err != nil || !ok {
 		return err
-	}
-	var id uuid.UUID
-	var revision int
-	switch ev := de.(type) {
-	case knowledge.Added:
-		id, revision = ev.KnowledgeID, ev.Revision
-	case knowledge.Replaced:
-		id, revision = ev.KnowledgeID, ev.Revision
-	case knowledge.RefreshRequested:
-		id, revision = ev.KnowledgeID, ev.Revision
-	default:
-		return nil
 	}
 	_, err = knowledgeSources(h.Store).Update(ctx, id, func(s *knowledge.Source) error {
 		return s.FailIngestion(revision, "ingestion gave up: "+reason+"; replace or refresh the source to try again", Clock(h.Now))

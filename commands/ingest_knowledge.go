@@ -58,21 +58,9 @@ type IngestKnowledgeHandler struct {
 // extractor panic is recorded as failed, for good: the same bytes would fail
 // the same way again.
 func (h IngestKnowledgeHandler) HandleEvent(ctx context.Context, e es.Event) error {
-	de, err := knowledge.Decode(e.Type, e.Data)
-	if err != nil || de == nil {
+	id, revision, ok, err := startedRevision(e)
+	if err != nil || !ok {
 		return err
-	}
-	var revision int
-	var id uuid.UUID
-	switch ev := de.(type) {
-	case knowledge.Added:
-		id, revision = ev.KnowledgeID, ev.Revision
-	case knowledge.Replaced:
-		id, revision = ev.KnowledgeID, ev.Revision
-	case knowledge.RefreshRequested:
-		id, revision = ev.KnowledgeID, ev.Revision
-	default:
-		return nil
 	}
 	correlation := e.Metadata.CorrelationID
 	if correlation == "" {
@@ -175,4 +163,22 @@ func (h IngestKnowledgeHandler) read(ctx context.Context, spec knowledge.Spec) (
 		return doc, final, err
 	}
 	return knowledge.Document{}, "", fmt.Errorf("nothing to ingest for a %s source", spec.Kind)
+}
+
+// startedRevision answers which revision of which source e started
+// ingesting; ok is false for events that start none.
+func startedRevision(e es.Event) (id uuid.UUID, revision int, ok bool, err error) {
+	de, err := knowledge.Decode(e.Type, e.Data)
+	if err != nil || de == nil {
+		return uuid.Nil, 0, false, err
+	}
+	switch ev := de.(type) {
+	case knowledge.Added:
+		return ev.KnowledgeID, ev.Revision, true, nil
+	case knowledge.Replaced:
+		return ev.KnowledgeID, ev.Revision, true, nil
+	case knowledge.RefreshRequested:
+		return ev.KnowledgeID, ev.Revision, true, nil
+	}
+	return uuid.Nil, 0, false, nil
 }

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 	"github.com/companin/companin/queries"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 )
 
 // Principal is who is calling: an organization, through one of its API
@@ -401,26 +399,8 @@ func (s *Server) signingKey(ctx context.Context) ([]byte, error) {
 		k.key = []byte(k.configured)
 		return k.key, nil
 	}
-	fresh := make([]byte, 32)
-	if _, err := rand.Read(fresh); err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
-	}
 	// The first instance to start creates the key; the others read it.
-	// An instance racing us may commit its key after our statement's snapshot
-	// was taken: then neither branch sees a row, and the second try does.
-	var key []byte
-	var err error
-	for range 2 {
-		err = s.deps.Pool.QueryRow(ctx, `
-			WITH ins AS (
-				INSERT INTO platform_secrets (name, value) VALUES ($1, $2)
-				ON CONFLICT (name) DO NOTHING RETURNING value)
-			SELECT value FROM ins UNION ALL SELECT value FROM platform_secrets WHERE name = $1
-			LIMIT 1`, signingKeyName, fresh).Scan(&key)
-		if !errors.Is(err, pgx.ErrNoRows) {
-			break
-		}
-	}
+	key, err := platformSecret(ctx, s.deps.Pool, signingKeyName)
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
