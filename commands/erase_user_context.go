@@ -56,7 +56,7 @@ type ErasedUserContext struct {
 type EraseUserContextHandler struct {
 	Store es.Store
 	// References names reservation streams (keyed in production).
-	References usercontext.References
+	References ReferenceKeys
 	// Eraser destroys the context's key; nil only where no shredding store
 	// is configured (then personal fields stay in the log).
 	Eraser Eraser

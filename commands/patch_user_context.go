@@ -19,7 +19,7 @@ type PatchUserContext struct {
 // PatchUserContextHandler patches user contexts.
 type PatchUserContextHandler struct {
 	Store      es.Store
-	References usercontext.References
+	References ReferenceKeys
 	Now        func() time.Time
 }
 

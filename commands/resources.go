@@ -54,7 +54,11 @@ func loadAssistant(ctx context.Context, store es.Store, id uuid.UUID) (*assistan
 // reservation reads the reservation of ref in the caller's organization: the
 // legacy stream, if any, then the keyed one (usercontext.References). It
 // returns the keyed stream's name and version: new events go there.
-func reservation(ctx context.Context, store es.Store, refs usercontext.References, ref string) (*usercontext.Reservation, string, uint64, error) {
+func reservation(ctx context.Context, store es.Store, keys ReferenceKeys, ref string) (*usercontext.Reservation, string, uint64, error) {
+	refs, err := referencesOf(ctx, keys)
+	if err != nil {
+		return nil, "", 0, err
+	}
 	org := es.MetadataFrom(ctx).OrganizationID
 	var (
 		r       usercontext.Reservation
@@ -88,7 +92,7 @@ func reservation(ctx context.Context, store es.Store, refs usercontext.Reference
 // organization: a context id, or else a user_reference. Unknown is
 // usercontext.ErrNotFound. Erased contexts are found by id (their stream
 // stays), not by reference (erasure released it).
-func UserContextID(ctx context.Context, store es.Store, refs usercontext.References, ref string) (uuid.UUID, error) {
+func UserContextID(ctx context.Context, store es.Store, refs ReferenceKeys, ref string) (uuid.UUID, error) {
 	id, r, err := findUserContext(ctx, store, refs, ref)
 	if err != nil {
 		return uuid.Nil, err
@@ -104,7 +108,7 @@ func UserContextID(ctx context.Context, store es.Store, refs usercontext.Referen
 
 // findUserContext returns the context whose id is ref, or else the
 // reservation of ref as a user_reference.
-func findUserContext(ctx context.Context, store es.Store, refs usercontext.References, ref string) (uuid.UUID, *usercontext.Reservation, error) {
+func findUserContext(ctx context.Context, store es.Store, refs ReferenceKeys, ref string) (uuid.UUID, *usercontext.Reservation, error) {
 	if id, err := uuid.Parse(ref); err == nil {
 		events, err := store.ReadStream(ctx, StreamName(usercontext.Kind, id), 1, 1)
 		switch {
@@ -122,4 +126,18 @@ func findUserContext(ctx context.Context, store es.Store, refs usercontext.Refer
 		return uuid.Nil, nil, err
 	}
 	return uuid.Nil, r, nil
+}
+
+// ReferenceKeys gives the keyed namer of user_reference reservation streams
+// (secrets.ReferenceKeys in production). Nil names them the legacy, unkeyed
+// way: for tests and tools that never see a key.
+type ReferenceKeys interface {
+	References(ctx context.Context) (usercontext.References, error)
+}
+
+func referencesOf(ctx context.Context, keys ReferenceKeys) (usercontext.References, error) {
+	if keys == nil {
+		return usercontext.References{}, nil
+	}
+	return keys.References(ctx)
 }

@@ -28,7 +28,7 @@ type SavedUserContext struct {
 type SaveUserContextHandler struct {
 	Store es.Store
 	// References names reservation streams (keyed in production).
-	References usercontext.References
+	References ReferenceKeys
 	Now        func() time.Time
 }
 

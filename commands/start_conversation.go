@@ -28,7 +28,7 @@ type StartConversation struct {
 type StartConversationHandler struct {
 	Store es.Store
 	// References names reservation streams, to find a context by user_reference.
-	References usercontext.References
+	References ReferenceKeys
 	Now        func() time.Time
 }
 

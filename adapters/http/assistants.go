@@ -32,7 +32,7 @@ func (s *Server) createAssistant(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	res, err := commands.CreateAssistantHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.CreateAssistant{Input: req.input()})
+	res, err := s.app.Commands.CreateAssistant.Handle(r.Context(), commands.CreateAssistant{Input: req.input()})
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -51,7 +51,7 @@ func (s *Server) updateAssistant(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	res, err := commands.UpdateAssistantHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.UpdateAssistant{ID: id, Input: req.input()})
+	res, err := s.app.Commands.UpdateAssistant.Handle(r.Context(), commands.UpdateAssistant{ID: id, Input: req.input()})
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -63,7 +63,7 @@ func (s *Server) updateAssistant(w http.ResponseWriter, r *http.Request) {
 // it reflects the write.
 func (s *Server) writeAssistant(w http.ResponseWriter, r *http.Request, res commands.Written, status int) {
 	s.waitForProjections(r, res.Position)
-	a, err := queries.NewGetAssistantHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), res.ID)
+	a, err := s.app.Queries.GetAssistant.Handle(r.Context(), orgOf(r), res.ID)
 	if errors.Is(err, domain.ErrNotFound) {
 		// The read model is late beyond the bound: the write stands.
 		writeData(w, r, status, map[string]any{"id": res.ID})
@@ -82,7 +82,7 @@ func (s *Server) getAssistant(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	a, err := queries.NewGetAssistantHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), id)
+	a, err := s.app.Queries.GetAssistant.Handle(r.Context(), orgOf(r), id)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -96,7 +96,7 @@ func (s *Server) listAssistants(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	items, more, next, err := queries.NewListAssistantsHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), queries.Page{Limit: limit, Cursor: cursor})
+	items, more, next, err := s.app.Queries.ListAssistants.Handle(r.Context(), orgOf(r), queries.Page{Limit: limit, Cursor: cursor})
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -110,7 +110,7 @@ func (s *Server) deleteAssistant(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	res, err := commands.DeleteAssistantHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.DeleteAssistant{ID: id})
+	res, err := s.app.Commands.DeleteAssistant.Handle(r.Context(), commands.DeleteAssistant{ID: id})
 	if err != nil {
 		writeError(w, r, err)
 		return

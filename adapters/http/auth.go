@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/companin/companin/adapters/postgres/secrets"
 	"net/http"
 	"slices"
 	"strings"
@@ -207,7 +208,7 @@ func (c *ttlCache[V]) get(key string, load func() (V, error)) (V, error) {
 
 func (s *Server) findClient(ctx context.Context, clientID string) (queries.Client, error) {
 	return s.clients.get(clientID, func() (queries.Client, error) {
-		return queries.NewFindClientHandler(s.deps.Pool).Handle(ctx, clientID)
+		return s.app.Queries.FindClient.Handle(ctx, clientID)
 	})
 }
 
@@ -215,7 +216,7 @@ func (s *Server) findClient(ctx context.Context, clientID string) (queries.Clien
 // configuration id and the origins it allows (none listed: any).
 func (s *Server) widgetConfigOrigins(ctx context.Context, org uuid.UUID, id uuid.UUID) (found bool, origins []string, err error) {
 	e, err := s.configOrigins.get(org.String()+"/"+id.String(), func() (configEntry, error) {
-		c, err := queries.NewGetWidgetConfigHandler(s.deps.Pool).Handle(ctx, org.String(), id)
+		c, err := s.app.Queries.GetWidgetConfig.Handle(ctx, org.String(), id)
 		if errors.Is(err, domain.ErrNotFound) {
 			return configEntry{}, nil
 		}
@@ -400,7 +401,7 @@ func (s *Server) signingKey(ctx context.Context) ([]byte, error) {
 		return k.key, nil
 	}
 	// The first instance to start creates the key; the others read it.
-	key, err := platformSecret(ctx, s.deps.Pool, signingKeyName)
+	key, err := secrets.Get(ctx, s.deps.Pool, signingKeyName)
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}

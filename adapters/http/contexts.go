@@ -6,7 +6,6 @@ import (
 
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain"
-	"github.com/companin/companin/queries"
 	"github.com/gorilla/mux"
 )
 
@@ -27,12 +26,7 @@ func (s *Server) saveContext(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	refs, err := s.references(r.Context())
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	res, err := commands.SaveUserContextHandler{Store: s.deps.Store, References: refs, Now: s.now}.Handle(r.Context(), commands.SaveUserContext{
+	res, err := s.app.Commands.SaveUserContext.Handle(r.Context(), commands.SaveUserContext{
 		UserReference: deref(req.UserReference), Traits: req.Traits,
 	})
 	if err != nil {
@@ -52,12 +46,7 @@ func (s *Server) patchContext(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	refs, err := s.references(r.Context())
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	res, err := commands.PatchUserContextHandler{Store: s.deps.Store, References: refs, Now: s.now}.Handle(r.Context(), commands.PatchUserContext{
+	res, err := s.app.Commands.PatchUserContext.Handle(r.Context(), commands.PatchUserContext{
 		Ref: mux.Vars(r)["ref"], Traits: req.Traits,
 	})
 	if err != nil {
@@ -69,7 +58,7 @@ func (s *Server) patchContext(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) writeContext(w http.ResponseWriter, r *http.Request, res commands.Written, status int) {
 	s.waitForProjections(r, res.Position)
-	u, err := queries.NewGetUserContextHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), res.ID.String())
+	u, err := s.app.Queries.GetUserContext.Handle(r.Context(), orgOf(r), res.ID.String())
 	if errors.Is(err, domain.ErrNotFound) {
 		writeData(w, r, status, map[string]any{"id": res.ID})
 		return
@@ -82,7 +71,7 @@ func (s *Server) writeContext(w http.ResponseWriter, r *http.Request, res comman
 }
 
 func (s *Server) getContext(w http.ResponseWriter, r *http.Request) {
-	u, err := queries.NewGetUserContextHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), mux.Vars(r)["ref"])
+	u, err := s.app.Queries.GetUserContext.Handle(r.Context(), orgOf(r), mux.Vars(r)["ref"])
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -95,16 +84,7 @@ func (s *Server) getContext(w http.ResponseWriter, r *http.Request) {
 // about them deleted, and the read models wiped. A retry, by id or by the
 // reference it freed, answers the same 200 and body: the erasure's tombstone.
 func (s *Server) eraseContext(w http.ResponseWriter, r *http.Request) {
-	refs, err := s.references(r.Context())
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	h := commands.EraseUserContextHandler{Store: s.deps.Store, References: refs, Eraser: s.deps.Eraser, Now: s.now}
-	if s.deps.Pool != nil {
-		h.Responses = idempotencyRecords{pool: s.deps.Pool}
-	}
-	res, err := h.Handle(r.Context(), commands.EraseUserContext{Ref: mux.Vars(r)["ref"]})
+	res, err := s.app.Commands.EraseUserContext.Handle(r.Context(), commands.EraseUserContext{Ref: mux.Vars(r)["ref"]})
 	if err != nil {
 		writeError(w, r, err)
 		return

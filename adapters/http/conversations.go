@@ -30,12 +30,7 @@ func (s *Server) startConversation(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	refs, err := s.references(r.Context())
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	res, err := commands.StartConversationHandler{Store: s.deps.Store, References: refs, Now: s.now}.Handle(r.Context(), commands.StartConversation{
+	res, err := s.app.Commands.StartConversation.Handle(r.Context(), commands.StartConversation{
 		AssistantID: assistantID, CustomerID: deref(req.CustomerID), UserContext: deref(req.UserContextID),
 		Title: deref(req.Title), Locale: deref(req.Locale), Metadata: req.Metadata,
 	})
@@ -44,7 +39,7 @@ func (s *Server) startConversation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.waitForProjections(r, res.Position)
-	c, err := queries.NewGetConversationHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), res.ID)
+	c, err := s.app.Queries.GetConversation.Handle(r.Context(), orgOf(r), res.ID)
 	if errors.Is(err, domain.ErrNotFound) {
 		writeData(w, r, http.StatusCreated, map[string]any{"id": res.ID})
 		return
@@ -62,7 +57,7 @@ func (s *Server) getConversation(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	c, err := queries.NewGetConversationHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), id)
+	c, err := s.app.Queries.GetConversation.Handle(r.Context(), orgOf(r), id)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -76,7 +71,7 @@ func (s *Server) listConversations(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	items, more, next, err := queries.NewListConversationsHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), queries.ListConversationsQuery{
+	items, more, next, err := s.app.Queries.ListConversations.Handle(r.Context(), orgOf(r), queries.ListConversationsQuery{
 		CustomerID: r.URL.Query().Get("customer_id"), Page: queries.Page{Limit: limit, Cursor: cursor},
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"github.com/companin/companin/adapters/postgres/secrets"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -131,7 +132,7 @@ func TestErasureLeavesNothingReadable(t *testing.T) {
 	if evs, err := ts.Store.ReadStream(context.Background(), legacy, 1, 0); err == nil && len(evs) > 0 {
 		t.Errorf("a reservation stream is named by the unkeyed hash %s", legacy)
 	}
-	refs, err := ts.Server.references(context.Background())
+	refs, err := secrets.NewReferenceKeys(ts.Pool).References(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +341,7 @@ func TestLegacyReservationsKeepProtectingUniqueness(t *testing.T) {
 	if evs, err := ts.Store.ReadStream(context.Background(), legacy, 1, 0); err != nil || len(evs) != 1 {
 		t.Errorf("the legacy stream must only be read: %d events (%v)", len(evs), err)
 	}
-	refs, err := ts.Server.references(context.Background())
+	refs, err := secrets.NewReferenceKeys(ts.Pool).References(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

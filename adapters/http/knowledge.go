@@ -98,7 +98,7 @@ func (s *Server) addKnowledgeFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, invalid(FieldError{Field: "file", Message: msg}))
 		return
 	}
-	res, err := commands.AddKnowledgeFileHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.AddKnowledgeFile{
+	res, err := s.app.Commands.AddKnowledgeFile.Handle(r.Context(), commands.AddKnowledgeFile{
 		Common: common, FileType: fileType, FileName: form.fileName, Content: form.file,
 	})
 	sent := sentView(knowledge.File, common)
@@ -226,7 +226,7 @@ func (s *Server) addKnowledgeQA(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	res, err := commands.AddKnowledgeQAHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.AddKnowledgeQA{
+	res, err := s.app.Commands.AddKnowledgeQA.Handle(r.Context(), commands.AddKnowledgeQA{
 		Common: common, Question: strOrEmpty(req.Question), Answer: strOrEmpty(req.Answer),
 	})
 	sent := sentView(knowledge.QA, common)
@@ -254,7 +254,7 @@ func (s *Server) addKnowledgeURL(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	res, err := commands.AddKnowledgeURLHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.AddKnowledgeURL{
+	res, err := s.app.Commands.AddKnowledgeURL.Handle(r.Context(), commands.AddKnowledgeURL{
 		Common: common, URL: strOrEmpty(req.URL),
 	})
 	sent := sentView(knowledge.URL, common)
@@ -275,7 +275,7 @@ func (s *Server) writeKnowledge(w http.ResponseWriter, r *http.Request, res comm
 		return
 	}
 	s.waitForProjections(r, res.Position)
-	k, err := queries.NewGetKnowledgeHandler(s.deps.Pool).Handle(r.Context(), principalOf(r).OrganizationID, res.ID)
+	k, err := s.app.Queries.GetKnowledge.Handle(r.Context(), principalOf(r).OrganizationID, res.ID)
 	if errors.Is(err, knowledge.ErrNotFound) && sent.Kind != "" {
 		now := s.now().UTC()
 		sent.ID, sent.Status, sent.Revision, sent.CreatedAt, sent.UpdatedAt = res.ID, string(knowledge.Processing), 1, now, now
@@ -318,7 +318,7 @@ func (s *Server) getKnowledge(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	k, err := queries.NewGetKnowledgeHandler(s.deps.Pool).Handle(r.Context(), principalOf(r).OrganizationID, id)
+	k, err := s.app.Queries.GetKnowledge.Handle(r.Context(), principalOf(r).OrganizationID, id)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -340,11 +340,11 @@ func (s *Server) listKnowledgeChunks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	org := principalOf(r).OrganizationID
-	if _, err := queries.NewGetKnowledgeHandler(s.deps.Pool).Handle(r.Context(), org, id); err != nil {
+	if _, err := s.app.Queries.GetKnowledge.Handle(r.Context(), org, id); err != nil {
 		writeError(w, r, err)
 		return
 	}
-	items, more, next, err := queries.NewListKnowledgeChunksHandler(s.deps.Pool).Handle(r.Context(), org, id, limit, cursor)
+	items, more, next, err := s.app.Queries.ListKnowledgeChunks.Handle(r.Context(), org, id, limit, cursor)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -380,7 +380,7 @@ func (s *Server) listKnowledge(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	items, more, next, err := queries.NewListKnowledgeHandler(s.deps.Pool).Handle(r.Context(), q)
+	items, more, next, err := s.app.Queries.ListKnowledge.Handle(r.Context(), q)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -394,7 +394,7 @@ func (s *Server) removeKnowledge(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	res, err := commands.RemoveKnowledgeHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.RemoveKnowledge{ID: id})
+	res, err := s.app.Commands.RemoveKnowledge.Handle(r.Context(), commands.RemoveKnowledge{ID: id})
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -411,7 +411,7 @@ func (s *Server) refreshKnowledge(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	res, err := commands.RefreshKnowledgeHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.RefreshKnowledge{ID: id})
+	res, err := s.app.Commands.RefreshKnowledge.Handle(r.Context(), commands.RefreshKnowledge{ID: id})
 	s.writeKnowledge(w, r, res, err, http.StatusAccepted, queries.KnowledgeSource{})
 }
 
@@ -448,7 +448,7 @@ func (s *Server) searchKnowledge(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, invalid(fields...))
 		return
 	}
-	passages, err := queries.NewSearchKnowledgeHandler(s.deps.Pool).Handle(r.Context(), q)
+	passages, err := s.app.Queries.SearchKnowledge.Handle(r.Context(), q)
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -432,7 +432,7 @@ func (s *Server) giveFeedback(w http.ResponseWriter, r *http.Request, kind strin
 		writeError(w, r, err)
 		return
 	}
-	f, err := commands.GiveFeedbackHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.GiveFeedback{
+	f, err := s.app.Commands.GiveFeedback.Handle(r.Context(), commands.GiveFeedback{
 		Kind: kind, ThreadID: id, MessageID: mid, Rating: req.Rating, Comment: deref(req.Comment),
 	}, notFound)
 	if err != nil {

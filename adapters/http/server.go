@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/companin/companin/adapters/postgres/secrets"
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/queries"
@@ -101,19 +102,40 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
-	// Eraser destroys a data subject's key on DELETE /contexts/{ref} (the
+	// Eraser, when App is nil, is the default App's: it destroys a data
+	// subject's key on DELETE /contexts/{ref} (the
 	// crypto-shredding store, *shred.Store). Nil: nothing is encrypted, so
 	// erasure wipes read models but personal fields stay in the log.
 	Eraser commands.Eraser
+	// App holds the use cases, built once by cmd/companin (NewApp). Nil:
+	// New builds them over Store and Pool (tests).
+	App *App
 	// Replies tells that the reply worker runs (in this process or another):
 	// POST .../messages then waits for the answer (Config.ReplyWait). False:
 	// it answers 202 pending at once.
 	Replies bool
 }
 
+// App is what the API does: the write and the read use cases.
+type App struct {
+	Commands commands.Commands
+	Queries  queries.Queries
+}
+
+// NewApp builds the use cases over the event store and the read models'
+// database; eraser destroys an erased person's key (nil: none).
+func NewApp(store es.Store, pool *pgxpool.Pool, eraser commands.Eraser, now func() time.Time) App {
+	d := commands.Deps{Store: store, References: secrets.NewReferenceKeys(pool), Eraser: eraser, Now: now}
+	if pool != nil {
+		d.Responses = idempotencyRecords{pool: pool}
+	}
+	return App{Commands: commands.New(d), Queries: queries.New(pool)}
+}
+
 // Server holds the router and what every handler shares. Build it with New.
 type Server struct {
 	deps    Deps
+	app     App
 	cfg     Config
 	log     *slog.Logger
 	now     func() time.Time
@@ -121,7 +143,6 @@ type Server struct {
 	table   []route
 	metrics *httpMetrics
 	keys    *signingKeys
-	refKeys referenceKeys
 	clients ttlCache[queries.Client]
 	// configOrigins caches widget configurations' origins for widget calls.
 	configOrigins ttlCache[configEntry]
@@ -168,6 +189,11 @@ func New(d Deps) *Server {
 	}
 	s.metrics = newHTTPMetrics(s.deps.Metrics)
 	s.keys = &signingKeys{configured: s.cfg.JWTSecret}
+	if d.App != nil {
+		s.app = *d.App
+	} else {
+		s.app = NewApp(d.Store, d.Pool, d.Eraser, s.now)
+	}
 	s.router = mux.NewRouter()
 	// No path cleaning: it answers with redirects, and we never redirect.
 	s.router.SkipClean(true)

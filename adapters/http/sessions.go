@@ -29,7 +29,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	res, err := commands.StartSessionHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.StartSession{
+	res, err := s.app.Commands.StartSession.Handle(r.Context(), commands.StartSession{
 		AssistantID: assistantID, VisitorID: deref(req.VisitorID), Locale: deref(req.Locale), Metadata: req.Metadata,
 	})
 	if err != nil {
@@ -37,7 +37,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.waitForProjections(r, res.Position)
-	sess, err := queries.NewGetSessionHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), res.ID)
+	sess, err := s.app.Queries.GetSession.Handle(r.Context(), orgOf(r), res.ID)
 	if errors.Is(err, domain.ErrNotFound) {
 		writeData(w, r, http.StatusCreated, map[string]any{"id": res.ID})
 		return
@@ -55,7 +55,7 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	sess, err := queries.NewGetSessionHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), id)
+	sess, err := s.app.Queries.GetSession.Handle(r.Context(), orgOf(r), id)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -105,7 +105,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, kind string
 		writeError(w, r, invalid(FieldError{Field: "content", Message: "is required"}))
 		return
 	}
-	res, err := commands.PostMessageHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.PostMessage{
+	res, err := s.app.Commands.PostMessage.Handle(r.Context(), commands.PostMessage{
 		Kind: kind, ThreadID: id, Role: message.User, Content: *req.Content, Metadata: req.Metadata,
 	})
 	if err != nil {
@@ -129,7 +129,7 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, kind strin
 		writeError(w, r, err)
 		return
 	}
-	items, more, next, err := queries.NewListMessagesHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), queries.ListMessagesQuery{
+	items, more, next, err := s.app.Queries.ListMessages.Handle(r.Context(), orgOf(r), queries.ListMessagesQuery{
 		Kind: kind, ThreadID: id, Page: queries.Page{Limit: limit, Cursor: cursor},
 	})
 	if err != nil {

@@ -36,7 +36,7 @@ func (s *Server) createWidgetConfig(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	res, err := commands.CreateWidgetConfigHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.CreateWidgetConfig{Input: req.input()})
+	res, err := s.app.Commands.CreateWidgetConfig.Handle(r.Context(), commands.CreateWidgetConfig{Input: req.input()})
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -55,7 +55,7 @@ func (s *Server) updateWidgetConfig(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	res, err := commands.UpdateWidgetConfigHandler{Store: s.deps.Store, Now: s.now}.Handle(r.Context(), commands.UpdateWidgetConfig{ID: id, Input: req.input()})
+	res, err := s.app.Commands.UpdateWidgetConfig.Handle(r.Context(), commands.UpdateWidgetConfig{ID: id, Input: req.input()})
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -67,7 +67,7 @@ func (s *Server) updateWidgetConfig(w http.ResponseWriter, r *http.Request) {
 // once it reflects the write.
 func (s *Server) writeWidgetConfig(w http.ResponseWriter, r *http.Request, res commands.Written, status int) {
 	s.waitForProjections(r, res.Position)
-	c, err := queries.NewGetWidgetConfigHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), res.ID)
+	c, err := s.app.Queries.GetWidgetConfig.Handle(r.Context(), orgOf(r), res.ID)
 	if errors.Is(err, domain.ErrNotFound) {
 		writeData(w, r, status, map[string]any{"id": res.ID})
 		return
@@ -89,7 +89,7 @@ func (s *Server) getWidgetConfig(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	c, err := queries.NewGetWidgetConfigHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), id)
+	c, err := s.app.Queries.GetWidgetConfig.Handle(r.Context(), orgOf(r), id)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -107,7 +107,7 @@ func (s *Server) listWidgetConfigs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	items, more, next, err := queries.NewListWidgetConfigsHandler(s.deps.Pool).Handle(r.Context(), orgOf(r), queries.Page{Limit: limit, Cursor: cursor})
+	items, more, next, err := s.app.Queries.ListWidgetConfigs.Handle(r.Context(), orgOf(r), queries.Page{Limit: limit, Cursor: cursor})
 	if err != nil {
 		writeError(w, r, err)
 		return

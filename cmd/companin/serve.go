@@ -61,7 +61,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer closeFeed()
 
+	// The use cases, built once: every request shares them.
+	app := httpapi.NewApp(store, db.Pool, store.Shred, time.Now)
 	api := httpapi.New(httpapi.Deps{
+		App:     &app,
 		Store:   store,
 		Pool:    db.Pool,
 		Runtime: runtime,
@@ -76,7 +79,6 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		},
 		Metrics: reg,
 		Logger:  log,
-		Eraser:  store.Shred,
 		Replies: true,
 	})
 
