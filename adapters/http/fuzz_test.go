@@ -89,6 +89,7 @@ func FuzzPostRoutes(f *testing.F) {
 	}
 	ts := newTestServer(f, withConfig(Config{RateLimitPerHour: 1 << 30, ReplyWait: 1}))
 	h := ts.Server.Handler()
+	contract := newContractChecker(f, ts.Server)
 	var paths []string
 	for _, rt := range ts.Server.sortedRoutes() {
 		if rt.Method != http.MethodPost || rt.Scope == ScopePublic && !strings.HasSuffix(rt.Path, "widget-token") ||
@@ -104,7 +105,7 @@ func FuzzPostRoutes(f *testing.F) {
 		req.Header.Set("X-API-Key", ts.org.ClientID)
 		req.Header.Set("X-API-Secret", ts.org.Secret)
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
+		contract.wrap(t, h).ServeHTTP(rec, req)
 		if rec.Code >= 500 {
 			t.Fatalf("POST %s %q: %d %s", path, body, rec.Code, rec.Body)
 		}

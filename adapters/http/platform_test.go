@@ -337,7 +337,7 @@ func TestRateLimitPerOrganization(t *testing.T) {
 	}
 	// The counter is in the database: a second instance shares it.
 	srv2 := New(Deps{Store: ts.Store, Pool: ts.Pool, Runtime: ts.Server.deps.Runtime, Config: Config{RateLimitPerHour: 3}})
-	rec := serve(srv2, http.MethodGet, "/api/v1/events", ts.org)
+	rec := serve(t, srv2, http.MethodGet, "/api/v1/events", ts.org)
 	if rec.Status != 429 {
 		t.Fatalf("second instance: %d", rec.Status)
 	}
@@ -507,12 +507,12 @@ func TestReadyzNeedsProjectionsCaughtUp(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t)
 	stuck := New(Deps{Store: ts.Store, Pool: ts.Pool, Runtime: stuckProjections{}})
-	r := serve(stuck, http.MethodGet, "/readyz", testOrg{})
+	r := serve(t, stuck, http.MethodGet, "/readyz", testOrg{})
 	m := expectError(t, r, 503)
 	if data, _ := m["data"].(map[string]any); data["projections"] != "behind" || data["database"] != "ok" {
 		t.Fatalf("readyz: %s", r.Body)
 	}
-	if r := serve(ts.Server, http.MethodGet, "/readyz", testOrg{}); r.Status != 200 {
+	if r := serve(t, ts.Server, http.MethodGet, "/readyz", testOrg{}); r.Status != 200 {
 		t.Fatalf("caught up: %d %s", r.Status, r.Body)
 	}
 }

@@ -27,7 +27,7 @@ func TestRateLimitBlocksNeverExceedTheLimitAcrossInstances(t *testing.T) {
 				srv = b
 			}
 			for range 40 {
-				switch r := serve(srv, http.MethodGet, "/api/v1/assistants/", ts.org); r.Status {
+				switch r := serve(t, srv, http.MethodGet, "/api/v1/assistants/", ts.org); r.Status {
 				case 200:
 					ok.Add(1)
 				case 429:
@@ -53,7 +53,7 @@ func TestRateLimitBlockReturnedOnShutdown(t *testing.T) {
 	a := New(Deps{Store: ts.Store, Pool: ts.Pool, Runtime: ts.Server.deps.Runtime, Config: Config{RateLimitPerHour: limit}})
 	b := New(Deps{Store: ts.Store, Pool: ts.Pool, Runtime: ts.Server.deps.Runtime, Config: Config{RateLimitPerHour: limit}})
 	for i := 1; i <= 10; i++ {
-		r := serve(a, http.MethodGet, "/api/v1/assistants/", ts.org)
+		r := serve(t, a, http.MethodGet, "/api/v1/assistants/", ts.org)
 		if r.Status != 200 || r.Header.Get("X-RateLimit-Remaining") != itoa(limit-i) {
 			t.Fatalf("request %d on a: %d, remaining %q", i, r.Status, r.Header.Get("X-RateLimit-Remaining"))
 		}
@@ -62,12 +62,12 @@ func TestRateLimitBlockReturnedOnShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 11; i <= limit; i++ {
-		r := serve(b, http.MethodGet, "/api/v1/assistants/", ts.org)
+		r := serve(t, b, http.MethodGet, "/api/v1/assistants/", ts.org)
 		if r.Status != 200 || r.Header.Get("X-RateLimit-Remaining") != itoa(limit-i) {
 			t.Fatalf("request %d on b: %d, remaining %q: %s", i, r.Status, r.Header.Get("X-RateLimit-Remaining"), r.Body)
 		}
 	}
-	if r := serve(b, http.MethodGet, "/api/v1/assistants/", ts.org); r.Status != 429 || r.Header.Get("X-RateLimit-Remaining") != "0" {
+	if r := serve(t, b, http.MethodGet, "/api/v1/assistants/", ts.org); r.Status != 429 || r.Header.Get("X-RateLimit-Remaining") != "0" {
 		t.Fatalf("request %d on b: %d, remaining %q", limit+1, r.Status, r.Header.Get("X-RateLimit-Remaining"))
 	}
 }

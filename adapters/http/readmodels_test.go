@@ -16,7 +16,7 @@ func TestWriteAnswersWithinTheBoundWhenReadModelsAreBehind(t *testing.T) {
 	ts := newTestServer(t)
 	stuck := New(Deps{Store: ts.Store, Pool: ts.Pool, Runtime: stuckProjections{},
 		Config: Config{RateLimitPerHour: 1_000_000, ReadYourWritesWait: 200 * time.Millisecond}})
-	hs := httptest.NewServer(stuck.Handler())
+	hs := httptest.NewServer(checkContract(t, stuck, stuck.Handler()))
 	t.Cleanup(hs.Close)
 	behind := &testServer{URL: hs.URL, Server: stuck, Store: ts.Store, Pool: ts.Pool, org: ts.org}
 

@@ -19,6 +19,7 @@ import (
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/projections"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -105,7 +106,8 @@ func newTestServerOn(t testing.TB, pool *pgxpool.Pool, opts ...testOption) *test
 		d.Config.RateLimitPerHour = 1_000_000
 	}
 	srv := New(d)
-	hs := httptest.NewServer(srv.Handler())
+	// Every answer is checked against /api/v1/openapi.json (contract_test.go).
+	hs := httptest.NewServer(checkContract(t, srv, srv.Handler()))
 	t.Cleanup(hs.Close)
 	ts := &testServer{URL: hs.URL, Server: srv, Store: store, Pool: pool}
 	ts.org = ts.newOrg(t, "Acme")
@@ -174,6 +176,10 @@ func (ts *testServer) do(t testing.TB, method, path string, org testOrg, body st
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
+	id := uuid.NewString()
+	exchanges.Store(id, t)
+	defer exchanges.Delete(id)
+	req.Header.Set(headerTestExchange, id)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
