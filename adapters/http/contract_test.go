@@ -343,6 +343,9 @@ func (c *contractChecker) checkEvents(route *routers.Route, body []byte) error {
 		}
 		schema, ok := events[event]
 		if !ok {
+			schema, ok = events["*"]
+		}
+		if !ok {
 			return fmt.Errorf("event %q is not in the contract", event)
 		}
 		ref := schema(newSchemaGen())
@@ -487,5 +490,9 @@ func TestContractRefusesWrongAnswers(t *testing.T) {
 	sse := http.Header{"Content-Type": {"text/event-stream"}, "X-Request-Id": {"r"}}
 	if err := c.check(post, []byte(`{"content":"hi"}`), 200, sse, []byte("event: reply.delta\nid: x:1\ndata: {\"delta\":5}\n\n")); err == nil {
 		t.Error("a reply.delta without its fields is accepted")
+	}
+	tail := auth(get("/api/v1/events/stream"))
+	if err := c.check(tail, nil, 200, sse, []byte("retry: 3000\n\nid: 1\nevent: AssistantCreated\ndata: {\"id\":5}\n\n")); err == nil {
+		t.Error("an event stream whose data is not an event is accepted")
 	}
 }

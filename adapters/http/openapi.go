@@ -207,6 +207,24 @@ func (g *schemaGen) component(t reflect.Type, name string, request bool) *openap
 	}
 	g.types[name] = t
 	g.components[name] = g.generate(t, request)
+	for key, values := range enums {
+		path := strings.Split(key, ".")
+		if path[0] != name {
+			continue
+		}
+		s := g.components[name].Value
+		for _, field := range path[1:] {
+			if s = s.Properties[field].Value; s == nil {
+				panic("openapi: enum of a field that is not there: " + key)
+			}
+		}
+		for _, v := range values {
+			s.Enum = append(s.Enum, reflect.ValueOf(v).String()) // typed string constants as plain strings
+		}
+		if s.Nullable {
+			s.Enum = append(s.Enum, nil)
+		}
+	}
 	return componentRef(name, g.components[name].Value)
 }
 
@@ -230,6 +248,8 @@ func (g *schemaGen) generate(t reflect.Type, request bool) *openapi3.SchemaRef {
 			s.Nullable = true // json.RawMessage: any JSON
 		case ft.Kind() == reflect.Struct && !request:
 			s.Required = requiredFields(ft)
+		case ft.Kind() == reflect.Uint64:
+			s.Max = nil // 2^64-1 is no JSON number a client can hold exactly
 		}
 		return nil
 	}
@@ -538,15 +558,15 @@ func headerRef(name string) *openapi3.HeaderRef {
 }
 
 // operationID names an operation after its method and path: GET
-// /assistants/{id} -> getAssistantsById.
+// /assistants/{id} -> getAssistantsById, POST
+// /sessions/{id}/messages/{message_id}/feedback ->
+// postSessionsByIdMessagesByMessageIdFeedback.
 func operationID(method, path string) string {
 	var b strings.Builder
 	b.WriteString(strings.ToLower(method))
+	path = pathParam.ReplaceAllStringFunc(path, func(p string) string { return "by-" + strings.Trim(p, "{}") })
 	parts := strings.FieldsFunc(path, func(r rune) bool { return r == '/' || r == '-' || r == '.' || r == '_' })
 	for _, p := range parts {
-		if strings.HasPrefix(p, "{") {
-			p = "By" + strings.Trim(p, "{}")
-		}
 		b.WriteString(strings.ToUpper(p[:1]) + p[1:])
 	}
 	return b.String()

@@ -4,6 +4,10 @@ import (
 	"net/http"
 
 	"github.com/companin/companin/adapters/eventjson"
+	"github.com/companin/companin/domain/answer"
+	"github.com/companin/companin/domain/knowledge"
+	"github.com/companin/companin/domain/message"
+	"github.com/companin/companin/domain/widgetconfig"
 	"github.com/companin/companin/queries"
 	"github.com/getkin/kin-openapi/openapi3"
 )
@@ -114,6 +118,23 @@ var contract = map[string]operation{
 	"POST /knowledge/{id}/refresh": {Summary: "Fetch or extract a source again; its chunks answer until the new ones are ready", Tag: "Knowledge", Answers: []answerSpec{data[queries.KnowledgeSource](202, "The source, status processing")}},
 }
 
+// enums are the values a string field of a component takes, from the
+// domain's constants: "Component.field" or "Component.field.nested".
+var enums = map[string][]any{
+	"Message.role":                   {message.User, message.Assistant},
+	"MessageWithReply.role":          {message.User},
+	"MessageWithReply.reply_status":  {replyCompleted, replyPending, replyFailed},
+	"MessageWithReply.reply.role":    {message.Assistant},
+	"KnowledgeSource.kind":           {knowledge.File, knowledge.QA, knowledge.URL},
+	"KnowledgeSource.status":         {knowledge.Processing, knowledge.Ready, knowledge.Failed},
+	"Passage.kind":                   {"qa", "passage"},
+	"Feedback.rating":                {answer.Like, answer.Dislike},
+	"FeedbackRequest.rating":         {answer.Like, answer.Dislike},
+	"WidgetConfig.position":          {widgetconfig.PositionBottomRight, widgetconfig.PositionBottomLeft},
+	"WidgetConfigRequest.position":   {widgetconfig.PositionBottomRight, widgetconfig.PositionBottomLeft},
+	"WidgetTokenResponse.token_type": {"Bearer"},
+}
+
 // healthStatus is the data of GET /healthz.
 type healthStatus struct {
 	Status string `json:"status"`
@@ -141,9 +162,20 @@ func replyHeaders() []*openapi3.Parameter {
 
 // sseData names the schema of each Server-Sent Event's data, per route, for
 // clients and for the contract test.
+// The event "*" stands for any other event name.
 var sseData = map[string]map[string]func(*schemaGen) *openapi3.SchemaRef{
 	"POST /sessions/{id}/messages":      replyEvents,
 	"POST /conversations/{id}/messages": replyEvents,
+	"GET /events/stream": {
+		"*":     schemaOf[eventjson.Event], // the event name is its type
+		"error": schemaOf[streamError],
+	},
+}
+
+// streamError is the data of the error event that ends GET /events/stream
+// when reading the log fails (events.go writes it literally).
+type streamError struct {
+	Detail string `json:"detail"`
 }
 
 var replyEvents = map[string]func(*schemaGen) *openapi3.SchemaRef{
