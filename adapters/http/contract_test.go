@@ -446,7 +446,15 @@ func TestOpenAPIDocumentDescribesEveryRoute(t *testing.T) {
 func TestContractRefusesWrongAnswers(t *testing.T) {
 	c := newContractChecker(t, New(Deps{}))
 	get := func(path string) *http.Request { return httptest.NewRequest(http.MethodGet, path, nil) }
-	jsonHeader := http.Header{"Content-Type": {"application/json; charset=utf-8"}, "X-Request-Id": {"r"}}
+	jsonHeader := http.Header{"Content-Type": {"application/json; charset=utf-8"}, "X-Request-Id": {"r"},
+		"X-Ratelimit-Limit": {"1000"}, "X-Ratelimit-Remaining": {"999"}, "X-Ratelimit-Reset": {"1767225600"}}
+	html := jsonHeader.Clone()
+	html.Set("Content-Type", "text/html")
+	without := func(name string) http.Header {
+		h := jsonHeader.Clone()
+		h.Del(name)
+		return h
+	}
 	auth := func(r *http.Request) *http.Request {
 		r.Header.Set("X-API-Key", "k")
 		r.Header.Set("X-API-Secret", "s")
@@ -469,8 +477,9 @@ func TestContractRefusesWrongAnswers(t *testing.T) {
 		"an undocumented status":          {201, jsonHeader, strings.Replace(good, `200`, `201`, 1)},
 		"status_code not the HTTP status": {200, jsonHeader, strings.Replace(good, `"status_code":200`, `"status_code":201`, 1)},
 		"an error without detail":         {404, jsonHeader, `{"status":"error","status_code":404,"data":null}`},
-		"no X-Request-ID":                 {200, http.Header{"Content-Type": {"application/json"}}, good},
-		"HTML instead of JSON":            {200, http.Header{"Content-Type": {"text/html"}, "X-Request-Id": {"r"}}, `<html></html>`},
+		"no X-Request-ID":                 {200, without("X-Request-ID"), good},
+		"no rate-limit headers":           {200, without("X-RateLimit-Remaining"), good},
+		"HTML instead of JSON":            {200, html, `<html></html>`},
 	} {
 		err := c.check(auth(get("/api/v1/assistants/1b4e28ba-2fa1-11d2-883f-0016d3cca427")), nil, tc.status, tc.header, []byte(tc.body))
 		if err == nil {
@@ -487,7 +496,8 @@ func TestContractRefusesWrongAnswers(t *testing.T) {
 	// A streamed reply event whose data is not the message.
 	post := auth(httptest.NewRequest(http.MethodPost, "/api/v1/sessions/1b4e28ba-2fa1-11d2-883f-0016d3cca427/messages", strings.NewReader(`{"content":"hi"}`)))
 	post.Header.Set("Content-Type", "application/json")
-	sse := http.Header{"Content-Type": {"text/event-stream"}, "X-Request-Id": {"r"}}
+	sse := jsonHeader.Clone()
+	sse.Set("Content-Type", "text/event-stream")
 	if err := c.check(post, []byte(`{"content":"hi"}`), 200, sse, []byte("event: reply.delta\nid: x:1\ndata: {\"delta\":5}\n\n")); err == nil {
 		t.Error("a reply.delta without its fields is accepted")
 	}

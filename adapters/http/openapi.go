@@ -497,7 +497,7 @@ func (g *schemaGen) operation(rt route, path string, c operation) *openapi3.Oper
 			}
 			resp.Content[media] = openapi3.NewMediaType().WithSchemaRef(m.Schema(g))
 		}
-		resp.Headers = g.headers(authenticated, a.Status, rt.Method)
+		resp.Headers = g.headers(rt, path, a.Status)
 		op.Responses.Set(fmt.Sprint(a.Status), &openapi3.ResponseRef{Value: resp})
 	}
 	for _, status := range g.errorStatuses(rt, path, c) {
@@ -506,7 +506,7 @@ func (g *schemaGen) operation(rt route, path string, c operation) *openapi3.Oper
 		}
 		resp := openapi3.NewResponse().WithDescription(statusText[status]).
 			WithContent(openapi3.Content{"application/json": openapi3.NewMediaType().WithSchemaRef(componentRef("Error", g.components["Error"].Value))})
-		resp.Headers = g.headers(authenticated, status, rt.Method)
+		resp.Headers = g.headers(rt, path, status)
 		op.Responses.Set(fmt.Sprint(status), &openapi3.ResponseRef{Value: resp})
 	}
 	return op
@@ -533,17 +533,32 @@ func (g *schemaGen) errorStatuses(rt route, path string, c operation) []int {
 	return slices.Compact(out)
 }
 
-// headers are the response headers of an answer with status.
-func (g *schemaGen) headers(authenticated bool, status int, method string) openapi3.Headers {
+// headers are the response headers of an answer of rt with status. The
+// rate-limit headers are on every answer to a caller the server identified;
+// they are required where the caller always is (a success, a refused scope
+// or origin, a resource not found, the limit reached), and may be missing
+// where the refusal came first (bad credentials, a header the log cannot
+// keep). The widget token shows its own limits.
+func (g *schemaGen) headers(rt route, path string, status int) openapi3.Headers {
 	h := openapi3.Headers{"X-Request-ID": headerRef("X-Request-ID")}
-	if authenticated {
+	limited := rt.Scope != ScopePublic || path == "/auth/widget-token"
+	identified := status < 300 || status == http.StatusForbidden || status == http.StatusNotFound || status == http.StatusTooManyRequests
+	if limited {
 		for _, n := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} {
 			h[n] = headerRef(n)
+			if identified {
+				h[n] = requiredHeaderRef(n)
+			}
 		}
 	}
-	if status == http.StatusTooManyRequests || status == http.StatusConflict {
+	authenticated := rt.Scope != ScopePublic
+	switch status {
+	case http.StatusTooManyRequests:
+		h["Retry-After"] = requiredHeaderRef("Retry-After")
+	case http.StatusConflict:
 		h["Retry-After"] = headerRef("Retry-After")
 	}
+	method := rt.Method
 	if method == http.MethodPost && authenticated {
 		h["Idempotent-Replayed"] = headerRef("Idempotent-Replayed")
 	}
@@ -555,6 +570,14 @@ func (g *schemaGen) headers(authenticated bool, status int, method string) opena
 
 func headerRef(name string) *openapi3.HeaderRef {
 	return &openapi3.HeaderRef{Ref: "#/components/headers/" + name, Value: answerHeaders[name]}
+}
+
+// requiredHeaderRef is the header name, required on this answer: written in
+// place, as a component's required says nothing of one answer.
+func requiredHeaderRef(name string) *openapi3.HeaderRef {
+	h := *answerHeaders[name]
+	h.Required = true
+	return &openapi3.HeaderRef{Value: &h}
 }
 
 // operationID names an operation after its method and path: GET
