@@ -23,7 +23,7 @@ import (
 // routes, the full path for the operational ones. What every route of a kind
 // answers besides (401/403/429 when authenticated, 400/413/422 for a body,
 // 404 for a path id, 500) is added by openapi.go from the route's scope.
-var contract = map[string]operation{
+var contract = merge(threadContract("/sessions", "Sessions", "visitor"), threadContract("/conversations", "Conversations", "customer"), map[string]operation{
 	"GET /healthz": {Summary: "Liveness: the process answers", Tag: "Operations",
 		Answers: []answerSpec{data[healthStatus](200, "Alive")}},
 	"GET /readyz": {Summary: "Readiness: the database answers and the projections are caught up", Tag: "Operations",
@@ -64,23 +64,10 @@ var contract = map[string]operation{
 	"POST /sessions": {Summary: "Start an anonymous visitor's session", Tag: "Sessions", Body: jsonBody[startSessionRequest]("assistant_id"), Answers: []answerSpec{dataOrID[queries.Session](201, "The session")},
 		Errors: []int{404}}, // the assistant
 	"GET /sessions/{id}": {Summary: "Read a session", Tag: "Sessions", Answers: []answerSpec{data[queries.Session](200, "The session")}},
-	"POST /sessions/{id}/messages": {Summary: "Post a visitor's message and wait for the reply", Tag: "Sessions",
-		Body: jsonBody[postMessageRequest]("content"), Query: replyParams(), Headers: replyHeaders(), Answers: replyAnswers()},
-	"GET /sessions/{id}/messages": {Summary: "List a session's messages, oldest first", Tag: "Sessions", Query: pageParams(), Answers: []answerSpec{page[queries.Message]("Messages")}},
-	"GET /sessions/{id}/events":   {Summary: "A session's event history", Tag: "Sessions", Query: pageParams(), Answers: []answerSpec{page[eventjson.Event]("Events of the stream, in order")}},
-	"POST /sessions/{id}/messages/{message_id}/feedback": {Summary: "Rate an assistant reply (like, dislike, or null to withdraw)", Tag: "Sessions",
-		Body: jsonBody[feedbackRequest](), Answers: []answerSpec{data[feedbackDTO](201, "The feedback as recorded")}},
-
 	"GET /conversations": {Summary: "List conversations", Tag: "Conversations", Query: append(pageParams(), queryString("customer_id", "Only this customer's")), Answers: []answerSpec{page[queries.Conversation]("Conversations, newest first")}},
 	"POST /conversations": {Summary: "Start a conversation with a known customer", Tag: "Conversations", Body: jsonBody[startConversationRequest]("assistant_id", "customer_id"), Answers: []answerSpec{dataOrID[queries.Conversation](201, "The conversation")},
 		Errors: []int{404}}, // the assistant or the user context
 	"GET /conversations/{id}": {Summary: "Read a conversation", Tag: "Conversations", Answers: []answerSpec{data[queries.Conversation](200, "The conversation")}},
-	"POST /conversations/{id}/messages": {Summary: "Post a customer's message and wait for the reply", Tag: "Conversations",
-		Body: jsonBody[postMessageRequest]("content"), Query: replyParams(), Headers: replyHeaders(), Answers: replyAnswers()},
-	"GET /conversations/{id}/messages": {Summary: "List a conversation's messages, oldest first", Tag: "Conversations", Query: pageParams(), Answers: []answerSpec{page[queries.Message]("Messages")}},
-	"GET /conversations/{id}/events":   {Summary: "A conversation's event history", Tag: "Conversations", Query: pageParams(), Answers: []answerSpec{page[eventjson.Event]("Events of the stream, in order")}},
-	"POST /conversations/{id}/messages/{message_id}/feedback": {Summary: "Rate an assistant reply (like, dislike, or null to withdraw)", Tag: "Conversations",
-		Body: jsonBody[feedbackRequest](), Answers: []answerSpec{data[feedbackDTO](201, "The feedback as recorded")}},
 
 	"POST /contexts": {Summary: "Create a user context, or merge traits into the existing one of user_reference", Tag: "User contexts",
 		Body:    jsonBody[saveContextRequest]("user_reference"),
@@ -108,14 +95,42 @@ var contract = map[string]operation{
 		}}}},
 	"GET /knowledge": {Summary: "List knowledge sources, newest first", Tag: "Knowledge",
 		Query: append(pageParams(),
-			queryEnum("kind", "Only sources of this kind", "file", "qa", "url"),
-			queryEnum("status", "Only sources in this state", "processing", "ready", "failed"),
+			queryEnum("kind", "Only sources of this kind", knowledge.File, knowledge.QA, knowledge.URL),
+			queryEnum("status", "Only sources in this state", knowledge.Processing, knowledge.Ready, knowledge.Failed),
 			queryUUID("assistant_id", "Only sources this assistant may use")),
 		Answers: []answerSpec{page[queries.KnowledgeSource]("Sources")}},
 	"GET /knowledge/{id}":          {Summary: "Read a knowledge source and its state", Tag: "Knowledge", Answers: []answerSpec{data[queries.KnowledgeSource](200, "The source")}},
 	"GET /knowledge/{id}/chunks":   {Summary: "The passages a source was cut into", Tag: "Knowledge", Query: pageParams(), Answers: []answerSpec{page[queries.KnowledgeChunk]("Chunks in document order")}},
 	"DELETE /knowledge/{id}":       {Summary: "Remove a knowledge source", Tag: "Knowledge", Answers: []answerSpec{deleted(200)}},
 	"POST /knowledge/{id}/refresh": {Summary: "Fetch or extract a source again; its chunks answer until the new ones are ready", Tag: "Knowledge", Answers: []answerSpec{data[queries.KnowledgeSource](202, "The source, status processing")}},
+})
+
+// threadContract is what sessions and conversations share: their messages,
+// replies, feedback and event history, under base.
+func threadContract(base, tag, who string) map[string]operation {
+	return map[string]operation{
+		"POST " + base + "/{id}/messages": {Summary: "Post a " + who + "'s message and wait for the reply", Tag: tag,
+			Body: jsonBody[postMessageRequest]("content"), Query: replyParams(), Headers: replyHeaders(), Answers: replyAnswers()},
+		"GET " + base + "/{id}/messages": {Summary: "List the messages, oldest first", Tag: tag, Query: pageParams(),
+			Answers: []answerSpec{page[queries.Message]("Messages")}},
+		"GET " + base + "/{id}/events": {Summary: "The event history", Tag: tag, Query: pageParams(),
+			Answers: []answerSpec{page[eventjson.Event]("Events of the stream, in order")}},
+		"POST " + base + "/{id}/messages/{message_id}/feedback": {Summary: "Rate an assistant reply (like, dislike, or null to withdraw)", Tag: tag,
+			Body: jsonBody[feedbackRequest](), Answers: []answerSpec{data[feedbackDTO](201, "The feedback as recorded")}},
+	}
+}
+
+func merge(parts ...map[string]operation) map[string]operation {
+	out := map[string]operation{}
+	for _, p := range parts {
+		for k, v := range p {
+			if _, dup := out[k]; dup {
+				panic("openapi: two contracts for " + k)
+			}
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // enums are the values a string field of a component takes, from the
@@ -245,8 +260,12 @@ func queryString(name, desc string) *openapi3.Parameter {
 	return openapi3.NewQueryParameter(name).WithDescription(desc).WithSchema(openapi3.NewStringSchema())
 }
 
-func queryEnum(name, desc string, values ...any) *openapi3.Parameter {
-	return openapi3.NewQueryParameter(name).WithDescription(desc).WithSchema(openapi3.NewStringSchema().WithEnum(values...))
+func queryEnum[T ~string](name, desc string, values ...T) *openapi3.Parameter {
+	var plain []any
+	for _, v := range values {
+		plain = append(plain, string(v))
+	}
+	return openapi3.NewQueryParameter(name).WithDescription(desc).WithSchema(openapi3.NewStringSchema().WithEnum(plain...))
 }
 
 func queryUUID(name, desc string) *openapi3.Parameter {
