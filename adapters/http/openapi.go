@@ -146,11 +146,12 @@ func eventStream(status int, desc string) answerSpec {
 // answers, UUIDs and other text marshalers are strings.
 type schemaGen struct {
 	components openapi3.Schemas
+	responses  openapi3.ResponseBodies
 	types      map[string]reflect.Type
 }
 
 func newSchemaGen() *schemaGen {
-	g := &schemaGen{components: openapi3.Schemas{}, types: map[string]reflect.Type{}}
+	g := &schemaGen{components: openapi3.Schemas{}, responses: openapi3.ResponseBodies{}, types: map[string]reflect.Type{}}
 	g.components["ListMeta"] = openapi3.NewObjectSchema().WithRequired([]string{"has_more", "next_cursor"}).
 		WithProperty("has_more", openapi3.NewBoolSchema()).
 		WithProperty("next_cursor", openapi3.NewStringSchema().WithNullable()).NewRef()
@@ -380,7 +381,8 @@ func (s *Server) openAPIDocument() (*openapi3.T, error) {
 		Servers: openapi3.Servers{{URL: APIPrefix}},
 		Paths:   openapi3.NewPaths(),
 		Components: &openapi3.Components{
-			Schemas: g.components,
+			Schemas:   g.components,
+			Responses: g.responses,
 			SecuritySchemes: openapi3.SecuritySchemes{
 				"apiKey":      &openapi3.SecuritySchemeRef{Value: openapi3.NewSecurityScheme().WithType("apiKey").WithIn("header").WithName("X-API-Key")},
 				"apiSecret":   &openapi3.SecuritySchemeRef{Value: openapi3.NewSecurityScheme().WithType("apiKey").WithIn("header").WithName("X-API-Secret")},
@@ -504,12 +506,26 @@ func (g *schemaGen) operation(rt route, path string, c operation) *openapi3.Oper
 		if op.Responses.Status(status) != nil {
 			continue
 		}
-		resp := openapi3.NewResponse().WithDescription(statusText[status]).
-			WithContent(openapi3.Content{"application/json": openapi3.NewMediaType().WithSchemaRef(componentRef("Error", g.components["Error"].Value))})
-		resp.Headers = g.headers(rt, path, status)
-		op.Responses.Set(fmt.Sprint(status), &openapi3.ResponseRef{Value: resp})
+		op.Responses.Set(fmt.Sprint(status), g.errorResponse(rt, path, status))
 	}
 	return op
+}
+
+// errorResponse is the shared component of an error status: one per status
+// and per kind of route, as their headers differ.
+func (g *schemaGen) errorResponse(rt route, path string, status int) *openapi3.ResponseRef {
+	headers := g.headers(rt, path, status)
+	name := fmt.Sprintf("Error%d", status)
+	if _, limited := headers["X-RateLimit-Limit"]; limited {
+		name += "Limited"
+	}
+	if _, ok := g.responses[name]; !ok {
+		resp := openapi3.NewResponse().WithDescription(statusText[status]).
+			WithContent(openapi3.Content{"application/json": openapi3.NewMediaType().WithSchemaRef(componentRef("Error", g.components["Error"].Value))})
+		resp.Headers = headers
+		g.responses[name] = &openapi3.ResponseRef{Value: resp}
+	}
+	return &openapi3.ResponseRef{Ref: "#/components/responses/" + name, Value: g.responses[name].Value}
 }
 
 // errorStatuses are the error statuses rt answers: those of every route
