@@ -38,6 +38,8 @@ func init() {
 	openapi3filter.RegisterBodyDecoder("text/javascript", openapi3filter.PlainBodyDecoder)
 	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
 	openapi3filter.RegisterBodyDecoder("application/x-ndjson", ndjsonDecoder)
+	// kin-openapi checks date-time by itself, uuid only when told.
+	openapi3.DefineStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForUUIDOfRFC9562))
 }
 
 // ndjsonDecoder reads one JSON value per line as an array.
@@ -479,6 +481,9 @@ func TestContractRefusesWrongAnswers(t *testing.T) {
 		"an undocumented status":          {201, jsonHeader, strings.Replace(good, `200`, `201`, 1)},
 		"status_code not the HTTP status": {200, jsonHeader, strings.Replace(good, `"status_code":200`, `"status_code":201`, 1)},
 		"an error without detail":         {404, jsonHeader, `{"status":"error","status_code":404,"data":null}`},
+		"an error's data without errors":  {404, jsonHeader, `{"status":"error","status_code":404,"detail":"x","data":{"code":"not_found"}}`},
+		"a time not in UTC":               {200, jsonHeader, strings.Replace(good, `"created_at":"2026-01-01T00:00:00Z"`, `"created_at":"2026-01-01T01:00:00+01:00"`, 1)},
+		"an id that is no UUID":           {200, jsonHeader, strings.Replace(good, `"id":"1b4e28ba-2fa1-11d2-883f-0016d3cca427"`, `"id":"42"`, 1)},
 		"no X-Request-ID":                 {200, without("X-Request-ID"), good},
 		"no rate-limit headers":           {200, without("X-RateLimit-Remaining"), good},
 		"HTML instead of JSON":            {200, html, `<html></html>`},

@@ -158,10 +158,10 @@ func newSchemaGen() *schemaGen {
 	fieldError := openapi3.NewObjectSchema().WithRequired([]string{"field", "message"}).
 		WithProperty("field", described(openapi3.NewStringSchema(), `JSON path of the field ("metadata.source", "default_tasks[2]"); "" for the whole body`)).
 		WithProperty("message", openapi3.NewStringSchema())
-	errorData := openapi3.NewObjectSchema().WithNullable().
+	errorData := openapi3.NewObjectSchema().WithNullable().WithRequired([]string{"code", "errors"}).
 		WithProperty("code", described(openapi3.NewStringSchema(), "machine-readable code")).
 		WithProperty("errors", openapi3.NewArraySchema().WithItems(fieldError))
-	errorData.Description = "null, or {code, errors}; /readyz puts its checks here"
+	errorData.Description = "null, or {code, errors}: errors names each field at fault (empty when no field is)"
 	g.components["Error"] = openapi3.NewObjectSchema().WithRequired([]string{"status", "status_code", "detail", "data"}).
 		WithProperty("status", openapi3.NewStringSchema().WithEnum("error")).
 		WithProperty("status_code", described(openapi3.NewIntegerSchema(), "the HTTP status")).
@@ -241,6 +241,7 @@ func (g *schemaGen) generate(t reflect.Type, request bool) *openapi3.SchemaRef {
 		case ft == uuidType:
 			*s = openapi3.Schema{Type: &openapi3.Types{"string"}, Format: "uuid", Nullable: s.Nullable}
 		case ft == timeType:
+			s.Pattern = `Z$` // RFC 3339 in UTC, as SPEC says every timestamp is
 		case ft.Implements(textMarshalerType) || reflect.PointerTo(ft).Implements(textMarshalerType):
 			*s = openapi3.Schema{Type: &openapi3.Types{"string"}, Nullable: s.Nullable}
 		case ft.Kind() == reflect.Interface:

@@ -27,8 +27,7 @@ var contract = merge(threadContract("/sessions", "Sessions", "visitor"), threadC
 	"GET /healthz": {Summary: "Liveness: the process answers", Tag: "Operations",
 		Answers: []answerSpec{data[healthStatus](200, "Alive")}},
 	"GET /readyz": {Summary: "Readiness: the database answers and the projections are caught up", Tag: "Operations",
-		Answers: []answerSpec{data[map[string]string](200, "Ready: each check and its state")},
-		Errors:  []int{503}},
+		Answers: []answerSpec{data[map[string]string](200, "Ready: each check and its state"), notReady()}},
 	"GET /metrics": {Summary: "Prometheus metrics", Tag: "Operations",
 		Answers: []answerSpec{text(200, "text/plain", "Prometheus text exposition format")}},
 	"GET /widget.js": {Summary: "The embeddable chat widget", Tag: "Widget",
@@ -198,6 +197,22 @@ var replyEvents = map[string]func(*schemaGen) *openapi3.SchemaRef{
 	"reply.delta":     schemaOf[deltaDTO],
 	"reply.completed": schemaOf[messageWithReplyDTO],
 	"error":           schemaOf[replyErrorDTO],
+}
+
+// notReady is /readyz's 503: the error envelope with each check and its
+// state as data.
+func notReady() answerSpec {
+	return answerSpec{Status: http.StatusServiceUnavailable, Description: statusText[http.StatusServiceUnavailable], Schema: func(g *schemaGen) *openapi3.SchemaRef {
+		if _, ok := g.components["NotReady"]; !ok {
+			s := openapi3.NewObjectSchema().WithRequired([]string{"status", "status_code", "detail", "data"}).
+				WithProperty("status", openapi3.NewStringSchema().WithEnum("error")).
+				WithProperty("status_code", openapi3.NewIntegerSchema().WithEnum(http.StatusServiceUnavailable)).
+				WithProperty("detail", openapi3.NewStringSchema()).
+				WithProperty("data", openapi3.NewObjectSchema().WithAdditionalProperties(openapi3.NewStringSchema()))
+			g.components["NotReady"] = s.NewRef()
+		}
+		return componentRef("NotReady", g.components["NotReady"].Value)
+	}}
 }
 
 func deleted(status int) answerSpec {
