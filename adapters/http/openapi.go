@@ -108,7 +108,7 @@ func page[T any](desc string, more ...answerSpec) answerSpec {
 		t := typeOf[T]()
 		name := g.name(t) + "List"
 		if _, ok := g.components[name]; !ok {
-			env := g.envelopeSchema(openapi3.NewArraySchema().WithItems(g.ref(t).Value))
+			env := g.envelopeSchema(nil)
 			env.Properties["data"] = &openapi3.SchemaRef{Value: &openapi3.Schema{Type: &openapi3.Types{"array"}, Items: g.ref(t)}}
 			env.Properties["meta"] = componentRef("ListMeta", g.components["ListMeta"].Value)
 			env.Required = append(env.Required, "meta")
@@ -188,15 +188,15 @@ func (g *schemaGen) name(t reflect.Type) string {
 }
 
 // ref is the component schema of t as answered.
-func (g *schemaGen) ref(t reflect.Type) *openapi3.SchemaRef { return g.component(t, "", false) }
+func (g *schemaGen) ref(t reflect.Type) *openapi3.SchemaRef { return g.component(t, false) }
 
 // requestRef is the component schema of t as read from a request.
-func (g *schemaGen) requestRef(t reflect.Type) *openapi3.SchemaRef { return g.component(t, "", true) }
+func (g *schemaGen) requestRef(t reflect.Type) *openapi3.SchemaRef { return g.component(t, true) }
 
-func (g *schemaGen) component(t reflect.Type, name string, request bool) *openapi3.SchemaRef {
-	if name == "" {
-		name = g.name(t)
-	}
+// component registers t's schema under its name (an unnamed type, such as
+// a map, is written in place) with the enums the contract gives its fields.
+func (g *schemaGen) component(t reflect.Type, request bool) *openapi3.SchemaRef {
+	name := g.name(t)
 	if name == "" {
 		return g.generate(t, request)
 	}
@@ -215,9 +215,11 @@ func (g *schemaGen) component(t reflect.Type, name string, request bool) *openap
 		}
 		s := g.components[name].Value
 		for _, field := range path[1:] {
-			if s = s.Properties[field].Value; s == nil {
+			p := s.Properties[field]
+			if p == nil || p.Value == nil {
 				panic("openapi: enum of a field that is not there: " + key)
 			}
+			s = p.Value
 		}
 		for _, v := range values {
 			s.Enum = append(s.Enum, reflect.ValueOf(v).String()) // typed string constants as plain strings
