@@ -33,7 +33,8 @@ var contract = merge(threadContract("/sessions", "Sessions", "visitor"), threadC
 	"GET /widget.js": {Summary: "The embeddable chat widget", Tag: "Widget",
 		Answers: []answerSpec{text(200, "text/javascript", "The widget script (ETag; 304 on If-None-Match)")}},
 	"GET /widget/demo": {Summary: "A page that embeds the widget, to try it", Tag: "Widget",
-		Query:   []*openapi3.Parameter{queryString("client_id", "Client id the demo page's widget uses")},
+		Query: []*openapi3.Parameter{queryString("client_id", "Client id the demo page's widget uses"),
+			queryString("assistant_id", "Assistant it talks to"), queryString("config_id", "Widget configuration it shows")},
 		Answers: []answerSpec{text(200, "text/html", "The demo page")}},
 	"GET /openapi.json": {Summary: "This document", Tag: "Operations",
 		Answers: []answerSpec{{Status: 200, Description: "The OpenAPI 3 document", Schema: func(*schemaGen) *openapi3.SchemaRef {
