@@ -8,6 +8,7 @@ import (
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain"
 	"github.com/companin/companin/domain/es"
+	"github.com/companin/companin/domain/thread"
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 )
@@ -22,18 +23,20 @@ func (s *Server) resourceRoutes() {
 	s.handle(http.MethodPatch, "/assistants/{id}", ScopeAPI, s.updateAssistant)
 	s.handle(http.MethodDelete, "/assistants/{id}", ScopeAPI, s.deleteAssistant)
 
-	s.handle(http.MethodPost, "/sessions", ScopeWidget, s.startSession)
-	s.handle(http.MethodGet, "/sessions/{id}", ScopeWidget, s.getSession)
-	s.handle(http.MethodPost, "/sessions/{id}/messages", ScopeWidget, s.postSessionMessage)
-	s.handle(http.MethodGet, "/sessions/{id}/messages", ScopeWidget, s.listSessionMessages)
-	s.handle(http.MethodGet, "/sessions/{id}/events", ScopeAPI, s.sessionEvents)
+	sessions := s.threads(thread.Session)
+	s.handle(http.MethodPost, "/sessions", ScopeWidget, sessions.start)
+	s.handle(http.MethodGet, "/sessions/{id}", ScopeWidget, sessions.get)
+	s.handle(http.MethodPost, "/sessions/{id}/messages", ScopeWidget, sessions.postMessage)
+	s.handle(http.MethodGet, "/sessions/{id}/messages", ScopeWidget, sessions.listMessages)
+	s.handle(http.MethodGet, "/sessions/{id}/events", ScopeAPI, sessions.events)
 
+	conversations := s.threads(thread.Conversation)
 	s.handle(http.MethodGet, "/conversations", ScopeAPI, s.listConversations)
-	s.handle(http.MethodPost, "/conversations", ScopeAPI, s.startConversation)
-	s.handle(http.MethodGet, "/conversations/{id}", ScopeAPI, s.getConversation)
-	s.handle(http.MethodPost, "/conversations/{id}/messages", ScopeAPI, s.postConversationMessage)
-	s.handle(http.MethodGet, "/conversations/{id}/messages", ScopeAPI, s.listConversationMessages)
-	s.handle(http.MethodGet, "/conversations/{id}/events", ScopeAPI, s.conversationEvents)
+	s.handle(http.MethodPost, "/conversations", ScopeAPI, conversations.start)
+	s.handle(http.MethodGet, "/conversations/{id}", ScopeAPI, conversations.get)
+	s.handle(http.MethodPost, "/conversations/{id}/messages", ScopeAPI, conversations.postMessage)
+	s.handle(http.MethodGet, "/conversations/{id}/messages", ScopeAPI, conversations.listMessages)
+	s.handle(http.MethodGet, "/conversations/{id}/events", ScopeAPI, conversations.events)
 
 	s.handle(http.MethodPost, "/contexts", ScopeAPI, s.saveContext)
 	s.handle(http.MethodGet, "/contexts/{ref}", ScopeAPI, s.getContext)
