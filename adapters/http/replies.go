@@ -327,11 +327,12 @@ func (s *Server) streamReply(w http.ResponseWriter, r *http.Request, m awaitedMe
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
+	mid := m.Message.MessageID
 
-	if from == 0 && !send("message.created", sseID(m.Message.MessageID, 0), m.dto(outcome{status: replyPending})) {
+	if from == 0 && !send("message.created", sseID(mid, 0), m.dto(outcome{status: replyPending})) {
 		return
 	}
-	replyID := answer.ReplyID(m.Message.MessageID)
+	replyID := answer.ReplyID(mid)
 	sent := from
 	version := m.Version + 1
 	heartbeat := time.NewTicker(15 * time.Second)
@@ -339,7 +340,7 @@ func (s *Server) streamReply(w http.ResponseWriter, r *http.Request, m awaitedMe
 	for {
 		o, next, err := s.replyOutcome(ctx, m, version)
 		if err != nil {
-			send("error", sseID(m.Message.MessageID, sent), replyErrorDTO{Code: "internal_error", Message: "the reply could not be read"})
+			send("error", sseID(mid, sent), replyErrorDTO{Code: "internal_error", Message: "the reply could not be read"})
 			return
 		}
 		version = next
@@ -348,21 +349,21 @@ func (s *Server) streamReply(w http.ResponseWriter, r *http.Request, m awaitedMe
 			if rest := runesFrom(o.reply.Content, sent); rest != "" {
 				if strings.HasPrefix(o.reply.Content, prefixRunes(o.reply.Content, sent)) {
 					sent += utf8.RuneCountInString(rest)
-					if !send("reply.delta", sseID(m.Message.MessageID, sent), deltaDTO{MessageID: m.Message.MessageID, ReplyID: replyID, Delta: rest}) {
+					if !send("reply.delta", sseID(mid, sent), deltaDTO{MessageID: mid, ReplyID: replyID, Delta: rest}) {
 						return
 					}
 				}
 			}
 			s.waitForProjections(r, o.position)
-			send("reply.completed", sseID(m.Message.MessageID, sent), m.dto(o))
+			send("reply.completed", sseID(mid, sent), m.dto(o))
 			return
 		case replyFailed:
-			send("error", sseID(m.Message.MessageID, sent), o.failure)
+			send("error", sseID(mid, sent), o.failure)
 			return
 		}
 		if piece, _ := sub.Text(replyID, sent); piece != "" {
 			sent += utf8.RuneCountInString(piece)
-			if !send("reply.delta", sseID(m.Message.MessageID, sent), deltaDTO{MessageID: m.Message.MessageID, ReplyID: replyID, Delta: piece}) {
+			if !send("reply.delta", sseID(mid, sent), deltaDTO{MessageID: mid, ReplyID: replyID, Delta: piece}) {
 				return
 			}
 		}
@@ -375,7 +376,7 @@ func (s *Server) streamReply(w http.ResponseWriter, r *http.Request, m awaitedMe
 			}
 		case <-ctx.Done():
 			if r.Context().Err() == nil {
-				send("error", sseID(m.Message.MessageID, sent), replyErrorDTO{Code: "reply_timeout",
+				send("error", sseID(mid, sent), replyErrorDTO{Code: "reply_timeout",
 					Message: "the reply is taking longer than expected; it will appear in the messages when ready"})
 			}
 			return
@@ -411,12 +412,6 @@ type feedbackDTO struct {
 	Rating    *string   `json:"rating"`
 	Comment   string    `json:"comment"`
 	CreatedAt time.Time `json:"created_at"`
-}
-
-// replyRoutes registers the feedback endpoints (called by resourceRoutes).
-func (s *Server) replyRoutes() {
-	s.handle(http.MethodPost, "/sessions/{id}/messages/{message_id}/feedback", ScopeWidget, s.threads(thread.Session).giveFeedback)
-	s.handle(http.MethodPost, "/conversations/{id}/messages/{message_id}/feedback", ScopeAPI, s.threads(thread.Conversation).giveFeedback)
 }
 
 // giveFeedback is POST .../messages/{message_id}/feedback: a like, a dislike

@@ -23,27 +23,27 @@ func (s *Server) resourceRoutes() {
 	s.handle(http.MethodPatch, "/assistants/{id}", ScopeAPI, s.updateAssistant)
 	s.handle(http.MethodDelete, "/assistants/{id}", ScopeAPI, s.deleteAssistant)
 
-	sessions := s.threads(thread.Session)
-	s.handle(http.MethodPost, "/sessions", ScopeWidget, sessions.start)
-	s.handle(http.MethodGet, "/sessions/{id}", ScopeWidget, sessions.get)
-	s.handle(http.MethodPost, "/sessions/{id}/messages", ScopeWidget, sessions.postMessage)
-	s.handle(http.MethodGet, "/sessions/{id}/messages", ScopeWidget, sessions.listMessages)
-	s.handle(http.MethodGet, "/sessions/{id}/events", ScopeAPI, sessions.events)
-
-	conversations := s.threads(thread.Conversation)
+	s.threadRoutes(thread.Session, ScopeWidget)
+	s.threadRoutes(thread.Conversation, ScopeAPI)
 	s.handle(http.MethodGet, "/conversations", ScopeAPI, s.listConversations)
-	s.handle(http.MethodPost, "/conversations", ScopeAPI, conversations.start)
-	s.handle(http.MethodGet, "/conversations/{id}", ScopeAPI, conversations.get)
-	s.handle(http.MethodPost, "/conversations/{id}/messages", ScopeAPI, conversations.postMessage)
-	s.handle(http.MethodGet, "/conversations/{id}/messages", ScopeAPI, conversations.listMessages)
-	s.handle(http.MethodGet, "/conversations/{id}/events", ScopeAPI, conversations.events)
 
 	s.handle(http.MethodPost, "/contexts", ScopeAPI, s.saveContext)
 	s.handle(http.MethodGet, "/contexts/{ref}", ScopeAPI, s.getContext)
 	s.handle(http.MethodPatch, "/contexts/{ref}", ScopeAPI, s.patchContext)
 	s.handle(http.MethodDelete, "/contexts/{ref}", ScopeAPI, s.eraseContext)
+}
 
-	s.replyRoutes()
+// threadRoutes registers the routes of one kind of thread, /sessions or
+// /conversations: scope is who may use them, but a stream's events take an
+// API key.
+func (s *Server) threadRoutes(k thread.Kind, scope Scope) {
+	h, path := s.threads(k), "/"+string(k)+"s"
+	s.handle(http.MethodPost, path, scope, h.start)
+	s.handle(http.MethodGet, path+"/{id}", scope, h.get)
+	s.handle(http.MethodPost, path+"/{id}/messages", scope, h.postMessage)
+	s.handle(http.MethodGet, path+"/{id}/messages", scope, h.listMessages)
+	s.handle(http.MethodPost, path+"/{id}/messages/{message_id}/feedback", scope, h.giveFeedback)
+	s.handle(http.MethodGet, path+"/{id}/events", ScopeAPI, h.events)
 }
 
 // pathUUID reads the {id} of the path; anything but a UUID names nothing
