@@ -390,3 +390,66 @@ func run(t *testing.T, rt *messaging.Runtime) (stop func()) {
 	t.Cleanup(stop)
 	return stop
 }
+
+// readCounter counts what is read from and appended to each stream.
+type readCounter struct {
+	es.Store
+	mu      sync.Mutex
+	read    map[string]int // events read
+	appends map[string]int
+}
+
+func (c *readCounter) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]es.Event, error) {
+	evs, err := c.Store.ReadStream(ctx, stream, from, limit)
+	c.mu.Lock()
+	c.read[stream] += len(evs)
+	c.mu.Unlock()
+	return evs, err
+}
+
+func (c *readCounter) Append(ctx context.Context, stream string, expected es.ExpectedVersion, events ...es.NewEvent) (es.AppendResult, error) {
+	c.mu.Lock()
+	c.appends[stream]++
+	c.mu.Unlock()
+	return c.Store.Append(ctx, stream, expected, events...)
+}
+
+func (c *readCounter) reset() {
+	c.mu.Lock()
+	c.read, c.appends = map[string]int{}, map[string]int{}
+	c.mu.Unlock()
+}
+
+// The worker loads the thread once (each of its events read once), decides,
+// and appends once, however long the thread; a redelivery reads it once
+// more and appends nothing.
+func TestReplyLoadsTheThreadOnceAndAppendsOnce(t *testing.T) {
+	store := &readCounter{Store: memory.New()}
+	store.reset()
+	th := newSession(t, store)
+	h := commands.AnswerMessageHandler{Store: store, Engine: &engine{}, Retriever: knowledgeBase}
+	for i := 0; i < 5; i++ {
+		user := th.post(t, "What are your business hours?")
+		length := len(th.events(t))
+		store.reset()
+		if err := h.Handle(context.Background(), user); err != nil {
+			t.Fatal(err)
+		}
+		if got := store.read[th.stream()]; got != length {
+			t.Fatalf("message %d: read %d events of a stream of %d", i, got, length)
+		}
+		if got := store.appends[th.stream()]; got != 1 {
+			t.Fatalf("message %d: %d appends", i, got)
+		}
+		store.reset()
+		if err := h.Handle(context.Background(), user); err != nil {
+			t.Fatal(err)
+		}
+		if got := store.appends[th.stream()]; got != 0 || store.read[th.stream()] != length+1 {
+			t.Fatalf("redelivery of message %d: %d appends, %d events read", i, got, store.read[th.stream()])
+		}
+	}
+	if replies, _ := th.replies(t); len(replies) != 5 {
+		t.Fatalf("%d replies", len(replies))
+	}
+}
