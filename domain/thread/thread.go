@@ -276,7 +276,7 @@ func (t *Thread) Start(a *assistant.Assistant, in Start, at time.Time) error {
 }
 
 // PostMessage adds a message and returns its event; a message id posted
-// before records nothing (the zero Posted). d.ID must be set. person is the
+// before records nothing (the zero Posted); uuid.Nil gets a new id. person is the
 // thread's user context as it is now (nil: none or not found): a
 // conversation whose person was erased takes no more messages, and in a
 // linked conversation the content is that person's data.
@@ -291,6 +291,9 @@ func (t *Thread) PostMessage(d message.Draft, person *usercontext.UserContext, a
 }
 
 func (t *Thread) post(d message.Draft, at time.Time) message.Posted {
+	if d.ID == uuid.Nil {
+		d.ID = uuid.New()
+	}
 	if _, ok := t.index[d.ID]; ok || t.failed[d.ID] {
 		return message.Posted{}
 	}
