@@ -106,6 +106,13 @@ type postMessageRequest struct {
 // postMessage records a user message and answers with the message as
 // recorded and the reply (replies.go: 201 completed, or 202 pending when it
 // takes longer than the wait; SSE with Accept: text/event-stream).
+//
+// The message's way: commands/post_message.go appends it (the thread
+// aggregate, domain/thread, decides); the reply worker
+// (commands/answer_message.go, wired in adapters/replies/worker.go) is
+// handed its event, asks the thread for the question and appends the reply
+// to the same stream; respondWithReply reads the stream from the message's
+// version on until the reply is there.
 func (h threadHandlers) postMessage(w http.ResponseWriter, r *http.Request) {
 	id, err := pathUUID(r, h.kind.NotFound())
 	if err != nil {
