@@ -99,7 +99,7 @@ func (h AnswerMessageHandler) Handle(ctx context.Context, e es.Event) error {
 	}
 	fail := func(reason, detail string) error {
 		t.FailReply(q, reason, detail, Clock(h.Now))
-		return h.save(ctx, t, q)
+		return h.save(ctx, t, l.Version, q)
 	}
 	a, err := h.loadAssistant(ctx, t.AssistantID())
 	if err != nil {
@@ -160,7 +160,7 @@ func (h AnswerMessageHandler) Handle(ctx context.Context, e es.Event) error {
 		return fmt.Errorf("reply to %s: %w", q.MessageID, err)
 	}
 	t.Answer(q, r, Clock(h.Now))
-	return h.save(ctx, t, q)
+	return h.save(ctx, t, l.Version, q)
 }
 
 // loadAssistant returns nil when the assistant no longer exists.
@@ -199,20 +199,57 @@ func replyOf(r answer.Reply) (thread.Reply, error) {
 	return thread.Reply{Content: body, Sources: sources, Trace: trace}, nil
 }
 
-// save appends the reply or failure the thread recorded, after whatever was
-// posted meanwhile (es.StreamExists: the worker does not read the stream
-// again). Its event id is q.ReplyID: when another worker recorded a reply or
-// failure first, the store refuses this one and the message is settled.
-func (h AnswerMessageHandler) save(ctx context.Context, t *thread.Thread, q thread.Question) error {
+// replyConflicts bounds how often save reads what was appended meanwhile
+// and tries again before it gives up (the runtime then redelivers).
+const replyConflicts = 10
+
+// save appends the reply or failure the thread recorded, expecting the
+// version the thread was loaded at. When the stream moved on while the
+// engine answered (a message posted, another worker's reply), it reads only
+// the events since, and stops if they settle q; else it appends after them.
+// The reply's event id is q.ReplyID besides, so no store keeps two.
+func (h AnswerMessageHandler) save(ctx context.Context, t *thread.Thread, version uint64, q thread.Question) error {
 	stream := t.Kind().Stream(t.ID())
-	_, err := Append(ctx, h.Store, stream, es.StreamExists, t.Changes())
-	if err != nil && !errors.Is(err, es.ErrDuplicateEventID) {
-		return fmt.Errorf("reply to %s: %w", q.MessageID, err)
+	for attempt := 1; ; attempt++ {
+		_, err := Append(ctx, h.Store, stream, es.Exact(version), t.Changes())
+		if errors.Is(err, es.ErrWrongExpectedVersion) && attempt < replyConflicts {
+			var settled bool
+			if settled, version, err = h.settledSince(ctx, stream, version, q); err != nil || settled {
+				return err
+			}
+			continue
+		}
+		if errors.Is(err, es.ErrDuplicateEventID) {
+			return nil // settled by another worker
+		}
+		if err != nil {
+			return fmt.Errorf("reply to %s: %w", q.MessageID, err)
+		}
+		if h.Notifier != nil {
+			h.Notifier.Done(ctx, stream, q.ReplyID)
+		}
+		return nil
 	}
-	if h.Notifier != nil {
-		h.Notifier.Done(ctx, stream, q.ReplyID)
+}
+
+// settledSince reads the events of stream after version and tells whether
+// one settles q, and the version of the last one.
+func (h AnswerMessageHandler) settledSince(ctx context.Context, stream string, version uint64, q thread.Question) (bool, uint64, error) {
+	events, err := h.Store.ReadStream(ctx, stream, version+1, 0)
+	if err != nil {
+		return false, version, fmt.Errorf("reply to %s: read %s: %w", q.MessageID, stream, err)
 	}
-	return nil
+	for _, e := range events {
+		de, err := thread.Decode(e.Type, e.Data)
+		if err != nil {
+			return false, version, fmt.Errorf("reply to %s: %w", q.MessageID, err)
+		}
+		if q.SettledBy(de) {
+			return true, version, nil
+		}
+		version = e.Version
+	}
+	return false, version, nil
 }
 
 // retrievalQuery is the question, with the previous user message added when

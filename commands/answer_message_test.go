@@ -453,3 +453,40 @@ func TestReplyLoadsTheThreadOnceAndAppendsOnce(t *testing.T) {
 		t.Fatalf("%d replies", len(replies))
 	}
 }
+
+// A message posted while the engine answers: the worker reads only what
+// came since it loaded the thread, and appends the reply after it.
+func TestReplyAppendsAfterWhatWasPostedMeanwhile(t *testing.T) {
+	store := &readCounter{Store: memory.New()}
+	store.reset()
+	th := newSession(t, store)
+	th.store = store.Store // the test's own reads are not counted
+	first := th.post(t, "What are your business hours?")
+	length := len(th.events(t))
+	release := make(chan struct{})
+	eng := &engine{entered: make(chan struct{}, 1), release: release}
+	h := commands.AnswerMessageHandler{Store: store, Engine: eng, Retriever: knowledgeBase}
+	done := make(chan error, 1)
+	store.reset()
+	go func() { done <- h.Handle(context.Background(), first) }()
+	<-eng.entered
+	th.post(t, "Hello?")
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	evs := th.events(t)
+	var last message.Posted
+	if err := json.Unmarshal(evs[len(evs)-1].Data, &last); err != nil {
+		t.Fatal(err)
+	}
+	if replies, _ := th.replies(t); len(replies) != 1 || last.ReplyTo == nil || *last.ReplyTo != messageID(t, first) {
+		t.Fatalf("%d replies, the last event %+v", len(replies), last)
+	}
+	if got := store.read[th.stream()]; got != length+1 {
+		t.Fatalf("read %d events: the stream of %d, then %d", got, length, got-length)
+	}
+	if got := store.appends[th.stream()]; got != 2 {
+		t.Fatalf("%d appends, want the one refused and the one after the new message", got)
+	}
+}

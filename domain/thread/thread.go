@@ -336,6 +336,18 @@ func (t *Thread) Question(id uuid.UUID) (q Question, ok bool) {
 	return q, true
 }
 
+// SettledBy tells whether e, read after the thread was loaded, records q's
+// reply or failure (another worker's): then q needs nothing more.
+func (q Question) SettledBy(e domain.Event) bool {
+	switch e := e.(type) {
+	case message.Posted:
+		return e.MessageID == q.ReplyID
+	case answer.ReplyFailed:
+		return e.ReplyID == q.ReplyID
+	}
+	return false
+}
+
 // Reply is the assistant's answer to a question.
 type Reply struct {
 	Content message.Content

@@ -233,6 +233,10 @@ func TestQuestionAnswerAndFailure(t *testing.T) {
 		q.History[0].Content != "Hours?" || q.History[1].Role != "assistant" {
 		t.Fatalf("question %+v %v", q, ok)
 	}
+	if q.SettledBy(user(uuid.New(), "Hello?")) || q.SettledBy(reply1) || !q.SettledBy(message.Posted{MessageID: q.ReplyID}) ||
+		!q.SettledBy(answer.ReplyFailed{ReplyID: q.ReplyID}) {
+		t.Fatal("SettledBy: only the reply or failure under q's reply id settles q")
+	}
 	th.Answer(q, thread.Reply{Content: content("Closed.")}, at)
 	th.Answer(q, thread.Reply{Content: content("Closed, really.")}, at)
 	th.FailReply(q, answer.ReasonEngine, "late", at)
