@@ -14,8 +14,7 @@ type Commands struct {
 	DeleteAssistant    DeleteAssistantHandler
 	CreateWidgetConfig CreateWidgetConfigHandler
 	UpdateWidgetConfig UpdateWidgetConfigHandler
-	StartSession       StartSessionHandler
-	StartConversation  StartConversationHandler
+	StartThread        StartThreadHandler
 	PostMessage        PostMessageHandler
 	GiveFeedback       GiveFeedbackHandler
 	SaveUserContext    SaveUserContextHandler
@@ -50,8 +49,7 @@ func New(d Deps) Commands {
 		DeleteAssistant:    DeleteAssistantHandler{Store: d.Store, Now: d.Now},
 		CreateWidgetConfig: CreateWidgetConfigHandler{Store: d.Store, Now: d.Now},
 		UpdateWidgetConfig: UpdateWidgetConfigHandler{Store: d.Store, Now: d.Now},
-		StartSession:       StartSessionHandler{Store: d.Store, Now: d.Now},
-		StartConversation:  StartConversationHandler{Store: d.Store, References: d.References, Now: d.Now},
+		StartThread:        StartThreadHandler{Store: d.Store, References: d.References, Now: d.Now},
 		PostMessage:        PostMessageHandler{Store: d.Store, Now: d.Now},
 		GiveFeedback:       GiveFeedbackHandler{Store: d.Store, Now: d.Now},
 		SaveUserContext:    SaveUserContextHandler{Store: d.Store, References: d.References, Now: d.Now},

@@ -8,8 +8,7 @@ type Queries struct {
 	ListAssistants      ListAssistantsHandler
 	GetWidgetConfig     GetWidgetConfigHandler
 	ListWidgetConfigs   ListWidgetConfigsHandler
-	GetSession          GetSessionHandler
-	GetConversation     GetConversationHandler
+	GetThread           GetThreadHandler
 	ListConversations   ListConversationsHandler
 	ListMessages        ListMessagesHandler
 	GetMessage          GetMessageHandler
@@ -34,8 +33,7 @@ func New(db DB) Queries {
 		ListAssistants:      NewListAssistantsHandler(db),
 		GetWidgetConfig:     NewGetWidgetConfigHandler(db),
 		ListWidgetConfigs:   NewListWidgetConfigsHandler(db),
-		GetSession:          NewGetSessionHandler(db),
-		GetConversation:     NewGetConversationHandler(db),
+		GetThread:           NewGetThreadHandler(db),
 		ListConversations:   NewListConversationsHandler(db),
 		ListMessages:        NewListMessagesHandler(db),
 		GetMessage:          NewGetMessageHandler(db),

@@ -197,6 +197,9 @@ func (u *UserContext) ErasedAt() time.Time { return u.erasedAt }
 // Reference is the organization's user_reference.
 func (u *UserContext) Reference() string { return u.reference }
 
+// Traits are the person's current traits (a copy; empty once erased).
+func (u *UserContext) Traits() map[string]any { return clone(u.traits) }
+
 // Save creates the context with traits, or merges traits into the existing
 // ones (RFC 7386: null removes a key, objects merge). It reports whether the
 // context was created. A change that changes nothing records nothing.
