@@ -11,6 +11,7 @@ import (
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/session"
 	"github.com/companin/companin/domain/usercontext"
+	"github.com/companin/companin/domain/widgetconfig"
 	"github.com/google/uuid"
 )
 
@@ -24,6 +25,10 @@ type Written struct {
 
 func assistants(store es.Store) Repository[*assistant.Assistant] {
 	return Repository[*assistant.Assistant]{Store: store, Kind: assistant.Kind, New: assistant.New, Decode: assistant.Decode}
+}
+
+func widgetConfigs(store es.Store) Repository[*widgetconfig.Config] {
+	return Repository[*widgetconfig.Config]{Store: store, Kind: widgetconfig.Kind, New: widgetconfig.New, Decode: widgetconfig.Decode}
 }
 
 func sessions(store es.Store) Repository[*session.Session] {

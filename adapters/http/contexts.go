@@ -1,11 +1,10 @@
 package httpapi
 
 import (
-	"errors"
+	"context"
 	"net/http"
 
 	"github.com/companin/companin/commands"
-	"github.com/companin/companin/domain"
 	"github.com/gorilla/mux"
 )
 
@@ -57,17 +56,10 @@ func (s *Server) patchContext(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) writeContext(w http.ResponseWriter, r *http.Request, res commands.Written, status int) {
-	s.waitForProjections(r, res.Position)
-	u, err := s.app.Queries.GetUserContext.Handle(r.Context(), orgOf(r), res.ID.String())
-	if errors.Is(err, domain.ErrNotFound) {
-		writeData(w, r, status, map[string]any{"id": res.ID})
-		return
-	}
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeData(w, r, status, u)
+	s.writeWritten(w, r, status, res, func(ctx context.Context) (any, error) {
+		u, err := s.app.Queries.GetUserContext.Handle(ctx, orgOf(r), res.ID.String())
+		return u, err
+	}, map[string]any{"id": res.ID})
 }
 
 func (s *Server) getContext(w http.ResponseWriter, r *http.Request) {
