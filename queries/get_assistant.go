@@ -10,16 +10,10 @@ import (
 
 // Assistant is an assistant as clients see it (projections.Assistants).
 type Assistant struct {
-	ID           uuid.UUID `json:"id"`
-	Name         string    `json:"name"`
-	Description  string    `json:"description"`
-	Tone         string    `json:"tone"`
-	Language     string    `json:"language"`
-	DefaultTasks []string  `json:"default_tasks"`
-	IsActive     bool      `json:"is_active"`
-	Instructions string    `json:"instructions"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	ID uuid.UUID `json:"id"`
+	assistant.Settings
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 var assistants = table[Assistant]{

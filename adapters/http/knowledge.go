@@ -300,17 +300,10 @@ func sentView(id uuid.UUID, spec knowledge.Spec, now time.Time) queries.Knowledg
 }
 
 func (s *Server) getKnowledge(w http.ResponseWriter, r *http.Request) {
-	id, err := pathUUID(r, knowledge.ErrNotFound)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	k, err := s.app.Queries.GetKnowledge.Handle(r.Context(), principalOf(r).OrganizationID, id)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeData(w, r, http.StatusOK, k)
+	readByID(w, r, knowledge.ErrNotFound, func(ctx context.Context, id uuid.UUID) (any, error) {
+		k, err := s.app.Queries.GetKnowledge.Handle(ctx, principalOf(r).OrganizationID, id)
+		return k, err
+	})
 }
 
 // listKnowledgeChunks shows how a source was cut into passages, with their
@@ -321,58 +314,49 @@ func (s *Server) listKnowledgeChunks(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	limit, cursor, err := pageOf(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
 	org := principalOf(r).OrganizationID
-	if _, err := s.app.Queries.GetKnowledge.Handle(r.Context(), org, id); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	items, more, next, err := s.app.Queries.ListKnowledgeChunks.Handle(r.Context(), org, id, limit, cursor)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeList(w, r, items, more, next)
+	writePage(w, r, func(ctx context.Context, p queries.Page) ([]queries.KnowledgeChunk, bool, string, error) {
+		if _, err := s.app.Queries.GetKnowledge.Handle(ctx, org, id); err != nil {
+			return nil, false, "", err
+		}
+		return s.app.Queries.ListKnowledgeChunks.Handle(ctx, org, id, p.Limit, p.Cursor)
+	})
 }
 
 // listKnowledge pages through the sources, newest first; ?kind=, ?status=
 // and ?assistant_id= filter.
 func (s *Server) listKnowledge(w http.ResponseWriter, r *http.Request) {
-	limit, cursor, err := pageOf(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	q := queries.ListKnowledgeQuery{OrganizationID: principalOf(r).OrganizationID, Limit: limit, Cursor: cursor,
+	writePage(w, r, func(ctx context.Context, p queries.Page) ([]queries.KnowledgeSource, bool, string, error) {
+		q, err := knowledgeFilter(r)
+		if err != nil {
+			return nil, false, "", err
+		}
+		q.Limit, q.Cursor = p.Limit, p.Cursor
+		return s.app.Queries.ListKnowledge.Handle(ctx, q)
+	})
+}
+
+// knowledgeFilter reads the filters of GET /knowledge.
+func knowledgeFilter(r *http.Request) (queries.ListKnowledgeQuery, error) {
+	q := queries.ListKnowledgeQuery{OrganizationID: principalOf(r).OrganizationID,
 		Kind: r.URL.Query().Get("kind"), Status: r.URL.Query().Get("status")}
 	switch knowledge.SourceKind(q.Kind) {
 	case "", knowledge.File, knowledge.QA, knowledge.URL:
 	default:
-		writeError(w, r, invalid(FieldError{Field: "kind", Message: "must be file, qa or url"}))
-		return
+		return q, invalid(FieldError{Field: "kind", Message: "must be file, qa or url"})
 	}
 	switch knowledge.Status(q.Status) {
 	case "", knowledge.Processing, knowledge.Ready, knowledge.Failed:
 	default:
-		writeError(w, r, invalid(FieldError{Field: "status", Message: "must be processing, ready or failed"}))
-		return
+		return q, invalid(FieldError{Field: "status", Message: "must be processing, ready or failed"})
 	}
 	if a := r.URL.Query().Get("assistant_id"); a != "" {
+		var err error
 		if q.AssistantID, err = uuid.Parse(a); err != nil {
-			writeError(w, r, invalid(FieldError{Field: "assistant_id", Message: "must be an assistant id (UUID)"}))
-			return
+			return q, invalid(FieldError{Field: "assistant_id", Message: "must be an assistant id (UUID)"})
 		}
 	}
-	items, more, next, err := s.app.Queries.ListKnowledge.Handle(r.Context(), q)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeList(w, r, items, more, next)
+	return q, nil
 }
 
 func (s *Server) removeKnowledge(w http.ResponseWriter, r *http.Request) {
@@ -382,17 +366,9 @@ func (s *Server) removeKnowledge(w http.ResponseWriter, r *http.Request) {
 // refreshKnowledge fetches a web page again (or extracts a file again); the
 // source's current chunks keep answering until the new ones are ready.
 func (s *Server) refreshKnowledge(w http.ResponseWriter, r *http.Request) {
-	id, err := pathUUID(r, knowledge.ErrNotFound)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	res, err := s.app.Commands.RefreshKnowledge.Handle(r.Context(), commands.RefreshKnowledge{ID: id})
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	s.writeKnowledge(w, r, http.StatusAccepted, res, nil)
+	s.decideByID(w, r, s.app.Commands.RefreshKnowledge, knowledge.ErrNotFound, func(res commands.Written) {
+		s.writeKnowledge(w, r, http.StatusAccepted, res, nil)
+	})
 }
 
 type searchKnowledgeRequest struct {

@@ -8,13 +8,14 @@ import (
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain"
 	"github.com/companin/companin/queries"
+	"github.com/google/uuid"
 )
 
 // resource serves a kind of resource that is created whole (POST), changed
 // by parts (PATCH), read by id and listed: assistants and widget
-// configurations. Req is the JSON body of POST and PATCH (nil fields were not
-// sent), In the domain's input it carries, V what clients see.
-type resource[Req interface{ input() In }, In, V any] struct {
+// configurations. In is the domain's input, decoded from the JSON body of
+// POST and PATCH (nil fields were not sent); V is what clients see.
+type resource[In, V any] struct {
 	s        *Server
 	notFound error
 	create   commands.CreateHandler[In]
@@ -26,35 +27,35 @@ type resource[Req interface{ input() In }, In, V any] struct {
 	visible func(r *http.Request, v V) error
 }
 
-func (h resource[Req, In, V]) post(w http.ResponseWriter, r *http.Request) {
-	var req Req
-	if err := decodeJSON(w, r, &req); err != nil {
+func (h resource[In, V]) post(w http.ResponseWriter, r *http.Request) {
+	var in In
+	if err := decodeJSON(w, r, &in); err != nil {
 		writeError(w, r, err)
 		return
 	}
-	res, err := h.create.Handle(r.Context(), commands.Create[In]{Input: req.input()})
+	res, err := h.create.Handle(r.Context(), commands.Create[In]{Input: in})
 	h.answer(w, r, http.StatusCreated, res, err)
 }
 
-func (h resource[Req, In, V]) patch(w http.ResponseWriter, r *http.Request) {
+func (h resource[In, V]) patch(w http.ResponseWriter, r *http.Request) {
 	id, err := pathUUID(r, h.notFound)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	var req Req
-	if err := decodeJSON(w, r, &req); err != nil {
+	var in In
+	if err := decodeJSON(w, r, &in); err != nil {
 		writeError(w, r, err)
 		return
 	}
-	res, err := h.update.Handle(r.Context(), commands.Update[In]{ID: id, Input: req.input()})
+	res, err := h.update.Handle(r.Context(), commands.Update[In]{ID: id, Input: in})
 	h.answer(w, r, http.StatusOK, res, err)
 }
 
 // answer answers a write with the resource as the read model shows it once
 // it reflects the write; if it is late beyond the bound, the write stands
 // and the answer names its id.
-func (h resource[Req, In, V]) answer(w http.ResponseWriter, r *http.Request, status int, res commands.Written, err error) {
+func (h resource[In, V]) answer(w http.ResponseWriter, r *http.Request, status int, res commands.Written, err error) {
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -65,30 +66,32 @@ func (h resource[Req, In, V]) answer(w http.ResponseWriter, r *http.Request, sta
 	}, map[string]any{"id": res.ID})
 }
 
-func (h resource[Req, In, V]) get(w http.ResponseWriter, r *http.Request) {
-	id, err := pathUUID(r, h.notFound)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	v, err := h.read.Handle(r.Context(), orgOf(r), id)
-	if err == nil && h.visible != nil {
-		err = h.visible(r, v)
-	}
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeData(w, r, http.StatusOK, v)
+func (h resource[In, V]) get(w http.ResponseWriter, r *http.Request) {
+	readByID(w, r, h.notFound, func(ctx context.Context, id uuid.UUID) (any, error) {
+		v, err := h.read.Handle(ctx, orgOf(r), id)
+		if err == nil && h.visible != nil {
+			err = h.visible(r, v)
+		}
+		return v, err
+	})
 }
 
-func (h resource[Req, In, V]) list(w http.ResponseWriter, r *http.Request) {
+func (h resource[In, V]) list(w http.ResponseWriter, r *http.Request) {
+	writePage(w, r, func(ctx context.Context, p queries.Page) ([]V, bool, string, error) {
+		return h.page.Handle(ctx, orgOf(r), p)
+	})
+}
+
+// writePage answers a list with the page the request asks for (?limit=,
+// ?cursor=) as list finds it: the items, whether more follow, the next
+// page's cursor.
+func writePage[V any](w http.ResponseWriter, r *http.Request, list func(context.Context, queries.Page) ([]V, bool, string, error)) {
 	limit, cursor, err := pageOf(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	items, more, next, err := h.page.Handle(r.Context(), orgOf(r), queries.Page{Limit: limit, Cursor: cursor})
+	items, more, next, err := list(r.Context(), queries.Page{Limit: limit, Cursor: cursor})
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -113,9 +116,25 @@ func (s *Server) writeWritten(w http.ResponseWriter, r *http.Request, status int
 	writeData(w, r, status, v)
 }
 
-// deleteByID handles DELETE .../{id} with the decision h: it answers
-// {"id", "deleted": true} once the read models reflect it.
-func (s *Server) deleteByID(w http.ResponseWriter, r *http.Request, h commands.ByIDHandler, notFound error) {
+// readByID answers GET .../{id} with what read finds; an {id} that is not a
+// UUID names nothing: notFound.
+func readByID(w http.ResponseWriter, r *http.Request, notFound error, read func(context.Context, uuid.UUID) (any, error)) {
+	id, err := pathUUID(r, notFound)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	v, err := read(r.Context(), id)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, v)
+}
+
+// decideByID handles a by-id decision on .../{id} (DELETE, POST
+// .../refresh): answer writes the response once the decision is recorded.
+func (s *Server) decideByID(w http.ResponseWriter, r *http.Request, h commands.ByIDHandler, notFound error, answer func(commands.Written)) {
 	id, err := pathUUID(r, notFound)
 	if err != nil {
 		writeError(w, r, err)
@@ -126,6 +145,14 @@ func (s *Server) deleteByID(w http.ResponseWriter, r *http.Request, h commands.B
 		writeError(w, r, err)
 		return
 	}
-	s.waitForProjections(r, res.Position)
-	writeData(w, r, http.StatusOK, map[string]any{"id": id, "deleted": true})
+	answer(res)
+}
+
+// deleteByID handles DELETE .../{id} with the decision h: it answers
+// {"id", "deleted": true} once the read models reflect it.
+func (s *Server) deleteByID(w http.ResponseWriter, r *http.Request, h commands.ByIDHandler, notFound error) {
+	s.decideByID(w, r, h, notFound, func(res commands.Written) {
+		s.waitForProjections(r, res.Position)
+		writeData(w, r, http.StatusOK, map[string]any{"id": res.ID, "deleted": true})
+	})
 }

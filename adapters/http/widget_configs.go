@@ -9,27 +9,13 @@ import (
 
 // widgetConfigRequest is the body of POST and PATCH /widget-configs: nil
 // fields were not sent.
-type widgetConfigRequest struct {
-	Title          *string   `json:"title"`
-	Greeting       *string   `json:"greeting"`
-	PrimaryColor   *string   `json:"primary_color"`
-	Position       *string   `json:"position"`
-	LauncherLabel  *string   `json:"launcher_label"`
-	Placeholder    *string   `json:"placeholder"`
-	Locale         *string   `json:"locale"`
-	AllowedOrigins *[]string `json:"allowed_origins"`
-}
-
-func (c widgetConfigRequest) input() widgetconfig.Input {
-	return widgetconfig.Input{Title: c.Title, Greeting: c.Greeting, PrimaryColor: c.PrimaryColor, Position: c.Position,
-		LauncherLabel: c.LauncherLabel, Placeholder: c.Placeholder, Locale: c.Locale, AllowedOrigins: c.AllowedOrigins}
-}
+type widgetConfigRequest = widgetconfig.Input
 
 var errConfigOrigin = httpError(http.StatusForbidden, "origin_not_allowed", "Forbidden - this Origin is not in the widget configuration's allowed origins")
 
 // widgetConfigs serves /widget-configs and /widget-configs/{id}.
-func (s *Server) widgetConfigs() resource[widgetConfigRequest, widgetconfig.Input, queries.WidgetConfig] {
-	return resource[widgetConfigRequest, widgetconfig.Input, queries.WidgetConfig]{s: s, notFound: widgetconfig.ErrNotFound,
+func (s *Server) widgetConfigs() resource[widgetconfig.Input, queries.WidgetConfig] {
+	return resource[widgetconfig.Input, queries.WidgetConfig]{s: s, notFound: widgetconfig.ErrNotFound,
 		create: s.app.Commands.CreateWidgetConfig, update: s.app.Commands.UpdateWidgetConfig,
 		read: s.app.Queries.GetWidgetConfig, page: s.app.Queries.ListWidgetConfigs, visible: configVisible}
 }

@@ -51,15 +51,16 @@ type Settings struct {
 	Instructions string   `json:"instructions"`
 }
 
-// Input is what a client sends; nil pointers were not given.
+// Input is what a client sends (the JSON body of POST and PATCH
+// /assistants); nil pointers were not given.
 type Input struct {
-	Name         *string
-	Description  *string
-	Tone         *string
-	Language     *string
-	DefaultTasks *[]string
-	IsActive     *bool
-	Instructions *string
+	Name         *string   `json:"name"`
+	Description  *string   `json:"description"`
+	Tone         *string   `json:"tone"`
+	Language     *string   `json:"language"`
+	DefaultTasks *[]string `json:"default_tasks"`
+	IsActive     *bool     `json:"is_active"`
+	Instructions *string   `json:"instructions"`
 }
 
 // ParseSettings validates a new assistant's input. Absent is_active means active.

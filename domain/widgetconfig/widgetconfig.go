@@ -75,16 +75,17 @@ func Defaults() Settings {
 	}
 }
 
-// Input is what a client sends; nil pointers were not given.
+// Input is what a client sends (the JSON body of POST and PATCH
+// /widget-configs); nil pointers were not given.
 type Input struct {
-	Title          *string
-	Greeting       *string
-	PrimaryColor   *string
-	Position       *string
-	LauncherLabel  *string
-	Placeholder    *string
-	Locale         *string
-	AllowedOrigins *[]string
+	Title          *string   `json:"title"`
+	Greeting       *string   `json:"greeting"`
+	PrimaryColor   *string   `json:"primary_color"`
+	Position       *string   `json:"position"`
+	LauncherLabel  *string   `json:"launcher_label"`
+	Placeholder    *string   `json:"placeholder"`
+	Locale         *string   `json:"locale"`
+	AllowedOrigins *[]string `json:"allowed_origins"`
 }
 
 // ParseSettings validates a new configuration: given fields on top of Defaults.
