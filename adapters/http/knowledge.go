@@ -287,6 +287,10 @@ func sentView(id uuid.UUID, spec knowledge.Spec, now time.Time) queries.Knowledg
 		FileName: spec.FileName, URL: spec.URL, Question: spec.Question, Answer: spec.Answer, Tags: spec.Tags,
 		Source: spec.Source, AssistantIDs: spec.AssistantIDs, Status: string(knowledge.Processing), Revision: 1,
 		SizeBytes: spec.SizeBytes, CreatedAt: now, UpdatedAt: now}
+	if v.Title == "" {
+		// As the read model shows a page not fetched yet.
+		v.Title = v.URL
+	}
 	if spec.ExternalID != "" {
 		v.ExternalID = &spec.ExternalID
 	}
