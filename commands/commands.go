@@ -10,7 +10,7 @@ import (
 )
 
 // The commands on settings aggregates and knowledge sources share one
-// handler each for create, update and by-id decisions (settings.go); these
+// handler each for create, update and by-id decisions (change.go); these
 // names say which use case a value is.
 type (
 	CreateAssistant    = Create[assistant.Input]
