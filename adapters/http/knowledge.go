@@ -30,17 +30,10 @@ type knowledgeCommon struct {
 }
 
 func (c knowledgeCommon) parse() (knowledge.Common, error) {
-	out := knowledge.Common{Title: strOrEmpty(c.Title), Tags: c.Tags, Source: strOrEmpty(c.Source), ExternalID: strOrEmpty(c.ExternalID)}
+	out := knowledge.Common{Title: deref(c.Title), Tags: c.Tags, Source: deref(c.Source), ExternalID: deref(c.ExternalID)}
 	ids, err := parseAssistantIDs(c.AssistantIDs)
 	out.AssistantIDs = ids
 	return out, err
-}
-
-func strOrEmpty(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 func parseAssistantIDs(raw []string) ([]uuid.UUID, error) {
@@ -112,7 +105,7 @@ func uploadSpec(r *http.Request) (knowledge.Spec, error) {
 	if err != nil {
 		return knowledge.Spec{}, err
 	}
-	declared := strOrEmpty(form.value("file_type"))
+	declared := deref(form.value("file_type"))
 	if strings.TrimSpace(declared) == "" {
 		declared = strings.TrimPrefix(filepath.Ext(form.fileName), ".")
 	}
@@ -256,7 +249,7 @@ func (q addQARequest) spec() (knowledge.Spec, error) {
 	if err != nil {
 		return knowledge.Spec{}, err
 	}
-	return knowledge.ParseQA(common, strOrEmpty(q.Question), strOrEmpty(q.Answer))
+	return knowledge.ParseQA(common, deref(q.Question), deref(q.Answer))
 }
 
 type addURLRequest struct {
@@ -269,7 +262,7 @@ func (u addURLRequest) spec() (knowledge.Spec, error) {
 	if err != nil {
 		return knowledge.Spec{}, err
 	}
-	return knowledge.ParseURL(common, strOrEmpty(u.URL))
+	return knowledge.ParseURL(common, deref(u.URL))
 }
 
 // writeKnowledge answers a write with the source as the read model shows it
@@ -389,7 +382,7 @@ func (s *Server) searchKnowledge(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	q := queries.SearchKnowledgeQuery{OrganizationID: principalOf(r).OrganizationID, Query: strOrEmpty(req.Query), Limit: 5}
+	q := queries.SearchKnowledgeQuery{OrganizationID: principalOf(r).OrganizationID, Query: deref(req.Query), Limit: 5}
 	var fields []FieldError
 	if req.Limit != nil {
 		if *req.Limit < 1 || *req.Limit > 50 {
@@ -397,7 +390,7 @@ func (s *Server) searchKnowledge(w http.ResponseWriter, r *http.Request) {
 		}
 		q.Limit = *req.Limit
 	}
-	if a := strOrEmpty(req.AssistantID); a != "" {
+	if a := deref(req.AssistantID); a != "" {
 		id, err := uuid.Parse(a)
 		if err != nil {
 			fields = append(fields, FieldError{Field: "assistant_id", Message: "must be an assistant id (UUID)"})
