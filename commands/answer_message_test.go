@@ -78,7 +78,7 @@ func newSession(t *testing.T, store es.Store) chat {
 	t.Helper()
 	ctx := orgCtx(uuid.NewString())
 	tone, lang := "friendly", "en"
-	a, err := commands.CreateAssistantHandler{Store: store}.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{Name: str("Ava"), Tone: &tone, Language: &lang}})
+	a, err := commands.New(commands.Deps{Store: store}).CreateAssistant.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{Name: str("Ava"), Tone: &tone, Language: &lang}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestReplyUsesPersonaHistoryAndTraits(t *testing.T) {
 	store := memory.New()
 	ctx := orgCtx(uuid.NewString())
 	tone, lang, instr := "casual", "de", "Duze die Kunden."
-	a, err := commands.CreateAssistantHandler{Store: store}.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{
+	a, err := commands.New(commands.Deps{Store: store}).CreateAssistant.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{
 		Name: str("Shopbot"), Tone: &tone, Language: &lang, Instructions: &instr, DefaultTasks: &[]string{"recommend_products"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -266,7 +266,7 @@ func TestReplyFailsOnceWhenTheAssistantIsGone(t *testing.T) {
 	store := memory.New()
 	th := newSession(t, store)
 	user := th.post(t, "Hello?")
-	if _, err := (commands.DeleteAssistantHandler{Store: store}).Handle(th.ctx, commands.DeleteAssistant{ID: th.assistant}); err != nil {
+	if _, err := commands.New(commands.Deps{Store: store}).DeleteAssistant.Handle(th.ctx, commands.DeleteAssistant{ID: th.assistant}); err != nil {
 		t.Fatal(err)
 	}
 	h := commands.AnswerMessageHandler{Store: store, Engine: &engine{}}

@@ -10,6 +10,7 @@ import (
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/thread"
 	"github.com/companin/companin/domain/usercontext"
+	"github.com/companin/companin/domain/widgetconfig"
 	"github.com/google/uuid"
 )
 
@@ -29,6 +30,10 @@ func assistants(store es.Store) Repository[*assistant.Assistant] {
 func threads(store es.Store, k thread.Kind) Repository[*thread.Thread] {
 	return Repository[*thread.Thread]{Store: store, Kind: string(k), Decode: thread.Decode,
 		New: func(id uuid.UUID) *thread.Thread { return thread.New(k, id) }}
+}
+
+func widgetConfigs(store es.Store) Repository[*widgetconfig.Config] {
+	return Repository[*widgetconfig.Config]{Store: store, Kind: widgetconfig.Kind, New: widgetconfig.New, Decode: widgetconfig.Decode}
 }
 
 func userContexts(store es.Store) Repository[*usercontext.UserContext] {

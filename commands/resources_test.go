@@ -25,7 +25,7 @@ func str(s string) *string { return &s }
 
 func newAssistant(t *testing.T, ctx context.Context, store es.Store) uuid.UUID {
 	t.Helper()
-	w, err := commands.CreateAssistantHandler{Store: store}.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{Name: str("Bot")}})
+	w, err := commands.New(commands.Deps{Store: store}).CreateAssistant.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{Name: str("Bot")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,11 +52,11 @@ func TestTenancy(t *testing.T) {
 		do   func() error
 	}{
 		{"update assistant", func() error {
-			_, err := commands.UpdateAssistantHandler{Store: store}.Handle(b, commands.UpdateAssistant{ID: asst, Input: assistant.Input{Tone: str("x")}})
+			_, err := commands.New(commands.Deps{Store: store}).UpdateAssistant.Handle(b, commands.UpdateAssistant{ID: asst, Input: assistant.Input{Tone: str("x")}})
 			return err
 		}},
 		{"delete assistant", func() error {
-			_, err := commands.DeleteAssistantHandler{Store: store}.Handle(b, commands.DeleteAssistant{ID: asst})
+			_, err := commands.New(commands.Deps{Store: store}).DeleteAssistant.Handle(b, commands.DeleteAssistant{ID: asst})
 			return err
 		}},
 		{"session on foreign assistant", func() error {

@@ -58,7 +58,7 @@ func TestPoisonEventsOfOneOrganizationAreParkedAndOthersGoOn(t *testing.T) {
 	if !errors.Is(err, es.ErrInvalidText) {
 		t.Fatalf("a NUL in sealed traits: %v, want es.ErrInvalidText", err)
 	}
-	a, err := commands.CreateAssistantHandler{Store: store}.Handle(ctxA, commands.CreateAssistant{Input: assistant.Input{Name: str("Support")}})
+	a, err := commands.New(commands.Deps{Store: store}).CreateAssistant.Handle(ctxA, commands.CreateAssistant{Input: assistant.Input{Name: str("Support")}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,12 +70,12 @@ func catchUp(t *testing.T, ctx context.Context, store es.Store, pool *pgxpool.Po
 
 func TestReadModelsFollowTheLog(t *testing.T) {
 	ctx, store, pool := setup(t)
-	a, err := commands.CreateAssistantHandler{Store: store}.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{
+	a, err := commands.New(commands.Deps{Store: store}).CreateAssistant.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{
 		Name: str("Customer Support Bot"), Language: str("en"), DefaultTasks: &[]string{"answer_questions"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (commands.UpdateAssistantHandler{Store: store}).Handle(ctx, commands.UpdateAssistant{ID: a.ID, Input: assistant.Input{Tone: str("friendly")}}); err != nil {
+	if _, err := commands.New(commands.Deps{Store: store}).UpdateAssistant.Handle(ctx, commands.UpdateAssistant{ID: a.ID, Input: assistant.Input{Tone: str("friendly")}}); err != nil {
 		t.Fatal(err)
 	}
 	s, err := commands.StartThreadHandler{Store: store}.Handle(ctx, commands.StartThread{Kind: thread.Session, AssistantID: a.ID, Metadata: map[string]any{"source": "website"}})
@@ -102,7 +102,7 @@ func TestReadModelsFollowTheLog(t *testing.T) {
 	if count != 1 || content != "Hello" {
 		t.Fatalf("session: %d %q", count, content)
 	}
-	d, err := commands.DeleteAssistantHandler{Store: store}.Handle(ctx, commands.DeleteAssistant{ID: a.ID})
+	d, err := commands.New(commands.Deps{Store: store}).DeleteAssistant.Handle(ctx, commands.DeleteAssistant{ID: a.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestReadModelsFollowTheLog(t *testing.T) {
 
 func TestErasureSurvivesRebuild(t *testing.T) {
 	ctx, store, pool := setup(t)
-	a, err := commands.CreateAssistantHandler{Store: store}.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{Name: str("Bot")}})
+	a, err := commands.New(commands.Deps{Store: store}).CreateAssistant.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{Name: str("Bot")}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,7 @@ func FuzzResourceBodies(f *testing.F) {
 		var sa assistantRequest
 		err = decodeBytes(body, &sa)
 		if err == nil {
-			_, err = assistant.ParseSettings(sa.input())
+			_, err = assistant.ParseSettings(sa)
 		}
 		check("assistant", err)
 	})

@@ -17,10 +17,10 @@ import (
 // Widget tokens may start sessions, read one, and post and read its
 // messages; everything else takes an API key.
 func (s *Server) resourceRoutes() {
-	s.handle(http.MethodGet, "/assistants", ScopeAPI, s.listAssistants)
-	s.handle(http.MethodPost, "/assistants", ScopeAPI, s.createAssistant)
-	s.handle(http.MethodGet, "/assistants/{id}", ScopeAPI, s.getAssistant)
-	s.handle(http.MethodPatch, "/assistants/{id}", ScopeAPI, s.updateAssistant)
+	s.handle(http.MethodGet, "/assistants", ScopeAPI, s.assistants().list)
+	s.handle(http.MethodPost, "/assistants", ScopeAPI, s.assistants().post)
+	s.handle(http.MethodGet, "/assistants/{id}", ScopeAPI, s.assistants().get)
+	s.handle(http.MethodPatch, "/assistants/{id}", ScopeAPI, s.assistants().patch)
 	s.handle(http.MethodDelete, "/assistants/{id}", ScopeAPI, s.deleteAssistant)
 
 	s.threadRoutes(thread.Session, ScopeWidget)
