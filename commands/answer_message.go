@@ -11,11 +11,9 @@ import (
 	"github.com/companin/companin/domain"
 	"github.com/companin/companin/domain/answer"
 	"github.com/companin/companin/domain/assistant"
-	"github.com/companin/companin/domain/conversation"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/message"
-	"github.com/companin/companin/domain/session"
-	"github.com/companin/companin/domain/usercontext"
+	"github.com/companin/companin/domain/thread"
 	"github.com/google/uuid"
 )
 
@@ -66,24 +64,23 @@ type AnswerMessageHandler struct {
 }
 
 // Handle answers the user message recorded by e; other events are ignored.
-// It returns nil once the message has its reply or its ReplyFailed, and an
-// error (to be retried) when it could not tell.
+// It loads the thread once, lets it say whether the message still waits for
+// its reply (and with what history), answers, and appends the reply (or
+// its ReplyFailed) once. It returns nil once the message has its reply or
+// its ReplyFailed, and an error (to be retried) when it could not tell.
 func (h AnswerMessageHandler) Handle(ctx context.Context, e es.Event) error {
-	if e.Type != message.TypePosted {
+	kind, threadID, ok := thread.ParseStream(e.Stream)
+	if e.Type != message.TypePosted || !ok {
 		return nil
 	}
-	var posted message.Posted
-	if err := json.Unmarshal(e.Data, &posted); err != nil {
-		return fmt.Errorf("reply to %s: decode: %w", e.ID, err)
+	// Replies are MessagePosted too: skip them without loading the thread.
+	de, err := thread.Decode(e.Type, e.Data)
+	if err != nil {
+		return fmt.Errorf("reply to %s: %w", e.ID, err)
 	}
-	if posted.Role != message.User {
+	if p, _ := de.(message.Posted); p.Role != message.User {
 		return nil
 	}
-	kind, threadID, ok := threadOf(e.Stream)
-	if !ok {
-		return nil
-	}
-	replyID := answer.ReplyID(posted.MessageID)
 	ctx = es.WithMetadata(ctx, es.Metadata{
 		OrganizationID: e.Metadata.OrganizationID,
 		Actor:          "system:" + ReplyWorkerName,
@@ -91,48 +88,55 @@ func (h AnswerMessageHandler) Handle(ctx context.Context, e es.Event) error {
 		CorrelationID:  firstNonEmpty(e.Metadata.CorrelationID, e.ID.String()),
 		CausationID:    e.ID.String(),
 	})
-	th, err := h.loadThread(ctx, e, replyID)
+	l, err := threads(h.Store, kind).Load(ctx, threadID)
 	if err != nil {
-		return err
+		return fmt.Errorf("reply to %s: %w", e.ID, err)
 	}
-	if th.answered {
-		return nil
+	t := l.Aggregate
+	q, ok := t.Question(de.(message.Posted).MessageID)
+	if !ok {
+		return nil // answered (or failed) before
 	}
 	fail := func(reason, detail string) error {
-		return h.fail(ctx, e.Stream, posted.MessageID, replyID, reason, detail)
+		t.FailReply(q, reason, detail, Clock(h.Now))
+		return h.save(ctx, t, l.Version, q)
 	}
-	a, err := h.loadAssistant(ctx, th.assistantID)
+	a, err := h.loadAssistant(ctx, t.AssistantID())
 	if err != nil {
 		return err
 	}
 	if a == nil {
 		return fail(answer.ReasonAssistantGone, "the assistant was deleted")
 	}
-	traits, erased, err := h.traits(ctx, th.userContextID)
-	if err != nil {
-		return err
+	var traits map[string]any
+	if t.Person() != uuid.Nil {
+		person, err := loadPerson(ctx, h.Store, t.Person())
+		if err != nil {
+			return fmt.Errorf("reply: load user context %s: %w", t.Person(), err)
+		}
+		if person == nil || !person.Exists() {
+			return fail(answer.ReasonPersonErased, "the user context of this conversation was erased")
+		}
+		traits = person.Traits()
 	}
-	if erased {
-		return fail(answer.ReasonPersonErased, "the user context of this conversation was erased")
-	}
-	if strings.TrimSpace(posted.Content) == "" {
+	if strings.TrimSpace(q.Content) == "" {
 		return fail(answer.ReasonEmptyQuestion, "the message has no readable content")
 	}
 	s := a.Settings()
 	req := answer.Request{
-		Question: posted.Content,
+		Question: q.Content,
 		Persona: answer.Persona{Name: s.Name, Tone: answer.Tone(strings.ToLower(s.Tone)), Language: s.Language,
 			DefaultTasks: s.DefaultTasks, Instructions: s.Instructions},
-		Locale:  th.locale,
-		History: lastTurns(th.history, orDefault(h.HistoryTurns, 10)),
+		Locale:  t.Locale(),
+		History: lastTurns(q.History, orDefault(h.HistoryTurns, 10)),
 		Traits:  traits,
 	}
 	retrievalStart := time.Now()
-	if h.Retriever != nil && len(answer.Terms(retrievalQuery(posted.Content, th.history))) > 0 { // "Hello!" needs no search
+	if query := retrievalQuery(q.Content, q.History); h.Retriever != nil && len(answer.Terms(query)) > 0 { // "Hello!" needs no search
 		org, _ := uuid.Parse(e.Metadata.OrganizationID)
-		req.Passages, err = h.Retriever.Retrieve(ctx, org, th.assistantID, retrievalQuery(posted.Content, th.history), orDefault(h.Passages, 8))
+		req.Passages, err = h.Retriever.Retrieve(ctx, org, t.AssistantID(), query, orDefault(h.Passages, 8))
 		if err != nil {
-			return fmt.Errorf("reply to %s: retrieve: %w", posted.MessageID, err)
+			return fmt.Errorf("reply to %s: retrieve: %w", q.MessageID, err)
 		}
 	}
 	retrieval := time.Since(retrievalStart)
@@ -140,7 +144,7 @@ func (h AnswerMessageHandler) Handle(ctx context.Context, e es.Event) error {
 	// No transaction is open here: the engine may take seconds.
 	reply, err := h.Engine.AnswerStream(ctx, req, func(d string) error {
 		if h.Notifier != nil {
-			h.Notifier.Delta(ctx, e.Stream, replyID, d)
+			h.Notifier.Delta(ctx, e.Stream, q.ReplyID, d)
 		}
 		return nil
 	})
@@ -148,69 +152,15 @@ func (h AnswerMessageHandler) Handle(ctx context.Context, e es.Event) error {
 		return fail(answer.ReasonEmptyQuestion, "the message has no question")
 	}
 	if err != nil {
-		return fmt.Errorf("reply to %s: %w", posted.MessageID, err)
+		return fmt.Errorf("reply to %s: %w", q.MessageID, err)
 	}
 	reply.Trace.RetrievalMS = float64(retrieval.Microseconds()) / 1000
-	if err := h.record(ctx, kind, threadID, posted.MessageID, replyID, reply); err != nil {
-		return err
-	}
-	if h.Notifier != nil {
-		h.Notifier.Done(ctx, e.Stream, replyID)
-	}
-	return nil
-}
-
-// thread is what the worker reads of a session or conversation stream.
-type thread struct {
-	assistantID   uuid.UUID
-	userContextID uuid.UUID
-	locale        string
-	history       []answer.Turn // messages before the one being answered
-	answered      bool
-}
-
-func (h AnswerMessageHandler) loadThread(ctx context.Context, e es.Event, replyID uuid.UUID) (thread, error) {
-	var th thread
-	events, err := ReadStream(ctx, h.Store, e.Stream)
+	r, err := replyOf(reply)
 	if err != nil {
-		return th, fmt.Errorf("reply to %s: %w", e.ID, err)
+		return fmt.Errorf("reply to %s: %w", q.MessageID, err)
 	}
-	for _, x := range events {
-		switch x.Type {
-		case session.TypeStarted:
-			var s session.Started
-			if err := json.Unmarshal(x.Data, &s); err != nil {
-				return th, fmt.Errorf("reply: decode %s: %w", x.Type, err)
-			}
-			th.assistantID, th.locale = s.AssistantID, s.Locale
-		case conversation.TypeStarted:
-			var c conversation.Started
-			if err := json.Unmarshal(x.Data, &c); err != nil {
-				return th, fmt.Errorf("reply: decode %s: %w", x.Type, err)
-			}
-			th.assistantID, th.locale = c.AssistantID, c.Locale
-			if c.UserContextID != nil {
-				th.userContextID = *c.UserContextID
-			}
-		case message.TypePosted:
-			if x.ID == replyID {
-				th.answered = true
-			}
-			if x.Version >= e.Version {
-				continue
-			}
-			var p message.Posted
-			if err := json.Unmarshal(x.Data, &p); err != nil {
-				return th, fmt.Errorf("reply: decode %s: %w", x.Type, err)
-			}
-			th.history = append(th.history, answer.Turn{Role: string(p.Role), Content: p.Content})
-		case answer.TypeReplyFailed:
-			if x.ID == replyID {
-				th.answered = true
-			}
-		}
-	}
-	return th, nil
+	t.Answer(q, r, Clock(h.Now))
+	return h.save(ctx, t, l.Version, q)
 }
 
 // loadAssistant returns nil when the assistant no longer exists.
@@ -228,49 +178,15 @@ func (h AnswerMessageHandler) loadAssistant(ctx context.Context, id uuid.UUID) (
 	return l.Aggregate, nil
 }
 
-// traits reads the user context's current traits; erased tells that the
-// person was forgotten.
-func (h AnswerMessageHandler) traits(ctx context.Context, id uuid.UUID) (map[string]any, bool, error) {
-	if id == uuid.Nil {
-		return nil, false, nil
-	}
-	events, err := ReadStream(ctx, h.Store, StreamName(usercontext.Kind, id))
-	if errors.Is(err, domain.ErrNotFound) {
-		return nil, true, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("reply: load user context %s: %w", id, err)
-	}
-	var traits map[string]any
-	for _, x := range events {
-		switch x.Type {
-		case usercontext.TypeCreated:
-			var c usercontext.Created
-			if err := json.Unmarshal(x.Data, &c); err == nil {
-				traits = c.Traits
-			}
-		case usercontext.TypeTraitsChanged:
-			var c usercontext.TraitsChanged
-			if err := json.Unmarshal(x.Data, &c); err == nil {
-				traits = c.Traits
-			}
-		case usercontext.TypeErased:
-			return nil, true, nil
-		}
-	}
-	return traits, false, nil
-}
-
-// record appends the reply through the thread's aggregate. A reply (or
-// failure) already recorded under replyID makes this a no-op.
-func (h AnswerMessageHandler) record(ctx context.Context, kind string, threadID, userMessageID, replyID uuid.UUID, r answer.Reply) error {
+// replyOf turns the engine's reply into the thread's.
+func replyOf(r answer.Reply) (thread.Reply, error) {
 	body, err := message.ParseContent(r.Text)
 	if err != nil {
-		return fmt.Errorf("reply to %s: %w", userMessageID, err)
+		return thread.Reply{}, err
 	}
 	trace, err := json.Marshal(r.Trace)
 	if err != nil {
-		return fmt.Errorf("reply to %s: encode trace: %w", userMessageID, err)
+		return thread.Reply{}, fmt.Errorf("encode trace: %w", err)
 	}
 	sources := make([]message.Source, 0, len(r.Sources))
 	for _, s := range r.Sources {
@@ -280,54 +196,60 @@ func (h AnswerMessageHandler) record(ctx context.Context, kind string, threadID,
 		}
 		sources = append(sources, message.Source{KnowledgeID: id, Title: s.Title, Snippet: s.Snippet, Score: s.Score})
 	}
-	d := message.Draft{ID: replyID, Role: message.Assistant, Content: body, Metadata: map[string]any{},
-		ReplyTo: &userMessageID, Sources: sources, Trace: trace}
-	at := Clock(h.Now)
-	switch kind {
-	case session.Kind:
-		_, err = sessions(h.Store).Update(ctx, threadID, func(s *session.Session) error {
-			_, err := s.PostMessage(d, at)
-			return err
-		})
-	default:
-		_, err = conversations(h.Store).Update(ctx, threadID, func(c *conversation.Conversation) error {
-			_, err := c.PostMessage(d, at)
-			return err
-		})
-	}
-	if errors.Is(err, es.ErrDuplicateEventID) {
-		return nil // a ReplyFailed took the id first: the message is settled
-	}
-	if err != nil {
-		return fmt.Errorf("reply to %s: %w", userMessageID, err)
-	}
-	return nil
+	return thread.Reply{Content: body, Sources: sources, Trace: trace}, nil
 }
 
-func (h AnswerMessageHandler) fail(ctx context.Context, stream string, userMessageID, replyID uuid.UUID, reason, detail string) error {
-	ev := answer.ReplyFailed{MessageID: userMessageID, ReplyID: replyID, Reason: reason, Detail: detail, FailedAt: Clock(h.Now)}
-	_, err := Append(ctx, h.Store, stream, es.StreamExists, []domain.Event{ev})
-	if errors.Is(err, es.ErrDuplicateEventID) {
-		return nil // answered meanwhile
-	}
-	if err != nil {
-		return fmt.Errorf("reply to %s: record failure: %w", userMessageID, err)
-	}
-	if h.Notifier != nil {
-		h.Notifier.Done(ctx, stream, replyID)
-	}
-	return nil
-}
+// replyConflicts bounds how often save reads what was appended meanwhile
+// and tries again before it gives up (the runtime then redelivers).
+const replyConflicts = 10
 
-// threadOf parses "session-<uuid>" and "conversation-<uuid>".
-func threadOf(stream string) (string, uuid.UUID, bool) {
-	for _, kind := range []string{session.Kind, conversation.Kind} {
-		if rest, ok := strings.CutPrefix(stream, kind+"-"); ok {
-			id, err := uuid.Parse(rest)
-			return kind, id, err == nil
+// save appends the reply or failure the thread recorded, expecting the
+// version the thread was loaded at. When the stream moved on while the
+// engine answered (a message posted, another worker's reply), it reads only
+// the events since, and stops if they settle q; else it appends after them.
+// The reply's event id is q.ReplyID besides, so no store keeps two.
+func (h AnswerMessageHandler) save(ctx context.Context, t *thread.Thread, version uint64, q thread.Question) error {
+	stream := t.Kind().Stream(t.ID())
+	for attempt := 1; ; attempt++ {
+		_, err := Append(ctx, h.Store, stream, es.Exact(version), t.Changes())
+		if errors.Is(err, es.ErrWrongExpectedVersion) && attempt < replyConflicts {
+			var settled bool
+			if settled, version, err = h.settledSince(ctx, stream, version, q); err != nil || settled {
+				return err
+			}
+			continue
 		}
+		if errors.Is(err, es.ErrDuplicateEventID) {
+			return nil // settled by another worker
+		}
+		if err != nil {
+			return fmt.Errorf("reply to %s: %w", q.MessageID, err)
+		}
+		if h.Notifier != nil {
+			h.Notifier.Done(ctx, stream, q.ReplyID)
+		}
+		return nil
 	}
-	return "", uuid.Nil, false
+}
+
+// settledSince reads the events of stream after version and tells whether
+// one settles q, and the version of the last one.
+func (h AnswerMessageHandler) settledSince(ctx context.Context, stream string, version uint64, q thread.Question) (bool, uint64, error) {
+	events, err := h.Store.ReadStream(ctx, stream, version+1, 0)
+	if err != nil {
+		return false, version, fmt.Errorf("reply to %s: read %s: %w", q.MessageID, stream, err)
+	}
+	for _, e := range events {
+		de, err := thread.Decode(e.Type, e.Data)
+		if err != nil {
+			return false, version, fmt.Errorf("reply to %s: %w", q.MessageID, err)
+		}
+		if q.SettledBy(de) {
+			return true, version, nil
+		}
+		version = e.Version
+	}
+	return false, version, nil
 }
 
 // retrievalQuery is the question, with the previous user message added when

@@ -14,10 +14,9 @@ import (
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/answer"
 	"github.com/companin/companin/domain/assistant"
-	"github.com/companin/companin/domain/conversation"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/message"
-	"github.com/companin/companin/domain/session"
+	"github.com/companin/companin/domain/thread"
 	"github.com/google/uuid"
 )
 
@@ -67,33 +66,33 @@ func (e *engine) AnswerStream(ctx context.Context, r answer.Request, d func(stri
 	return embedded.AnswerStream(ctx, r, d)
 }
 
-type thread struct {
+type chat struct {
 	store     es.Store
 	ctx       context.Context
 	assistant uuid.UUID
-	kind      string
+	kind      thread.Kind
 	id        uuid.UUID
 }
 
-func newSession(t *testing.T, store es.Store) thread {
+func newSession(t *testing.T, store es.Store) chat {
 	t.Helper()
 	ctx := orgCtx(uuid.NewString())
 	tone, lang := "friendly", "en"
-	a, err := commands.CreateAssistantHandler{Store: store}.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{Name: str("Ava"), Tone: &tone, Language: &lang}})
+	a, err := commands.New(commands.Deps{Store: store}).CreateAssistant.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{Name: str("Ava"), Tone: &tone, Language: &lang}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := commands.StartSessionHandler{Store: store}.Handle(ctx, commands.StartSession{AssistantID: a.ID})
+	s, err := commands.StartThreadHandler{Store: store}.Handle(ctx, commands.StartThread{Kind: thread.Session, AssistantID: a.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return thread{store: store, ctx: ctx, assistant: a.ID, kind: session.Kind, id: s.ID}
+	return chat{store: store, ctx: ctx, assistant: a.ID, kind: thread.Session, id: s.ID}
 }
 
-func (th thread) stream() string { return commands.StreamName(th.kind, th.id) }
+func (th chat) stream() string { return th.kind.Stream(th.id) }
 
 // post posts a user message and returns its event, as the worker gets it.
-func (th thread) post(t *testing.T, content string) es.Event {
+func (th chat) post(t *testing.T, content string) es.Event {
 	t.Helper()
 	w, err := commands.PostMessageHandler{Store: th.store}.Handle(th.ctx, commands.PostMessage{Kind: th.kind, ThreadID: th.id, Content: content})
 	if err != nil {
@@ -108,7 +107,7 @@ func (th thread) post(t *testing.T, content string) es.Event {
 	return es.Event{}
 }
 
-func (th thread) events(t *testing.T) []es.Event {
+func (th chat) events(t *testing.T) []es.Event {
 	t.Helper()
 	evs, err := th.store.ReadStream(context.Background(), th.stream(), 1, 0)
 	if err != nil {
@@ -118,7 +117,7 @@ func (th thread) events(t *testing.T) []es.Event {
 }
 
 // replies returns the assistant messages and reply failures of the thread.
-func (th thread) replies(t *testing.T) (posted []message.Posted, failed []answer.ReplyFailed) {
+func (th chat) replies(t *testing.T) (posted []message.Posted, failed []answer.ReplyFailed) {
 	t.Helper()
 	for _, e := range th.events(t) {
 		switch e.Type {
@@ -222,7 +221,7 @@ func TestReplyUsesPersonaHistoryAndTraits(t *testing.T) {
 	store := memory.New()
 	ctx := orgCtx(uuid.NewString())
 	tone, lang, instr := "casual", "de", "Duze die Kunden."
-	a, err := commands.CreateAssistantHandler{Store: store}.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{
+	a, err := commands.New(commands.Deps{Store: store}).CreateAssistant.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{
 		Name: str("Shopbot"), Tone: &tone, Language: &lang, Instructions: &instr, DefaultTasks: &[]string{"recommend_products"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -231,11 +230,11 @@ func TestReplyUsesPersonaHistoryAndTraits(t *testing.T) {
 		Traits: map[string]any{"name": "Alice", "purchase_history": []any{"laptop-1"}}}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := commands.StartConversationHandler{Store: store}.Handle(ctx, commands.StartConversation{AssistantID: a.ID, CustomerID: "user-123", UserContext: "user-123", Locale: "de"})
+	c, err := commands.StartThreadHandler{Store: store}.Handle(ctx, commands.StartThread{Kind: thread.Conversation, AssistantID: a.ID, CustomerID: "user-123", UserContext: "user-123", Locale: "de"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	th := thread{store: store, ctx: ctx, assistant: a.ID, kind: conversation.Kind, id: c.ID}
+	th := chat{store: store, ctx: ctx, assistant: a.ID, kind: thread.Conversation, id: c.ID}
 	eng := &engine{}
 	h := commands.AnswerMessageHandler{Store: store, Engine: eng}
 	if err := h.Handle(context.Background(), th.post(t, "Hallo")); err != nil {
@@ -267,7 +266,7 @@ func TestReplyFailsOnceWhenTheAssistantIsGone(t *testing.T) {
 	store := memory.New()
 	th := newSession(t, store)
 	user := th.post(t, "Hello?")
-	if _, err := (commands.DeleteAssistantHandler{Store: store}).Handle(th.ctx, commands.DeleteAssistant{ID: th.assistant}); err != nil {
+	if _, err := commands.New(commands.Deps{Store: store}).DeleteAssistant.Handle(th.ctx, commands.DeleteAssistant{ID: th.assistant}); err != nil {
 		t.Fatal(err)
 	}
 	h := commands.AnswerMessageHandler{Store: store, Engine: &engine{}}
@@ -317,7 +316,7 @@ func TestReplyWorkerSharedAndRecoveredAfterACrash(t *testing.T) {
 	run(t, rtC)
 
 	// More sessions, answered by B and C together.
-	threads := []thread{th}
+	threads := []chat{th}
 	for i := 0; i < 4; i++ {
 		s := newSession(t, store)
 		s.post(t, "What are your business hours?")
@@ -390,4 +389,104 @@ func run(t *testing.T, rt *messaging.Runtime) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// readCounter counts what is read from and appended to each stream.
+type readCounter struct {
+	es.Store
+	mu      sync.Mutex
+	read    map[string]int // events read
+	appends map[string]int
+}
+
+func (c *readCounter) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]es.Event, error) {
+	evs, err := c.Store.ReadStream(ctx, stream, from, limit)
+	c.mu.Lock()
+	c.read[stream] += len(evs)
+	c.mu.Unlock()
+	return evs, err
+}
+
+func (c *readCounter) Append(ctx context.Context, stream string, expected es.ExpectedVersion, events ...es.NewEvent) (es.AppendResult, error) {
+	c.mu.Lock()
+	c.appends[stream]++
+	c.mu.Unlock()
+	return c.Store.Append(ctx, stream, expected, events...)
+}
+
+func (c *readCounter) reset() {
+	c.mu.Lock()
+	c.read, c.appends = map[string]int{}, map[string]int{}
+	c.mu.Unlock()
+}
+
+// The worker loads the thread once (each of its events read once), decides,
+// and appends once, however long the thread; a redelivery reads it once
+// more and appends nothing.
+func TestReplyLoadsTheThreadOnceAndAppendsOnce(t *testing.T) {
+	store := &readCounter{Store: memory.New()}
+	store.reset()
+	th := newSession(t, store)
+	h := commands.AnswerMessageHandler{Store: store, Engine: &engine{}, Retriever: knowledgeBase}
+	for i := 0; i < 5; i++ {
+		user := th.post(t, "What are your business hours?")
+		length := len(th.events(t))
+		store.reset()
+		if err := h.Handle(context.Background(), user); err != nil {
+			t.Fatal(err)
+		}
+		if got := store.read[th.stream()]; got != length {
+			t.Fatalf("message %d: read %d events of a stream of %d", i, got, length)
+		}
+		if got := store.appends[th.stream()]; got != 1 {
+			t.Fatalf("message %d: %d appends", i, got)
+		}
+		store.reset()
+		if err := h.Handle(context.Background(), user); err != nil {
+			t.Fatal(err)
+		}
+		if got := store.appends[th.stream()]; got != 0 || store.read[th.stream()] != length+1 {
+			t.Fatalf("redelivery of message %d: %d appends, %d events read", i, got, store.read[th.stream()])
+		}
+	}
+	if replies, _ := th.replies(t); len(replies) != 5 {
+		t.Fatalf("%d replies", len(replies))
+	}
+}
+
+// A message posted while the engine answers: the worker reads only what
+// came since it loaded the thread, and appends the reply after it.
+func TestReplyAppendsAfterWhatWasPostedMeanwhile(t *testing.T) {
+	store := &readCounter{Store: memory.New()}
+	store.reset()
+	th := newSession(t, store)
+	th.store = store.Store // the test's own reads are not counted
+	first := th.post(t, "What are your business hours?")
+	length := len(th.events(t))
+	release := make(chan struct{})
+	eng := &engine{entered: make(chan struct{}, 1), release: release}
+	h := commands.AnswerMessageHandler{Store: store, Engine: eng, Retriever: knowledgeBase}
+	done := make(chan error, 1)
+	store.reset()
+	go func() { done <- h.Handle(context.Background(), first) }()
+	<-eng.entered
+	th.post(t, "Hello?")
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	evs := th.events(t)
+	var last message.Posted
+	if err := json.Unmarshal(evs[len(evs)-1].Data, &last); err != nil {
+		t.Fatal(err)
+	}
+	if replies, _ := th.replies(t); len(replies) != 1 || last.ReplyTo == nil || *last.ReplyTo != messageID(t, first) {
+		t.Fatalf("%d replies, the last event %+v", len(replies), last)
+	}
+	if got := store.read[th.stream()]; got != length+1 {
+		t.Fatalf("read %d events: the stream of %d, then %d", got, length, got-length)
+	}
+	if got := store.appends[th.stream()]; got != 2 {
+		t.Fatalf("%d appends, want the one refused and the one after the new message", got)
+	}
 }

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/companin/companin/domain"
-	"github.com/companin/companin/domain/conversation"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/message"
+	"github.com/companin/companin/domain/thread"
 	"github.com/companin/companin/domain/usercontext"
 	"github.com/google/uuid"
 )
@@ -34,10 +34,10 @@ type ResponseForgetter interface {
 // subject is erased (shred.Redact), so that exports and rebuilds show none.
 func PersonalFields() map[string][]string {
 	return map[string][]string{
-		usercontext.TypeCreated:       {"user_reference", "traits"},
-		usercontext.TypeTraitsChanged: {"traits"},
-		conversation.TypeStarted:      conversation.PersonalFields,
-		message.TypePosted:            message.PersonalFields,
+		usercontext.TypeCreated:        {"user_reference", "traits"},
+		usercontext.TypeTraitsChanged:  {"traits"},
+		thread.TypeConversationStarted: thread.ConversationPersonalFields,
+		message.TypePosted:             message.PersonalFields,
 	}
 }
 

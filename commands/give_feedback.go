@@ -2,21 +2,19 @@ package commands
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/companin/companin/domain"
 	"github.com/companin/companin/domain/answer"
 	"github.com/companin/companin/domain/es"
-	"github.com/companin/companin/domain/message"
+	"github.com/companin/companin/domain/thread"
 	"github.com/google/uuid"
 )
 
 // GiveFeedback rates an assistant reply in a session or conversation.
 type GiveFeedback struct {
-	Kind      string // session.Kind or conversation.Kind
+	Kind      thread.Kind
 	ThreadID  uuid.UUID
 	MessageID uuid.UUID
 	Rating    *string // "like", "dislike" or nil (withdrawn)
@@ -36,46 +34,23 @@ type Feedback struct {
 }
 
 // Handle checks that the message is an assistant reply of the caller's
-// thread and records the feedback. threadNotFound is returned for a missing
-// or foreign thread.
-func (h GiveFeedbackHandler) Handle(ctx context.Context, cmd GiveFeedback, threadNotFound error) (Feedback, error) {
+// thread and records the feedback. A missing or foreign thread is the
+// kind's not-found error.
+func (h GiveFeedbackHandler) Handle(ctx context.Context, cmd GiveFeedback) (Feedback, error) {
 	rating, comment, err := answer.ParseFeedback(cmd.Rating, cmd.Comment)
 	if err != nil {
 		return Feedback{}, err
 	}
-	stream := StreamName(cmd.Kind, cmd.ThreadID)
-	for attempt := 1; ; attempt++ {
-		events, err := ReadStream(ctx, h.Store, stream)
-		if errors.Is(err, domain.ErrNotFound) {
-			return Feedback{}, threadNotFound
-		}
-		if err != nil {
-			return Feedback{}, err
-		}
-		role, found := message.Role(""), false
-		for _, e := range events {
-			if e.Type == message.TypePosted && e.ID == cmd.MessageID {
-				var p message.Posted
-				if err := json.Unmarshal(e.Data, &p); err != nil {
-					return Feedback{}, fmt.Errorf("feedback: decode %s: %w", e.ID, err)
-				}
-				role, found = p.Role, true
-			}
-		}
-		if !found {
-			return Feedback{}, answer.ErrMessageNotFound
-		}
-		if role != message.Assistant {
-			return Feedback{}, answer.ErrNotAReply
-		}
-		ev := answer.FeedbackGiven{MessageID: cmd.MessageID, Rating: rating, Comment: comment, GivenAt: Clock(h.Now)}
-		res, err := Append(ctx, h.Store, stream, es.Exact(events[len(events)-1].Version), []domain.Event{ev})
-		if errors.Is(err, es.ErrWrongExpectedVersion) && attempt < conflictRetries {
-			continue
-		}
-		if err != nil {
-			return Feedback{}, err
-		}
-		return Feedback{FeedbackGiven: ev, Position: res.Position}, nil
+	var f answer.FeedbackGiven
+	res, err := threads(h.Store, cmd.Kind).Update(ctx, cmd.ThreadID, func(t *thread.Thread) (err error) {
+		f, err = t.GiveFeedback(cmd.MessageID, rating, comment, Clock(h.Now))
+		return err
+	})
+	if errors.Is(err, domain.ErrNotFound) && !errors.Is(err, answer.ErrMessageNotFound) {
+		return Feedback{}, cmd.Kind.NotFound()
 	}
+	if err != nil {
+		return Feedback{}, err
+	}
+	return Feedback{FeedbackGiven: f, Position: res.Position}, nil
 }

@@ -34,8 +34,7 @@ func TestParkedIngestionJobLeavesTheSourceFailed(t *testing.T) {
 		messaging.OnParked(ingest.GiveUp))
 	run(t, rt)
 
-	src, err := commands.AddKnowledgeFileHandler{Store: store}.Handle(ctx, commands.AddKnowledgeFile{
-		Common: knowledge.Common{Title: "Returns"}, FileType: "md", FileName: "r.md", Content: []byte("# Returns\n\nWithin 30 days.")})
+	src, err := addFile(ctx, store, knowledge.Common{Title: "Returns"}, "md", "r.md", []byte("# Returns\n\nWithin 30 days."))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,11 +122,10 @@ func TestIngestionOfHostileDocumentsEndsReadyOrFailed(t *testing.T) {
 	}
 	store := memory.New()
 	ctx := es.WithMetadata(context.Background(), es.Metadata{OrganizationID: "org-hostile", Actor: "test"})
-	add := commands.AddKnowledgeFileHandler{Store: store}
 	worker := commands.IngestKnowledgeHandler{Store: store, Extract: extract.File, Fetch: noFetch{}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			res, err := add.Handle(ctx, commands.AddKnowledgeFile{Common: knowledge.Common{Title: c.name}, FileType: c.fileType, FileName: "f." + c.fileType, Content: c.data})
+			res, err := addFile(ctx, store, knowledge.Common{Title: c.name}, c.fileType, "f."+c.fileType, c.data)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -41,11 +41,10 @@ func TestIngestionIsIdempotentAndIgnoresStaleRevisions(t *testing.T) {
 	store := memory.New()
 	org := uuid.New().String()
 	ctx := es.WithMetadata(context.Background(), es.Metadata{OrganizationID: org, Actor: "test"})
-	add := commands.AddKnowledgeFileHandler{Store: store}
 	worker := commands.IngestKnowledgeHandler{Store: store, Extract: extract.File, Fetch: noFetch{}}
 	common := knowledge.Common{Title: "Returns", ExternalID: "returns"}
 
-	first, err := add.Handle(ctx, commands.AddKnowledgeFile{Common: common, FileType: "md", FileName: "r.md", Content: []byte("# Returns\n\nWithin 30 days.")})
+	first, err := addFile(ctx, store, common, "md", "r.md", []byte("# Returns\n\nWithin 30 days."))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +65,7 @@ func TestIngestionIsIdempotentAndIgnoresStaleRevisions(t *testing.T) {
 		t.Fatalf("after two deliveries: %s", got)
 	}
 
-	second, err := add.Handle(ctx, commands.AddKnowledgeFile{Common: common, FileType: "md", FileName: "r.md", Content: []byte("# Returns\n\nWithin 60 days.")})
+	second, err := addFile(ctx, store, common, "md", "r.md", []byte("# Returns\n\nWithin 60 days."))
 	if err != nil || second.ID != first.ID {
 		t.Fatalf("upsert: %v %s %s", err, second.ID, first.ID)
 	}
@@ -89,7 +88,7 @@ func TestIngestionIsIdempotentAndIgnoresStaleRevisions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad, err := add.Handle(ctx, commands.AddKnowledgeFile{Common: knowledge.Common{Title: "Broken"}, FileType: "pdf", FileName: "b.pdf", Content: corrupt})
+	bad, err := addFile(ctx, store, knowledge.Common{Title: "Broken"}, "pdf", "b.pdf", corrupt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,8 @@ package commands
 
 import (
 	"context"
-	"errors"
 	"time"
 
-	"github.com/companin/companin/domain"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/usercontext"
 )
@@ -33,14 +31,7 @@ func (h PatchUserContextHandler) Handle(ctx context.Context, cmd PatchUserContex
 	if err != nil {
 		return Written{}, err
 	}
-	res, err := userContexts(h.Store).Update(ctx, id, func(u *usercontext.UserContext) error {
+	return change(ctx, userContexts(h.Store), id, usercontext.ErrNotFound, func(u *usercontext.UserContext) error {
 		return u.Merge(traits, Clock(h.Now))
 	})
-	if errors.Is(err, domain.ErrNotFound) {
-		return Written{}, usercontext.ErrNotFound
-	}
-	if err != nil {
-		return Written{}, err
-	}
-	return Written{ID: id, Position: res.Position}, nil
 }

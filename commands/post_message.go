@@ -3,32 +3,28 @@ package commands
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/companin/companin/domain"
-	"github.com/companin/companin/domain/conversation"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/message"
-	"github.com/companin/companin/domain/session"
+	"github.com/companin/companin/domain/thread"
+	"github.com/companin/companin/domain/usercontext"
 	"github.com/google/uuid"
 )
 
-// PostMessage adds a message to a session or a conversation. The HTTP layer
-// posts role=user messages; the reply worker posts role=assistant replies with
-// ReplyTo and Sources (and a MessageID derived from the user message, so a
-// redelivery appends nothing twice).
+// PostMessage adds a message to a session or a conversation: a user's
+// message from the API (the reply worker records replies through the thread
+// itself, AnswerMessageHandler, as it has the thread loaded already).
 type PostMessage struct {
-	// Kind is session.Kind or conversation.Kind.
-	Kind     string
+	Kind     thread.Kind
 	ThreadID uuid.UUID
 	// MessageID: uuid.Nil chooses a new one.
 	MessageID uuid.UUID
-	Role      message.Role
-	Content   string
-	Metadata  map[string]any
-	ReplyTo   *uuid.UUID
-	Sources   []message.Source
+	// Role: "" is message.User.
+	Role     message.Role
+	Content  string
+	Metadata map[string]any
 }
 
 // PostMessageHandler posts messages.
@@ -65,54 +61,31 @@ func (h PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (Posted
 	if _, err := message.ParseRole(string(role)); err != nil {
 		return PostedMessage{}, err
 	}
-	d := message.Draft{ID: cmd.MessageID, Role: role, Content: body, Metadata: meta, ReplyTo: cmd.ReplyTo, Sources: cmd.Sources}
+	d := message.Draft{ID: cmd.MessageID, Role: role, Content: body, Metadata: meta}
 	if d.ID == uuid.Nil {
 		d.ID = uuid.New()
 	}
-	at := Clock(h.Now)
 	// Posting depends only on how the thread started (its organization, its
 	// person): load its first event, not the whole history, and append with
 	// StreamExists. The message id is the event id, so a retry is recognised
 	// by the store.
-	var changes []domain.Event
-	switch cmd.Kind {
-	case session.Kind:
-		s, err := sessions(h.Store).Head(ctx, cmd.ThreadID)
-		if errors.Is(err, domain.ErrNotFound) {
-			return PostedMessage{}, session.ErrNotFound
-		}
-		if err != nil {
-			return PostedMessage{}, err
-		}
-		if _, err := s.PostMessage(d, at); err != nil {
-			return PostedMessage{}, err
-		}
-		changes = s.Changes()
-	case conversation.Kind:
-		c, err := conversations(h.Store).Head(ctx, cmd.ThreadID)
-		if errors.Is(err, domain.ErrNotFound) {
-			return PostedMessage{}, conversation.ErrNotFound
-		}
-		if err != nil {
-			return PostedMessage{}, err
-		}
-		if err := h.personNotErased(ctx, c); err != nil {
-			return PostedMessage{}, err
-		}
-		if _, err := c.PostMessage(d, at); err != nil {
-			return PostedMessage{}, err
-		}
-		changes = c.Changes()
-	default:
-		return PostedMessage{}, fmt.Errorf("post message: unknown thread kind %q", cmd.Kind)
+	t, err := threads(h.Store, cmd.Kind).Head(ctx, cmd.ThreadID)
+	if errors.Is(err, domain.ErrNotFound) {
+		return PostedMessage{}, cmd.Kind.NotFound()
 	}
-	out := PostedMessage{Written: Written{ID: d.ID}}
-	for _, e := range changes {
-		if p, ok := e.(message.Posted); ok && p.MessageID == d.ID {
-			out.Message = p
-		}
+	if err != nil {
+		return PostedMessage{}, err
 	}
-	res, err := Append(ctx, h.Store, StreamName(cmd.Kind, cmd.ThreadID), es.StreamExists, changes)
+	person, err := loadPerson(ctx, h.Store, t.Person())
+	if err != nil {
+		return PostedMessage{}, err
+	}
+	p, err := t.PostMessage(d, person, Clock(h.Now))
+	if err != nil {
+		return PostedMessage{}, err
+	}
+	out := PostedMessage{Written: Written{ID: d.ID}, Message: p}
+	res, err := Append(ctx, h.Store, cmd.Kind.Stream(cmd.ThreadID), es.StreamExists, t.Changes())
 	if errors.Is(err, es.ErrDuplicateEventID) {
 		// Posted before (a retry at another time): nothing new to wait for.
 		return out, nil
@@ -125,18 +98,18 @@ func (h PostMessageHandler) Handle(ctx context.Context, cmd PostMessage) (Posted
 	return out, nil
 }
 
-// personNotErased refuses messages into a conversation whose person was
-// erased: their content would be that person's data again.
-func (h PostMessageHandler) personNotErased(ctx context.Context, c *conversation.Conversation) error {
-	if c.UserContextID() == uuid.Nil {
-		return nil
+// loadPerson loads the user context id, if any: nil for uuid.Nil or a
+// context that is not found (the thread takes both as gone).
+func loadPerson(ctx context.Context, store es.Store, id uuid.UUID) (*usercontext.UserContext, error) {
+	if id == uuid.Nil {
+		return nil, nil
 	}
-	l, err := userContexts(h.Store).Load(ctx, c.UserContextID())
-	if err != nil && !errors.Is(err, domain.ErrNotFound) {
-		return err
+	l, err := userContexts(store).Load(ctx, id)
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil, nil
 	}
-	if err != nil || !l.Aggregate.Exists() {
-		return conversation.ErrPersonErased
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	return l.Aggregate, nil
 }

@@ -7,10 +7,10 @@ import (
 
 	"github.com/companin/companin/domain"
 	"github.com/companin/companin/domain/assistant"
-	"github.com/companin/companin/domain/conversation"
 	"github.com/companin/companin/domain/es"
-	"github.com/companin/companin/domain/session"
+	"github.com/companin/companin/domain/thread"
 	"github.com/companin/companin/domain/usercontext"
+	"github.com/companin/companin/domain/widgetconfig"
 	"github.com/google/uuid"
 )
 
@@ -26,12 +26,14 @@ func assistants(store es.Store) Repository[*assistant.Assistant] {
 	return Repository[*assistant.Assistant]{Store: store, Kind: assistant.Kind, New: assistant.New, Decode: assistant.Decode}
 }
 
-func sessions(store es.Store) Repository[*session.Session] {
-	return Repository[*session.Session]{Store: store, Kind: session.Kind, New: session.New, Decode: session.Decode}
+// threads loads and saves the sessions or the conversations.
+func threads(store es.Store, k thread.Kind) Repository[*thread.Thread] {
+	return Repository[*thread.Thread]{Store: store, Kind: string(k), Decode: thread.Decode,
+		New: func(id uuid.UUID) *thread.Thread { return thread.New(k, id) }}
 }
 
-func conversations(store es.Store) Repository[*conversation.Conversation] {
-	return Repository[*conversation.Conversation]{Store: store, Kind: conversation.Kind, New: conversation.New, Decode: conversation.Decode}
+func widgetConfigs(store es.Store) Repository[*widgetconfig.Config] {
+	return Repository[*widgetconfig.Config]{Store: store, Kind: widgetconfig.Kind, New: widgetconfig.New, Decode: widgetconfig.Decode}
 }
 
 func userContexts(store es.Store) Repository[*usercontext.UserContext] {

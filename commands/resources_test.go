@@ -10,10 +10,9 @@ import (
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain"
 	"github.com/companin/companin/domain/assistant"
-	"github.com/companin/companin/domain/conversation"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/message"
-	"github.com/companin/companin/domain/session"
+	"github.com/companin/companin/domain/thread"
 	"github.com/companin/companin/domain/usercontext"
 	"github.com/google/uuid"
 )
@@ -26,7 +25,7 @@ func str(s string) *string { return &s }
 
 func newAssistant(t *testing.T, ctx context.Context, store es.Store) uuid.UUID {
 	t.Helper()
-	w, err := commands.CreateAssistantHandler{Store: store}.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{Name: str("Bot")}})
+	w, err := commands.New(commands.Deps{Store: store}).CreateAssistant.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{Name: str("Bot")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,11 +36,11 @@ func TestTenancy(t *testing.T) {
 	store := memory.New()
 	a, b := orgCtx("org-a"), orgCtx("org-b")
 	asst := newAssistant(t, a, store)
-	sess, err := commands.StartSessionHandler{Store: store}.Handle(a, commands.StartSession{AssistantID: asst})
+	sess, err := commands.StartThreadHandler{Store: store}.Handle(a, commands.StartThread{Kind: thread.Session, AssistantID: asst})
 	if err != nil {
 		t.Fatal(err)
 	}
-	conv, err := commands.StartConversationHandler{Store: store}.Handle(a, commands.StartConversation{AssistantID: asst, CustomerID: "c1"})
+	conv, err := commands.StartThreadHandler{Store: store}.Handle(a, commands.StartThread{Kind: thread.Conversation, AssistantID: asst, CustomerID: "c1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,27 +52,27 @@ func TestTenancy(t *testing.T) {
 		do   func() error
 	}{
 		{"update assistant", func() error {
-			_, err := commands.UpdateAssistantHandler{Store: store}.Handle(b, commands.UpdateAssistant{ID: asst, Input: assistant.Input{Tone: str("x")}})
+			_, err := commands.New(commands.Deps{Store: store}).UpdateAssistant.Handle(b, commands.UpdateAssistant{ID: asst, Input: assistant.Input{Tone: str("x")}})
 			return err
 		}},
 		{"delete assistant", func() error {
-			_, err := commands.DeleteAssistantHandler{Store: store}.Handle(b, commands.DeleteAssistant{ID: asst})
+			_, err := commands.New(commands.Deps{Store: store}).DeleteAssistant.Handle(b, commands.DeleteAssistant{ID: asst})
 			return err
 		}},
 		{"session on foreign assistant", func() error {
-			_, err := commands.StartSessionHandler{Store: store}.Handle(b, commands.StartSession{AssistantID: asst})
+			_, err := commands.StartThreadHandler{Store: store}.Handle(b, commands.StartThread{Kind: thread.Session, AssistantID: asst})
 			return err
 		}},
 		{"conversation on foreign assistant", func() error {
-			_, err := commands.StartConversationHandler{Store: store}.Handle(b, commands.StartConversation{AssistantID: asst, CustomerID: "c"})
+			_, err := commands.StartThreadHandler{Store: store}.Handle(b, commands.StartThread{Kind: thread.Conversation, AssistantID: asst, CustomerID: "c"})
 			return err
 		}},
 		{"message into foreign session", func() error {
-			_, err := commands.PostMessageHandler{Store: store}.Handle(b, commands.PostMessage{Kind: session.Kind, ThreadID: sess.ID, Content: "hi"})
+			_, err := commands.PostMessageHandler{Store: store}.Handle(b, commands.PostMessage{Kind: thread.Session, ThreadID: sess.ID, Content: "hi"})
 			return err
 		}},
 		{"message into foreign conversation", func() error {
-			_, err := commands.PostMessageHandler{Store: store}.Handle(b, commands.PostMessage{Kind: conversation.Kind, ThreadID: conv.ID, Content: "hi"})
+			_, err := commands.PostMessageHandler{Store: store}.Handle(b, commands.PostMessage{Kind: thread.Conversation, ThreadID: conv.ID, Content: "hi"})
 			return err
 		}},
 		{"patch foreign context", func() error {
@@ -141,14 +140,14 @@ func TestEraseFreesReferenceAndDestroysKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	asst := newAssistant(t, ctx, store)
-	conv, err := commands.StartConversationHandler{Store: store}.Handle(ctx, commands.StartConversation{AssistantID: asst, CustomerID: "c", UserContext: "user-9"})
+	conv, err := commands.StartThreadHandler{Store: store}.Handle(ctx, commands.StartThread{Kind: thread.Conversation, AssistantID: asst, CustomerID: "c", UserContext: "user-9"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (commands.PostMessageHandler{Store: store}).Handle(ctx, commands.PostMessage{Kind: conversation.Kind, ThreadID: conv.ID, Content: "my secret"}); err != nil {
+	if _, err := (commands.PostMessageHandler{Store: store}).Handle(ctx, commands.PostMessage{Kind: thread.Conversation, ThreadID: conv.ID, Content: "my secret"}); err != nil {
 		t.Fatal(err)
 	}
-	msgs, _ := store.ReadStream(ctx, commands.StreamName(conversation.Kind, conv.ID), 2, 1)
+	msgs, _ := store.ReadStream(ctx, thread.Conversation.Stream(conv.ID), 2, 1)
 	if msgs[0].Type != message.TypePosted || msgs[0].Metadata.Subject != w.ID.String() || msgs[0].Metadata.Personal[0] != "content" {
 		t.Fatalf("message metadata %+v", msgs[0].Metadata)
 	}
@@ -174,7 +173,7 @@ func TestEraseFreesReferenceAndDestroysKey(t *testing.T) {
 	if _, err := (commands.EraseUserContextHandler{Store: store, Eraser: e}).Handle(ctx, commands.EraseUserContext{Ref: "never-seen"}); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("erase of an unknown reference: %v", err)
 	}
-	_, err = commands.StartConversationHandler{Store: store}.Handle(ctx, commands.StartConversation{AssistantID: asst, CustomerID: "c", UserContext: w.ID.String()})
+	_, err = commands.StartThreadHandler{Store: store}.Handle(ctx, commands.StartThread{Kind: thread.Conversation, AssistantID: asst, CustomerID: "c", UserContext: w.ID.String()})
 	if ie := (*domain.InvalidError)(nil); !errors.As(err, &ie) || ie.Field != "user_context_id" {
 		t.Fatalf("conversation linked to an erased context: %v", err)
 	}
@@ -188,7 +187,7 @@ func TestStartConversationUnknownContextIsFieldError(t *testing.T) {
 	store := memory.New()
 	ctx := orgCtx("org")
 	asst := newAssistant(t, ctx, store)
-	_, err := commands.StartConversationHandler{Store: store}.Handle(ctx, commands.StartConversation{AssistantID: asst, CustomerID: "c", UserContext: "nobody"})
+	_, err := commands.StartThreadHandler{Store: store}.Handle(ctx, commands.StartThread{Kind: thread.Conversation, AssistantID: asst, CustomerID: "c", UserContext: "nobody"})
 	var ie *domain.InvalidError
 	if !errors.As(err, &ie) || ie.Field != "user_context_id" {
 		t.Fatalf("err = %v", err)
@@ -199,17 +198,17 @@ func TestPostMessageIdempotentByID(t *testing.T) {
 	store := memory.New()
 	ctx := orgCtx("org")
 	asst := newAssistant(t, ctx, store)
-	sess, err := commands.StartSessionHandler{Store: store}.Handle(ctx, commands.StartSession{AssistantID: asst})
+	sess, err := commands.StartThreadHandler{Store: store}.Handle(ctx, commands.StartThread{Kind: thread.Session, AssistantID: asst})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := uuid.New()
 	for range 2 {
-		if _, err := (commands.PostMessageHandler{Store: store}).Handle(ctx, commands.PostMessage{Kind: session.Kind, ThreadID: sess.ID, MessageID: id, Role: message.Assistant, Content: "reply"}); err != nil {
+		if _, err := (commands.PostMessageHandler{Store: store}).Handle(ctx, commands.PostMessage{Kind: thread.Session, ThreadID: sess.ID, MessageID: id, Role: message.Assistant, Content: "reply"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	events, _ := store.ReadStream(ctx, commands.StreamName(session.Kind, sess.ID), 1, 0)
+	events, _ := store.ReadStream(ctx, thread.Session.Stream(sess.ID), 1, 0)
 	if len(events) != 2 || events[1].ID != id {
 		t.Fatalf("%d events", len(events))
 	}

@@ -3,6 +3,7 @@ package domain
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 )
 
 // InvalidError is a value that breaks a rule of the domain. Field names the
@@ -57,4 +58,35 @@ func Decode[T Event](data []byte) (Event, error) {
 		}
 	}
 	return e, nil
+}
+
+// EventTypes is the decoding table of one aggregate's events: the Go type of
+// each stored type name. Build it with Events.
+type EventTypes map[string]reflect.Type
+
+// Events builds the table from a zero value of each event type: their
+// EventType names them in the log, so the table cannot disagree with it.
+func Events(zero ...Event) EventTypes {
+	t := make(EventTypes, len(zero))
+	for _, e := range zero {
+		t[e.EventType()] = reflect.TypeOf(e)
+	}
+	return t
+}
+
+// Decode turns a stored event into its domain event; nil for types the table
+// does not name, so that other features may add events to a stream without
+// breaking its loader.
+func (t EventTypes) Decode(typ string, data []byte) (Event, error) {
+	rt, ok := t[typ]
+	if !ok {
+		return nil, nil
+	}
+	p := reflect.New(rt)
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, p.Interface()); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", typ, err)
+		}
+	}
+	return p.Elem().Interface().(Event), nil
 }

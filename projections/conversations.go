@@ -4,14 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 
-	"github.com/companin/companin/domain/conversation"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/message"
-	"github.com/companin/companin/domain/session"
+	"github.com/companin/companin/domain/thread"
 	"github.com/companin/companin/domain/usercontext"
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -30,17 +27,18 @@ func (Conversations) Name() string { return "conversations" }
 
 // EventTypes lets the runtime skip other events.
 func (Conversations) EventTypes() []string {
-	return []string{session.TypeStarted, conversation.TypeStarted, message.TypePosted, usercontext.TypeErased}
+	return []string{thread.TypeSessionStarted, thread.TypeConversationStarted, message.TypePosted, usercontext.TypeErased}
 }
+
+// threadTables are the read models' tables per kind of thread.
+var threadTables = map[thread.Kind]string{thread.Session: "sessions", thread.Conversation: "conversations"}
 
 // Handle applies one event; replays change nothing.
 func (p Conversations) Handle(ctx context.Context, tx pgx.Tx, e es.Event) error {
 	var err error
 	switch e.Type {
-	case session.TypeStarted:
-		err = p.sessionStarted(ctx, tx, e)
-	case conversation.TypeStarted:
-		err = p.conversationStarted(ctx, tx, e)
+	case thread.TypeSessionStarted, thread.TypeConversationStarted:
+		err = p.started(ctx, tx, e)
 	case message.TypePosted:
 		err = p.messagePosted(ctx, tx, e)
 	case usercontext.TypeErased:
@@ -52,42 +50,37 @@ func (p Conversations) Handle(ctx context.Context, tx pgx.Tx, e es.Event) error 
 	return nil
 }
 
-func (Conversations) sessionStarted(ctx context.Context, tx pgx.Tx, e es.Event) error {
-	var ev session.Started
-	if err := json.Unmarshal(e.Data, &ev); err != nil {
+// started inserts a session or a conversation: what the two kinds keep
+// apart (visitor id; customer id, person and title) goes to their own table.
+func (Conversations) started(ctx context.Context, tx pgx.Tx, e es.Event) error {
+	de, err := thread.Decode(e.Type, e.Data)
+	if err != nil {
 		return err
 	}
-	t := at(ev.StartedAt, e)
-	_, err := tx.Exec(ctx, `
+	switch ev := de.(type) {
+	case thread.SessionStarted:
+		_, err = tx.Exec(ctx, `
 		INSERT INTO sessions (id, organization_id, assistant_id, visitor_id, locale, metadata, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
 		ON CONFLICT (id) DO NOTHING`,
-		ev.SessionID, e.Metadata.OrganizationID, ev.AssistantID, ev.VisitorID, ev.Locale, object(ev.Metadata), t)
-	return err
-}
-
-func (Conversations) conversationStarted(ctx context.Context, tx pgx.Tx, e es.Event) error {
-	var ev conversation.Started
-	if err := json.Unmarshal(e.Data, &ev); err != nil {
-		return err
-	}
-	t := at(ev.StartedAt, e)
-	_, err := tx.Exec(ctx, `
+			ev.SessionID, e.Metadata.OrganizationID, ev.AssistantID, ev.VisitorID, ev.Locale, object(ev.Metadata), at(ev.StartedAt, e))
+	case thread.ConversationStarted:
+		_, err = tx.Exec(ctx, `
 		INSERT INTO conversations (id, organization_id, assistant_id, customer_id, user_context_id, title, locale, metadata, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
 		ON CONFLICT (id) DO NOTHING`,
-		ev.ConversationID, e.Metadata.OrganizationID, ev.AssistantID, ev.CustomerID, ev.UserContextID, ev.Title, ev.Locale, object(ev.Metadata), t)
+			ev.ConversationID, e.Metadata.OrganizationID, ev.AssistantID, ev.CustomerID, ev.UserContextID, ev.Title, ev.Locale, object(ev.Metadata), at(ev.StartedAt, e))
+	}
 	return err
 }
 
+// messagePosted inserts a message of either kind. A conversation's message
+// is its person's (user_context_id), and is stored without content once the
+// person was erased; a session has neither (the join finds no conversation).
 func (Conversations) messagePosted(ctx context.Context, tx pgx.Tx, e es.Event) error {
-	kind, idText, ok := strings.Cut(e.Stream, "-")
-	if !ok || (kind != session.Kind && kind != conversation.Kind) {
+	kind, id, ok := thread.ParseStream(e.Stream)
+	if !ok {
 		return nil // a MessagePosted of another feature's stream
-	}
-	thread, err := uuid.Parse(idText)
-	if err != nil {
-		return nil
 	}
 	var ev message.Posted
 	if err := json.Unmarshal(e.Data, &ev); err != nil {
@@ -102,34 +95,23 @@ func (Conversations) messagePosted(ctx context.Context, tx pgx.Tx, e es.Event) e
 	}
 	sources := []byte("[]")
 	if len(ev.Sources) > 0 {
+		var err error
 		if sources, err = json.Marshal(ev.Sources); err != nil {
 			return err
 		}
 	}
 	t := at(ev.PostedAt, e)
-	if kind == session.Kind {
-		tag, err := tx.Exec(ctx, `
-			INSERT INTO messages (id, organization_id, thread_kind, thread_id, version, role, content, metadata, reply_to, sources, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-			ON CONFLICT (id) DO NOTHING`,
-			ev.MessageID, e.Metadata.OrganizationID, kind, thread, int64(e.Version), string(ev.Role), raw.Content, object(ev.Metadata), ev.ReplyTo, sources, t)
-		if err != nil || tag.RowsAffected() == 0 {
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE sessions SET message_count = message_count + 1, updated_at = GREATEST(updated_at, $2) WHERE id = $1`, thread, t)
-		return err
-	}
 	tag, err := tx.Exec(ctx, `
 		INSERT INTO messages (id, organization_id, thread_kind, thread_id, version, role, content, metadata, reply_to, sources, user_context_id, created_at)
 		SELECT $1::uuid, $2::text, $3::text, $4::uuid, $5::bigint, $6::text, CASE WHEN c.user_context_erased THEN NULL ELSE $7::text END,
 			CASE WHEN c.user_context_erased THEN '{}'::jsonb ELSE $8::jsonb END, $9::uuid, $10::jsonb, c.user_context_id, $11::timestamptz
-		FROM (SELECT 1) one LEFT JOIN conversations c ON c.id = $4::uuid
+		FROM (SELECT 1) one LEFT JOIN conversations c ON c.id = $4::uuid AND $3::text = 'conversation'
 		ON CONFLICT (id) DO NOTHING`,
-		ev.MessageID, e.Metadata.OrganizationID, kind, thread, int64(e.Version), string(ev.Role), raw.Content, object(ev.Metadata), ev.ReplyTo, sources, t)
+		ev.MessageID, e.Metadata.OrganizationID, string(kind), id, int64(e.Version), string(ev.Role), raw.Content, object(ev.Metadata), ev.ReplyTo, sources, t)
 	if err != nil || tag.RowsAffected() == 0 {
 		return err
 	}
-	_, err = tx.Exec(ctx, `UPDATE conversations SET message_count = message_count + 1, updated_at = GREATEST(updated_at, $2) WHERE id = $1`, thread, t)
+	_, err = tx.Exec(ctx, `UPDATE `+threadTables[kind]+` SET message_count = message_count + 1, updated_at = GREATEST(updated_at, $2) WHERE id = $1`, id, t)
 	return err
 }
 

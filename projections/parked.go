@@ -3,12 +3,10 @@ package projections
 import (
 	"context"
 	"encoding/json"
-	"strings"
 
-	"github.com/companin/companin/domain/conversation"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/knowledge"
-	"github.com/companin/companin/domain/session"
+	"github.com/companin/companin/domain/thread"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
@@ -63,29 +61,19 @@ func (p UserContexts) ClearParked(ctx context.Context, tx pgx.Tx, e es.Event) er
 	return clearDegraded(ctx, tx, p.Name(), idsOf(e).UserContextID)
 }
 
-// thread is the session or conversation an event belongs to.
-func thread(e es.Event) (kind string, id uuid.UUID, ok bool) {
-	kind, idText, _ := strings.Cut(e.Stream, "-")
-	id, err := uuid.Parse(idText)
-	if err != nil || (kind != session.Kind && kind != conversation.Kind) {
-		return "", uuid.Nil, false
-	}
-	return kind, id, true
-}
-
 // MarkParked marks the session or conversation of a parked event degraded
 // (a message that is missing from it, or its start).
 func (p Conversations) MarkParked(ctx context.Context, tx pgx.Tx, e es.Event, reason string) error {
-	kind, id, ok := thread(e)
+	kind, id, ok := thread.ParseStream(e.Stream)
 	if !ok {
 		return nil
 	}
-	return markDegraded(ctx, tx, p.Name(), kind, id, e, reason)
+	return markDegraded(ctx, tx, p.Name(), string(kind), id, e, reason)
 }
 
 // ClearParked removes the mark before a retry.
 func (p Conversations) ClearParked(ctx context.Context, tx pgx.Tx, e es.Event) error {
-	if _, id, ok := thread(e); ok {
+	if _, id, ok := thread.ParseStream(e.Stream); ok {
 		return clearDegraded(ctx, tx, p.Name(), id)
 	}
 	return nil

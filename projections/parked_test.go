@@ -12,9 +12,9 @@ import (
 	"github.com/companin/companin/adapters/messaging"
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/assistant"
-	"github.com/companin/companin/domain/conversation"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/knowledge"
+	"github.com/companin/companin/domain/thread"
 	"github.com/companin/companin/projections"
 	"github.com/google/uuid"
 )
@@ -58,19 +58,19 @@ func TestPoisonEventsOfOneOrganizationAreParkedAndOthersGoOn(t *testing.T) {
 	if !errors.Is(err, es.ErrInvalidText) {
 		t.Fatalf("a NUL in sealed traits: %v, want es.ErrInvalidText", err)
 	}
-	a, err := commands.CreateAssistantHandler{Store: store}.Handle(ctxA, commands.CreateAssistant{Input: assistant.Input{Name: str("Support")}})
+	a, err := commands.New(commands.Deps{Store: store}).CreateAssistant.Handle(ctxA, commands.CreateAssistant{Input: assistant.Input{Name: str("Support")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := (commands.SaveUserContextHandler{Store: store}).Handle(ctxA, commands.SaveUserContext{UserReference: "linked"}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := commands.StartConversationHandler{Store: store}.Handle(ctxA, commands.StartConversation{
+	s, err := commands.StartThreadHandler{Store: store}.Handle(ctxA, commands.StartThread{Kind: thread.Conversation,
 		AssistantID: a.ID, CustomerID: "c-1", UserContext: "linked"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (commands.PostMessageHandler{Store: store}).Handle(ctxA, commands.PostMessage{Kind: conversation.Kind, ThreadID: s.ID, Content: "pwn\u0000"}); !errors.Is(err, es.ErrInvalidText) {
+	if _, err := (commands.PostMessageHandler{Store: store}).Handle(ctxA, commands.PostMessage{Kind: thread.Conversation, ThreadID: s.ID, Content: "pwn\u0000"}); !errors.Is(err, es.ErrInvalidText) {
 		t.Fatalf("a NUL in a sealed message: %v, want es.ErrInvalidText", err)
 	}
 	source := uuid.New()

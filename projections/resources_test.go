@@ -13,9 +13,8 @@ import (
 	"github.com/companin/companin/adapters/postgres/pgtest"
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/assistant"
-	"github.com/companin/companin/domain/conversation"
 	"github.com/companin/companin/domain/es"
-	"github.com/companin/companin/domain/session"
+	"github.com/companin/companin/domain/thread"
 	"github.com/companin/companin/projections"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -71,19 +70,19 @@ func catchUp(t *testing.T, ctx context.Context, store es.Store, pool *pgxpool.Po
 
 func TestReadModelsFollowTheLog(t *testing.T) {
 	ctx, store, pool := setup(t)
-	a, err := commands.CreateAssistantHandler{Store: store}.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{
+	a, err := commands.New(commands.Deps{Store: store}).CreateAssistant.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{
 		Name: str("Customer Support Bot"), Language: str("en"), DefaultTasks: &[]string{"answer_questions"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (commands.UpdateAssistantHandler{Store: store}).Handle(ctx, commands.UpdateAssistant{ID: a.ID, Input: assistant.Input{Tone: str("friendly")}}); err != nil {
+	if _, err := commands.New(commands.Deps{Store: store}).UpdateAssistant.Handle(ctx, commands.UpdateAssistant{ID: a.ID, Input: assistant.Input{Tone: str("friendly")}}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := commands.StartSessionHandler{Store: store}.Handle(ctx, commands.StartSession{AssistantID: a.ID, Metadata: map[string]any{"source": "website"}})
+	s, err := commands.StartThreadHandler{Store: store}.Handle(ctx, commands.StartThread{Kind: thread.Session, AssistantID: a.ID, Metadata: map[string]any{"source": "website"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := commands.PostMessageHandler{Store: store}.Handle(ctx, commands.PostMessage{Kind: session.Kind, ThreadID: s.ID, Content: "Hello"})
+	m, err := commands.PostMessageHandler{Store: store}.Handle(ctx, commands.PostMessage{Kind: thread.Session, ThreadID: s.ID, Content: "Hello"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +102,7 @@ func TestReadModelsFollowTheLog(t *testing.T) {
 	if count != 1 || content != "Hello" {
 		t.Fatalf("session: %d %q", count, content)
 	}
-	d, err := commands.DeleteAssistantHandler{Store: store}.Handle(ctx, commands.DeleteAssistant{ID: a.ID})
+	d, err := commands.New(commands.Deps{Store: store}).DeleteAssistant.Handle(ctx, commands.DeleteAssistant{ID: a.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +114,7 @@ func TestReadModelsFollowTheLog(t *testing.T) {
 
 func TestErasureSurvivesRebuild(t *testing.T) {
 	ctx, store, pool := setup(t)
-	a, err := commands.CreateAssistantHandler{Store: store}.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{Name: str("Bot")}})
+	a, err := commands.New(commands.Deps{Store: store}).CreateAssistant.Handle(ctx, commands.CreateAssistant{Input: assistant.Input{Name: str("Bot")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,17 +125,17 @@ func TestErasureSurvivesRebuild(t *testing.T) {
 	if _, err := (commands.PatchUserContextHandler{Store: store}).Handle(ctx, commands.PatchUserContext{Ref: "user-456", Traits: map[string]any{"tier": "premium"}}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := commands.StartConversationHandler{Store: store}.Handle(ctx, commands.StartConversation{AssistantID: a.ID, CustomerID: "user-456", UserContext: "user-456"})
+	c, err := commands.StartThreadHandler{Store: store}.Handle(ctx, commands.StartThread{Kind: thread.Conversation, AssistantID: a.ID, CustomerID: "user-456", UserContext: "user-456"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := commands.StartConversationHandler{Store: store}.Handle(ctx, commands.StartConversation{AssistantID: a.ID, CustomerID: "someone-else"})
+	other, err := commands.StartThreadHandler{Store: store}.Handle(ctx, commands.StartThread{Kind: thread.Conversation, AssistantID: a.ID, CustomerID: "someone-else"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var last es.Position
 	for _, th := range []commands.Written{c, other} {
-		m, err := commands.PostMessageHandler{Store: store}.Handle(ctx, commands.PostMessage{Kind: conversation.Kind, ThreadID: th.ID, Content: "my order 4711 for John Doe"})
+		m, err := commands.PostMessageHandler{Store: store}.Handle(ctx, commands.PostMessage{Kind: thread.Conversation, ThreadID: th.ID, Content: "my order 4711 for John Doe"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +151,7 @@ func TestErasureSurvivesRebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The conversation of an erased person takes no more messages.
-	if _, err := (commands.PostMessageHandler{Store: store}).Handle(ctx, commands.PostMessage{Kind: conversation.Kind, ThreadID: c.ID, Content: "John Doe again"}); !errors.Is(err, conversation.ErrPersonErased) {
+	if _, err := (commands.PostMessageHandler{Store: store}).Handle(ctx, commands.PostMessage{Kind: thread.Conversation, ThreadID: c.ID, Content: "John Doe again"}); !errors.Is(err, thread.ErrPersonErased) {
 		t.Fatalf("post after erasure: %v", err)
 	}
 	check := func(t *testing.T, when string) {
@@ -180,7 +179,7 @@ func TestErasureSurvivesRebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range all {
-		if e.Stream == commands.StreamName(conversation.Kind, other.ID) {
+		if e.Stream == thread.Conversation.Stream(other.ID) {
 			continue
 		}
 		if d := string(e.Data); strings.Contains(d, "John") || strings.Contains(d, "premium") || strings.Contains(d, "user-456") {

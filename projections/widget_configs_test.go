@@ -13,12 +13,12 @@ import (
 
 func TestWidgetConfigsProjectionAndRebuild(t *testing.T) {
 	ctx, store, pool := setup(t)
-	created, err := commands.CreateWidgetConfigHandler{Store: store}.Handle(ctx, commands.CreateWidgetConfig{
+	created, err := commands.New(commands.Deps{Store: store}).CreateWidgetConfig.Handle(ctx, commands.CreateWidgetConfig{
 		Input: widgetconfig.Input{Title: str("Shop help"), AllowedOrigins: &[]string{"https://shop.example.com"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = commands.UpdateWidgetConfigHandler{Store: store}.Handle(ctx, commands.UpdateWidgetConfig{
+	_, err = commands.New(commands.Deps{Store: store}).UpdateWidgetConfig.Handle(ctx, commands.UpdateWidgetConfig{
 		ID: created.ID, Input: widgetconfig.Input{Greeting: str("Hallo!"), Position: str("bottom-left")}})
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +31,7 @@ func TestWidgetConfigsProjectionAndRebuild(t *testing.T) {
 			if err := messaging.CatchUp(ctx, store, pool, p); err != nil {
 				t.Fatal(err)
 			}
-			c, err := queries.NewGetWidgetConfigHandler(pool).Handle(ctx, "org-1", created.ID)
+			c, err := queries.New(pool).GetWidgetConfig.Handle(ctx, "org-1", created.ID)
 			if err == nil && c.Greeting == "Hallo!" {
 				return c
 			}
@@ -45,7 +45,7 @@ func TestWidgetConfigsProjectionAndRebuild(t *testing.T) {
 	if c.Title != "Shop help" || c.Position != "bottom-left" || len(c.AllowedOrigins) != 1 {
 		t.Fatalf("projected: %+v", c)
 	}
-	if _, err := queries.NewGetWidgetConfigHandler(pool).Handle(ctx, "org-2", created.ID); err == nil {
+	if _, err := queries.New(pool).GetWidgetConfig.Handle(ctx, "org-2", created.ID); err == nil {
 		t.Fatal("another organization reads the configuration")
 	}
 	if err := messaging.Rebuild(ctx, store, pool, []messaging.Projection{p}, p.Name()); err != nil {

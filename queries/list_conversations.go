@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+
+	"github.com/companin/companin/domain/thread"
 )
 
 // ListConversationsQuery filters an organization's conversations.
@@ -22,7 +24,7 @@ func NewListConversationsHandler(db resourcesDB) ListConversationsHandler {
 }
 
 // Handle returns one page, whether more follow, and the next page's cursor.
-func (h ListConversationsHandler) Handle(ctx context.Context, org string, q ListConversationsQuery) ([]Conversation, bool, string, error) {
+func (h ListConversationsHandler) Handle(ctx context.Context, org string, q ListConversationsQuery) ([]Thread, bool, string, error) {
 	before, ok, err := parseSeqCursor("conversations", q.Cursor)
 	if err != nil {
 		return nil, false, "", err
@@ -30,16 +32,16 @@ func (h ListConversationsHandler) Handle(ctx context.Context, org string, q List
 	if !ok {
 		before = math.MaxInt64
 	}
-	rows, err := h.db.Query(ctx, `SELECT `+conversationColumns+` FROM conversations
-		WHERE organization_id = $1 AND seq < $2 AND ($3 = '' OR customer_id = $3)
-		ORDER BY seq DESC LIMIT $4`, org, before, q.CustomerID, q.limit()+1)
+	r := threadReads[thread.Conversation]
+	rows, err := h.db.Query(ctx, r.query(`WHERE organization_id = $1 AND seq < $2 AND ($3 = '' OR customer_id = $3)
+		ORDER BY seq DESC LIMIT $4`), org, before, q.CustomerID, q.limit()+1)
 	if err != nil {
 		return nil, false, "", fmt.Errorf("list conversations: %w", err)
 	}
 	defer rows.Close()
-	out := []Conversation{}
+	out := []Thread{}
 	for rows.Next() {
-		c, err := scanConversation(rows)
+		c, err := r.scan(rows)
 		if err != nil {
 			return nil, false, "", fmt.Errorf("list conversations: %w", err)
 		}

@@ -7,9 +7,8 @@ import (
 	"time"
 
 	"github.com/companin/companin/domain"
-	"github.com/companin/companin/domain/conversation"
 	"github.com/companin/companin/domain/message"
-	"github.com/companin/companin/domain/session"
+	"github.com/companin/companin/domain/thread"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
@@ -43,8 +42,7 @@ func scanMessage(row pgx.Row) (Message, error) {
 
 // ListMessagesQuery names a session's or conversation's messages.
 type ListMessagesQuery struct {
-	// Kind is session.Kind or conversation.Kind.
-	Kind     string
+	Kind     thread.Kind
 	ThreadID uuid.UUID
 	Page
 }
@@ -62,14 +60,10 @@ func (h ListMessagesHandler) Handle(ctx context.Context, org string, q ListMessa
 	if err != nil {
 		return nil, false, "", err
 	}
-	table, notFound := "sessions", session.ErrNotFound
-	if q.Kind == conversation.Kind {
-		table, notFound = "conversations", conversation.ErrNotFound
-	}
 	var one int
-	err = h.db.QueryRow(ctx, `SELECT 1 FROM `+table+` WHERE id = $1 AND organization_id = $2`, q.ThreadID, org).Scan(&one)
+	err = h.db.QueryRow(ctx, `SELECT 1 FROM `+threadReads[q.Kind].table+` WHERE id = $1 AND organization_id = $2`, q.ThreadID, org).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, false, "", notFound
+		return nil, false, "", q.Kind.NotFound()
 	}
 	if err != nil {
 		return nil, false, "", fmt.Errorf("list messages: %w", err)

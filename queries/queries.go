@@ -4,12 +4,11 @@ package queries
 // over the read models' database and shared by every request.
 type Queries struct {
 	FindClient          FindClientHandler
-	GetAssistant        GetAssistantHandler
-	ListAssistants      ListAssistantsHandler
-	GetWidgetConfig     GetWidgetConfigHandler
-	ListWidgetConfigs   ListWidgetConfigsHandler
-	GetSession          GetSessionHandler
-	GetConversation     GetConversationHandler
+	GetAssistant        GetHandler[Assistant]
+	ListAssistants      ListHandler[Assistant]
+	GetWidgetConfig     GetHandler[WidgetConfig]
+	ListWidgetConfigs   ListHandler[WidgetConfig]
+	GetThread           GetThreadHandler
 	ListConversations   ListConversationsHandler
 	ListMessages        ListMessagesHandler
 	GetMessage          GetMessageHandler
@@ -30,12 +29,11 @@ type DB interface {
 func New(db DB) Queries {
 	return Queries{
 		FindClient:          NewFindClientHandler(db),
-		GetAssistant:        NewGetAssistantHandler(db),
-		ListAssistants:      NewListAssistantsHandler(db),
-		GetWidgetConfig:     NewGetWidgetConfigHandler(db),
-		ListWidgetConfigs:   NewListWidgetConfigsHandler(db),
-		GetSession:          NewGetSessionHandler(db),
-		GetConversation:     NewGetConversationHandler(db),
+		GetAssistant:        GetHandler[Assistant]{db, assistants},
+		ListAssistants:      ListHandler[Assistant]{db, assistants},
+		GetWidgetConfig:     GetHandler[WidgetConfig]{db, widgetConfigs},
+		ListWidgetConfigs:   ListHandler[WidgetConfig]{db, widgetConfigs},
+		GetThread:           NewGetThreadHandler(db),
 		ListConversations:   NewListConversationsHandler(db),
 		ListMessages:        NewListMessagesHandler(db),
 		GetMessage:          NewGetMessageHandler(db),

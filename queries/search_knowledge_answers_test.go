@@ -94,14 +94,17 @@ func answerKB(t testing.TB) (commands.Retriever, uuid.UUID, map[uuid.UUID]string
 	org := uuid.MustParse("6c1f2a8e-9d3b-4f5e-8a7c-2b1d0e9f8a71")
 	ctx := es.WithMetadata(context.Background(), es.Metadata{OrganizationID: org.String(), Actor: "test"})
 	names := map[uuid.UUID]string{}
-	upload := commands.AddKnowledgeFileHandler{Store: store}
+	add := commands.AddKnowledgeHandler{Store: store}
 	for _, d := range answerDocs {
 		data, err := os.ReadFile(filepath.Join("testdata", "answers", d.file))
 		if err != nil {
 			t.Fatal(err)
 		}
-		w, err := upload.Handle(ctx, commands.AddKnowledgeFile{Common: knowledge.Common{Title: d.title, ExternalID: d.file},
-			FileType: d.fileType, FileName: d.file, Content: data})
+		spec, err := knowledge.ParseFile(knowledge.Common{Title: d.title, ExternalID: d.file}, d.fileType, d.file, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := add.Handle(ctx, commands.AddKnowledge{Spec: spec})
 		if err != nil {
 			t.Fatalf("upload %s: %v", d.file, err)
 		}
@@ -109,10 +112,12 @@ func answerKB(t testing.TB) (commands.Retriever, uuid.UUID, map[uuid.UUID]string
 	}
 	var pairs []faqPair
 	readAnswerData(t, "faq.json", &pairs)
-	addQA := commands.AddKnowledgeQAHandler{Store: store}
 	for _, p := range pairs {
-		w, err := addQA.Handle(ctx, commands.AddKnowledgeQA{Common: knowledge.Common{Tags: p.Tags, Source: "manual", ExternalID: p.Question},
-			Question: p.Question, Answer: p.Answer})
+		spec, err := knowledge.ParseQA(knowledge.Common{Tags: p.Tags, Source: "manual", ExternalID: p.Question}, p.Question, p.Answer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := add.Handle(ctx, commands.AddKnowledge{Spec: spec})
 		if err != nil {
 			t.Fatalf("add FAQ %q: %v", p.Question, err)
 		}

@@ -1,11 +1,10 @@
 package httpapi
 
 import (
-	"errors"
+	"context"
 	"net/http"
 
 	"github.com/companin/companin/commands"
-	"github.com/companin/companin/domain"
 	"github.com/gorilla/mux"
 )
 
@@ -29,15 +28,11 @@ func (s *Server) saveContext(w http.ResponseWriter, r *http.Request) {
 	res, err := s.app.Commands.SaveUserContext.Handle(r.Context(), commands.SaveUserContext{
 		UserReference: deref(req.UserReference), Traits: req.Traits,
 	})
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
 	status := http.StatusOK
 	if res.Created {
 		status = http.StatusCreated
 	}
-	s.writeContext(w, r, res.Written, status)
+	s.writeContext(w, r, status, res.Written, err)
 }
 
 func (s *Server) patchContext(w http.ResponseWriter, r *http.Request) {
@@ -49,25 +44,20 @@ func (s *Server) patchContext(w http.ResponseWriter, r *http.Request) {
 	res, err := s.app.Commands.PatchUserContext.Handle(r.Context(), commands.PatchUserContext{
 		Ref: mux.Vars(r)["ref"], Traits: req.Traits,
 	})
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	s.writeContext(w, r, res, http.StatusOK)
+	s.writeContext(w, r, http.StatusOK, res, err)
 }
 
-func (s *Server) writeContext(w http.ResponseWriter, r *http.Request, res commands.Written, status int) {
-	s.waitForProjections(r, res.Position)
-	u, err := s.app.Queries.GetUserContext.Handle(r.Context(), orgOf(r), res.ID.String())
-	if errors.Is(err, domain.ErrNotFound) {
-		writeData(w, r, status, map[string]any{"id": res.ID})
-		return
-	}
+// writeContext answers a write of a context (err: its failure) with the
+// context as the read model shows it.
+func (s *Server) writeContext(w http.ResponseWriter, r *http.Request, status int, res commands.Written, err error) {
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	writeData(w, r, status, u)
+	s.writeWritten(w, r, status, res, func(ctx context.Context) (any, error) {
+		u, err := s.app.Queries.GetUserContext.Handle(ctx, orgOf(r), res.ID.String())
+		return u, err
+	}, map[string]any{"id": res.ID})
 }
 
 func (s *Server) getContext(w http.ResponseWriter, r *http.Request) {

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/companin/companin/domain/conversation"
+	"github.com/companin/companin/domain/thread"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -151,7 +151,7 @@ func (s *Server) subjectOf(r *http.Request, body []byte) string {
 			return ""
 		}
 		// The conversation's first event names its person as the subject.
-		evs, err := s.deps.Store.ReadStream(r.Context(), conversation.Kind+"-"+id.String(), 1, 1)
+		evs, err := s.deps.Store.ReadStream(r.Context(), thread.Conversation.Stream(id), 1, 1)
 		if err != nil || len(evs) == 0 {
 			return ""
 		}

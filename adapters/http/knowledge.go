@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/companin/companin/adapters/extract"
 	"github.com/companin/companin/commands"
@@ -16,7 +18,6 @@ import (
 	"github.com/companin/companin/domain/knowledge"
 	"github.com/companin/companin/queries"
 	"github.com/google/uuid"
-	"github.com/gorilla/mux"
 )
 
 // knowledgeCommon is what every kind of source accepts besides its content.
@@ -29,17 +30,10 @@ type knowledgeCommon struct {
 }
 
 func (c knowledgeCommon) parse() (knowledge.Common, error) {
-	out := knowledge.Common{Title: strOrEmpty(c.Title), Tags: c.Tags, Source: strOrEmpty(c.Source), ExternalID: strOrEmpty(c.ExternalID)}
+	out := knowledge.Common{Title: deref(c.Title), Tags: c.Tags, Source: deref(c.Source), ExternalID: deref(c.ExternalID)}
 	ids, err := parseAssistantIDs(c.AssistantIDs)
 	out.AssistantIDs = ids
 	return out, err
-}
-
-func strOrEmpty(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 func parseAssistantIDs(raw []string) ([]uuid.UUID, error) {
@@ -64,49 +58,72 @@ func parseAssistantIDs(raw []string) ([]uuid.UUID, error) {
 // (and optionally external_id, assistant_ids, tags, source). It answers at
 // once with status "processing"; the ingestion worker does the rest.
 func (s *Server) addKnowledgeFile(w http.ResponseWriter, r *http.Request) {
-	form, err := readUpload(r)
+	spec, err := uploadSpec(r)
+	s.addKnowledge(w, r, spec, err)
+}
+
+// addKnowledgeQA takes {question, answer, tags, source}: searchable at once.
+func (s *Server) addKnowledgeQA(w http.ResponseWriter, r *http.Request) {
+	spec, err := decodeSpec(w, r, &addQARequest{})
+	s.addKnowledge(w, r, spec, err)
+}
+
+// addKnowledgeURL takes {url, title}: fetched and indexed in the background.
+func (s *Server) addKnowledgeURL(w http.ResponseWriter, r *http.Request) {
+	spec, err := decodeSpec(w, r, &addURLRequest{})
+	s.addKnowledge(w, r, spec, err)
+}
+
+// addKnowledge records a new source of any kind, parsed by its handler, and
+// answers 201 with the source as the read model shows it; if the read model
+// is still behind after the wait (a busy server), the write stands: it
+// answers with what the request said, status "processing".
+func (s *Server) addKnowledge(w http.ResponseWriter, r *http.Request, spec knowledge.Spec, err error) {
 	if err != nil {
 		writeError(w, r, err)
 		return
+	}
+	res, err := s.app.Commands.AddKnowledge.Handle(r.Context(), commands.AddKnowledge{Spec: spec})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.writeKnowledge(w, r, http.StatusCreated, res, sentView(res.ID, spec, s.now().UTC()))
+}
+
+// uploadSpec reads and checks an upload: the form's fields, the declared
+// type (or the file name's extension), and that the bytes are of that type.
+func uploadSpec(r *http.Request) (knowledge.Spec, error) {
+	form, err := readUpload(r)
+	if err != nil {
+		return knowledge.Spec{}, err
 	}
 	common, err := knowledgeCommon{
 		Title: form.value("title"), Source: form.value("source"), ExternalID: form.value("external_id"),
 		Tags: form.values("tags"), AssistantIDs: form.values("assistant_ids"),
 	}.parse()
 	if err != nil {
-		writeError(w, r, err)
-		return
+		return knowledge.Spec{}, err
 	}
-	declared := strOrEmpty(form.value("file_type"))
+	declared := deref(form.value("file_type"))
 	if strings.TrimSpace(declared) == "" {
 		declared = strings.TrimPrefix(filepath.Ext(form.fileName), ".")
 	}
 	fileType, err := knowledge.ParseFileType("file_type", declared)
 	if err != nil {
-		writeError(w, r, err)
-		return
+		return knowledge.Spec{}, err
 	}
 	if form.file == nil {
-		writeError(w, r, invalid(FieldError{Field: "file", Message: "is required: send the document as the multipart field \"file\""}))
-		return
+		return knowledge.Spec{}, invalid(FieldError{Field: "file", Message: "is required: send the document as the multipart field \"file\""})
 	}
 	if err := extract.Check(fileType, form.file); err != nil {
 		msg := err.Error()
 		if errors.Is(err, extract.ErrTypeMismatch) {
 			msg += "; accepted types are " + strings.Join(knowledge.FileTypes, ", ")
 		}
-		writeError(w, r, invalid(FieldError{Field: "file", Message: msg}))
-		return
+		return knowledge.Spec{}, invalid(FieldError{Field: "file", Message: msg})
 	}
-	res, err := s.app.Commands.AddKnowledgeFile.Handle(r.Context(), commands.AddKnowledgeFile{
-		Common: common, FileType: fileType, FileName: form.fileName, Content: form.file,
-	})
-	sent := sentView(knowledge.File, common)
-	sent.FileType, sent.FileName, sent.SizeBytes = fileType, form.fileName, len(form.file)
-	if sent.Title == "" {
-		sent.Title = form.fileName
-	}
-	s.writeKnowledge(w, r, res, err, http.StatusCreated, sent)
+	return knowledge.ParseFile(common, fileType, form.fileName, form.file)
 }
 
 // uploadForm is a parsed multipart upload: its text fields and one file.
@@ -208,33 +225,31 @@ func readUpload(r *http.Request) (uploadForm, error) {
 	return f, nil
 }
 
+// knowledgeRequest is a JSON body that describes a new source.
+type knowledgeRequest interface {
+	spec() (knowledge.Spec, error)
+}
+
+// decodeSpec decodes the body into req and parses the source it describes.
+func decodeSpec(w http.ResponseWriter, r *http.Request, req knowledgeRequest) (knowledge.Spec, error) {
+	if err := decodeJSON(w, r, req); err != nil {
+		return knowledge.Spec{}, err
+	}
+	return req.spec()
+}
+
 type addQARequest struct {
 	knowledgeCommon
 	Question *string `json:"question"`
 	Answer   *string `json:"answer"`
 }
 
-// addKnowledgeQA takes {question, answer, tags, source}: searchable at once.
-func (s *Server) addKnowledgeQA(w http.ResponseWriter, r *http.Request) {
-	var req addQARequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	common, err := req.parse()
+func (q addQARequest) spec() (knowledge.Spec, error) {
+	common, err := q.parse()
 	if err != nil {
-		writeError(w, r, err)
-		return
+		return knowledge.Spec{}, err
 	}
-	res, err := s.app.Commands.AddKnowledgeQA.Handle(r.Context(), commands.AddKnowledgeQA{
-		Common: common, Question: strOrEmpty(req.Question), Answer: strOrEmpty(req.Answer),
-	})
-	sent := sentView(knowledge.QA, common)
-	sent.Question, sent.Answer = strOrEmpty(req.Question), strOrEmpty(req.Answer)
-	if sent.Title == "" {
-		sent.Title = sent.Question
-	}
-	s.writeKnowledge(w, r, res, err, http.StatusCreated, sent)
+	return knowledge.ParseQA(common, deref(q.Question), deref(q.Answer))
 }
 
 type addURLRequest struct {
@@ -242,177 +257,115 @@ type addURLRequest struct {
 	URL *string `json:"url"`
 }
 
-// addKnowledgeURL takes {url, title}: fetched and indexed in the background.
-func (s *Server) addKnowledgeURL(w http.ResponseWriter, r *http.Request) {
-	var req addURLRequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	common, err := req.parse()
+func (u addURLRequest) spec() (knowledge.Spec, error) {
+	common, err := u.parse()
 	if err != nil {
-		writeError(w, r, err)
-		return
+		return knowledge.Spec{}, err
 	}
-	res, err := s.app.Commands.AddKnowledgeURL.Handle(r.Context(), commands.AddKnowledgeURL{
-		Common: common, URL: strOrEmpty(req.URL),
-	})
-	sent := sentView(knowledge.URL, common)
-	sent.URL = strings.TrimSpace(strOrEmpty(req.URL))
-	if sent.Title == "" {
-		sent.Title = sent.URL
-	}
-	s.writeKnowledge(w, r, res, err, http.StatusCreated, sent)
+	return knowledge.ParseURL(common, deref(u.URL))
 }
 
 // writeKnowledge answers a write with the source as the read model shows it
-// once it caught up with the write. If the read model is still behind after
-// the wait (a busy server), the write stands: it answers with what the
-// request said, status "processing".
-func (s *Server) writeKnowledge(w http.ResponseWriter, r *http.Request, res commands.Written, err error, status int, sent queries.KnowledgeSource) {
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	s.waitForProjections(r, res.Position)
-	k, err := s.app.Queries.GetKnowledge.Handle(r.Context(), principalOf(r).OrganizationID, res.ID)
-	if errors.Is(err, knowledge.ErrNotFound) && sent.Kind != "" {
-		now := s.now().UTC()
-		sent.ID, sent.Status, sent.Revision, sent.CreatedAt, sent.UpdatedAt = res.ID, string(knowledge.Processing), 1, now, now
-		if sent.Tags == nil {
-			sent.Tags = []string{}
-		}
-		if sent.AssistantIDs == nil {
-			sent.AssistantIDs = []uuid.UUID{}
-		}
-		writeData(w, r, status, sent)
-		return
-	}
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeData(w, r, status, k)
+// once it caught up with the write, or else with sent (nil: the error).
+func (s *Server) writeKnowledge(w http.ResponseWriter, r *http.Request, status int, res commands.Written, sent any) {
+	s.writeWritten(w, r, status, res, func(ctx context.Context) (any, error) {
+		k, err := s.app.Queries.GetKnowledge.Handle(ctx, principalOf(r).OrganizationID, res.ID)
+		return k, err
+	}, sent)
 }
 
-// sentView is what a request for a new source said, for writeKnowledge.
-func sentView(kind knowledge.SourceKind, c knowledge.Common) queries.KnowledgeSource {
-	v := queries.KnowledgeSource{Kind: string(kind), Title: c.Title, Tags: c.Tags, Source: c.Source, AssistantIDs: c.AssistantIDs}
-	if c.ExternalID != "" {
-		v.ExternalID = &c.ExternalID
+// sentView is a new source as its request described it, processing.
+func sentView(id uuid.UUID, spec knowledge.Spec, now time.Time) queries.KnowledgeSource {
+	v := queries.KnowledgeSource{ID: id, Kind: string(spec.Kind), Title: spec.Title, FileType: spec.FileType,
+		FileName: spec.FileName, URL: spec.URL, Question: spec.Question, Answer: spec.Answer, Tags: spec.Tags,
+		Source: spec.Source, AssistantIDs: spec.AssistantIDs, Status: string(knowledge.Processing), Revision: 1,
+		SizeBytes: spec.SizeBytes, CreatedAt: now, UpdatedAt: now}
+	if v.Title == "" {
+		// As the read model shows a page not fetched yet.
+		v.Title = v.URL
+	}
+	if spec.ExternalID != "" {
+		v.ExternalID = &spec.ExternalID
+	}
+	if v.Tags == nil {
+		v.Tags = []string{}
+	}
+	if v.AssistantIDs == nil {
+		v.AssistantIDs = []uuid.UUID{}
 	}
 	return v
 }
 
-func knowledgeID(r *http.Request) (uuid.UUID, error) {
-	id, err := uuid.Parse(mux.Vars(r)["id"])
-	if err != nil {
-		return uuid.Nil, knowledge.ErrNotFound
-	}
-	return id, nil
-}
-
 func (s *Server) getKnowledge(w http.ResponseWriter, r *http.Request) {
-	id, err := knowledgeID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	k, err := s.app.Queries.GetKnowledge.Handle(r.Context(), principalOf(r).OrganizationID, id)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeData(w, r, http.StatusOK, k)
+	readByID(w, r, knowledge.ErrNotFound, func(ctx context.Context, id uuid.UUID) (any, error) {
+		k, err := s.app.Queries.GetKnowledge.Handle(ctx, principalOf(r).OrganizationID, id)
+		return k, err
+	})
 }
 
 // listKnowledgeChunks shows how a source was cut into passages, with their
 // heading trails and pages: what search can find.
 func (s *Server) listKnowledgeChunks(w http.ResponseWriter, r *http.Request) {
-	id, err := knowledgeID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	limit, cursor, err := pageOf(r)
+	id, err := pathUUID(r, knowledge.ErrNotFound)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	org := principalOf(r).OrganizationID
-	if _, err := s.app.Queries.GetKnowledge.Handle(r.Context(), org, id); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	items, more, next, err := s.app.Queries.ListKnowledgeChunks.Handle(r.Context(), org, id, limit, cursor)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeList(w, r, items, more, next)
+	writePage(w, r, func(ctx context.Context, p queries.Page) ([]queries.KnowledgeChunk, bool, string, error) {
+		if _, err := s.app.Queries.GetKnowledge.Handle(ctx, org, id); err != nil {
+			return nil, false, "", err
+		}
+		return s.app.Queries.ListKnowledgeChunks.Handle(ctx, org, id, p.Limit, p.Cursor)
+	})
 }
 
 // listKnowledge pages through the sources, newest first; ?kind=, ?status=
 // and ?assistant_id= filter.
 func (s *Server) listKnowledge(w http.ResponseWriter, r *http.Request) {
-	limit, cursor, err := pageOf(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	q := queries.ListKnowledgeQuery{OrganizationID: principalOf(r).OrganizationID, Limit: limit, Cursor: cursor,
+	writePage(w, r, func(ctx context.Context, p queries.Page) ([]queries.KnowledgeSource, bool, string, error) {
+		q, err := knowledgeFilter(r)
+		if err != nil {
+			return nil, false, "", err
+		}
+		q.Limit, q.Cursor = p.Limit, p.Cursor
+		return s.app.Queries.ListKnowledge.Handle(ctx, q)
+	})
+}
+
+// knowledgeFilter reads the filters of GET /knowledge.
+func knowledgeFilter(r *http.Request) (queries.ListKnowledgeQuery, error) {
+	q := queries.ListKnowledgeQuery{OrganizationID: principalOf(r).OrganizationID,
 		Kind: r.URL.Query().Get("kind"), Status: r.URL.Query().Get("status")}
 	switch knowledge.SourceKind(q.Kind) {
 	case "", knowledge.File, knowledge.QA, knowledge.URL:
 	default:
-		writeError(w, r, invalid(FieldError{Field: "kind", Message: "must be file, qa or url"}))
-		return
+		return q, invalid(FieldError{Field: "kind", Message: "must be file, qa or url"})
 	}
 	switch knowledge.Status(q.Status) {
 	case "", knowledge.Processing, knowledge.Ready, knowledge.Failed:
 	default:
-		writeError(w, r, invalid(FieldError{Field: "status", Message: "must be processing, ready or failed"}))
-		return
+		return q, invalid(FieldError{Field: "status", Message: "must be processing, ready or failed"})
 	}
 	if a := r.URL.Query().Get("assistant_id"); a != "" {
+		var err error
 		if q.AssistantID, err = uuid.Parse(a); err != nil {
-			writeError(w, r, invalid(FieldError{Field: "assistant_id", Message: "must be an assistant id (UUID)"}))
-			return
+			return q, invalid(FieldError{Field: "assistant_id", Message: "must be an assistant id (UUID)"})
 		}
 	}
-	items, more, next, err := s.app.Queries.ListKnowledge.Handle(r.Context(), q)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeList(w, r, items, more, next)
+	return q, nil
 }
 
 func (s *Server) removeKnowledge(w http.ResponseWriter, r *http.Request) {
-	id, err := knowledgeID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	res, err := s.app.Commands.RemoveKnowledge.Handle(r.Context(), commands.RemoveKnowledge{ID: id})
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	s.waitForProjections(r, res.Position)
-	writeData(w, r, http.StatusOK, map[string]any{"id": id, "deleted": true})
+	s.deleteByID(w, r, s.app.Commands.RemoveKnowledge, knowledge.ErrNotFound)
 }
 
 // refreshKnowledge fetches a web page again (or extracts a file again); the
 // source's current chunks keep answering until the new ones are ready.
 func (s *Server) refreshKnowledge(w http.ResponseWriter, r *http.Request) {
-	id, err := knowledgeID(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	res, err := s.app.Commands.RefreshKnowledge.Handle(r.Context(), commands.RefreshKnowledge{ID: id})
-	s.writeKnowledge(w, r, res, err, http.StatusAccepted, queries.KnowledgeSource{})
+	s.decideByID(w, r, s.app.Commands.RefreshKnowledge, knowledge.ErrNotFound, func(res commands.Written) {
+		s.writeKnowledge(w, r, http.StatusAccepted, res, nil)
+	})
 }
 
 type searchKnowledgeRequest struct {
@@ -429,7 +382,7 @@ func (s *Server) searchKnowledge(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	q := queries.SearchKnowledgeQuery{OrganizationID: principalOf(r).OrganizationID, Query: strOrEmpty(req.Query), Limit: 5}
+	q := queries.SearchKnowledgeQuery{OrganizationID: principalOf(r).OrganizationID, Query: deref(req.Query), Limit: 5}
 	var fields []FieldError
 	if req.Limit != nil {
 		if *req.Limit < 1 || *req.Limit > 50 {
@@ -437,7 +390,7 @@ func (s *Server) searchKnowledge(w http.ResponseWriter, r *http.Request) {
 		}
 		q.Limit = *req.Limit
 	}
-	if a := strOrEmpty(req.AssistantID); a != "" {
+	if a := deref(req.AssistantID); a != "" {
 		id, err := uuid.Parse(a)
 		if err != nil {
 			fields = append(fields, FieldError{Field: "assistant_id", Message: "must be an assistant id (UUID)"})

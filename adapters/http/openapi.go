@@ -177,6 +177,9 @@ func componentRef(name string, v *openapi3.Schema) *openapi3.SchemaRef {
 
 // name is the component name of t: its Go name, exported.
 func (g *schemaGen) name(t reflect.Type) string {
+	if n, ok := schemaNames[t]; ok {
+		return n
+	}
 	n := t.Name()
 	if n == "" {
 		return ""
@@ -301,7 +304,9 @@ func requiredFields(t reflect.Type) []string {
 			ft = ft.Elem()
 		}
 		if f.Anonymous && !hasTag && ft.Kind() == reflect.Struct {
-			out = append(out, requiredFields(ft)...)
+			if f.Type.Kind() != reflect.Pointer { // a nil embedded pointer leaves its fields out
+				out = append(out, requiredFields(ft)...)
+			}
 			continue
 		}
 		if !f.IsExported() {

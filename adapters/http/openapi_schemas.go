@@ -2,9 +2,11 @@ package httpapi
 
 import (
 	"net/http"
+	"reflect"
 
 	"github.com/companin/companin/adapters/eventjson"
 	"github.com/companin/companin/domain/answer"
+	"github.com/companin/companin/domain/assistant"
 	"github.com/companin/companin/domain/knowledge"
 	"github.com/companin/companin/domain/message"
 	"github.com/companin/companin/domain/widgetconfig"
@@ -56,18 +58,18 @@ var contract = merge(threadContract("/sessions", "Sessions", "visitor"), threadC
 		Answers: []answerSpec{eventStream(200, "Events as they are appended; ': heartbeat' comments when idle")}},
 
 	"GET /assistants":         {Summary: "List assistants", Tag: "Assistants", Query: pageParams(), Answers: []answerSpec{page[queries.Assistant]("Assistants, newest first")}},
-	"POST /assistants":        {Summary: "Create an assistant", Tag: "Assistants", Body: jsonBody[assistantRequest]("name"), Answers: []answerSpec{dataOrID[queries.Assistant](201, "The assistant")}},
+	"POST /assistants":        {Summary: "Create an assistant", Tag: "Assistants", Body: jsonBody[assistant.Input]("name"), Answers: []answerSpec{dataOrID[queries.Assistant](201, "The assistant")}},
 	"GET /assistants/{id}":    {Summary: "Read an assistant", Tag: "Assistants", Answers: []answerSpec{data[queries.Assistant](200, "The assistant")}},
-	"PATCH /assistants/{id}":  {Summary: "Change an assistant (fields sent only)", Tag: "Assistants", Body: jsonBody[assistantRequest](), Answers: []answerSpec{dataOrID[queries.Assistant](200, "The assistant")}},
+	"PATCH /assistants/{id}":  {Summary: "Change an assistant (fields sent only)", Tag: "Assistants", Body: jsonBody[assistant.Input](), Answers: []answerSpec{dataOrID[queries.Assistant](200, "The assistant")}},
 	"DELETE /assistants/{id}": {Summary: "Delete an assistant", Tag: "Assistants", Answers: []answerSpec{deleted(200)}},
 
-	"POST /sessions": {Summary: "Start an anonymous visitor's session", Tag: "Sessions", Body: jsonBody[startSessionRequest]("assistant_id"), Answers: []answerSpec{dataOrID[queries.Session](201, "The session")},
+	"POST /sessions": {Summary: "Start an anonymous visitor's session", Tag: "Sessions", Body: jsonBody[startThreadRequest]("assistant_id"), Answers: []answerSpec{dataOrID[queries.Thread](201, "The session")},
 		Errors: []int{404}}, // the assistant
-	"GET /sessions/{id}": {Summary: "Read a session", Tag: "Sessions", Answers: []answerSpec{data[queries.Session](200, "The session")}},
-	"GET /conversations": {Summary: "List conversations", Tag: "Conversations", Query: append(pageParams(), queryString("customer_id", "Only this customer's")), Answers: []answerSpec{page[queries.Conversation]("Conversations, newest first")}},
-	"POST /conversations": {Summary: "Start a conversation with a known customer", Tag: "Conversations", Body: jsonBody[startConversationRequest]("assistant_id", "customer_id"), Answers: []answerSpec{dataOrID[queries.Conversation](201, "The conversation")},
+	"GET /sessions/{id}": {Summary: "Read a session", Tag: "Sessions", Answers: []answerSpec{data[queries.Thread](200, "The session")}},
+	"GET /conversations": {Summary: "List conversations", Tag: "Conversations", Query: append(pageParams(), queryString("customer_id", "Only this customer's")), Answers: []answerSpec{page[queries.Thread]("Conversations, newest first")}},
+	"POST /conversations": {Summary: "Start a conversation with a known customer", Tag: "Conversations", Body: jsonBody[startThreadRequest]("assistant_id", "customer_id"), Answers: []answerSpec{dataOrID[queries.Thread](201, "The conversation")},
 		Errors: []int{404}}, // the assistant or the user context
-	"GET /conversations/{id}": {Summary: "Read a conversation", Tag: "Conversations", Answers: []answerSpec{data[queries.Conversation](200, "The conversation")}},
+	"GET /conversations/{id}": {Summary: "Read a conversation", Tag: "Conversations", Answers: []answerSpec{data[queries.Thread](200, "The conversation")}},
 
 	"POST /contexts": {Summary: "Create a user context, or merge traits into the existing one of user_reference", Tag: "User contexts",
 		Body:    jsonBody[saveContextRequest]("user_reference"),
@@ -77,9 +79,9 @@ var contract = merge(threadContract("/sessions", "Sessions", "visitor"), threadC
 	"DELETE /contexts/{ref}": {Summary: "Erase the person: personal data becomes unrecoverable everywhere", Tag: "User contexts", Answers: []answerSpec{erased(200)}},
 
 	"GET /widget-configs":        {Summary: "List widget configurations", Tag: "Widget", Query: pageParams(), Answers: []answerSpec{page[queries.WidgetConfig]("Configurations, newest first")}},
-	"POST /widget-configs":       {Summary: "Create a widget configuration", Tag: "Widget", Body: jsonBody[widgetConfigRequest](), Answers: []answerSpec{dataOrID[queries.WidgetConfig](201, "The configuration")}},
+	"POST /widget-configs":       {Summary: "Create a widget configuration", Tag: "Widget", Body: jsonBody[widgetconfig.Input](), Answers: []answerSpec{dataOrID[queries.WidgetConfig](201, "The configuration")}},
 	"GET /widget-configs/{id}":   {Summary: "Read a widget configuration", Tag: "Widget", Answers: []answerSpec{data[queries.WidgetConfig](200, "The configuration")}},
-	"PATCH /widget-configs/{id}": {Summary: "Change a widget configuration (fields sent only)", Tag: "Widget", Body: jsonBody[widgetConfigRequest](), Answers: []answerSpec{dataOrID[queries.WidgetConfig](200, "The configuration")}},
+	"PATCH /widget-configs/{id}": {Summary: "Change a widget configuration (fields sent only)", Tag: "Widget", Body: jsonBody[widgetconfig.Input](), Answers: []answerSpec{dataOrID[queries.WidgetConfig](200, "The configuration")}},
 
 	"POST /knowledge/files": {Summary: "Upload a document (multipart: title, file_type, file); indexed in the background", Tag: "Knowledge",
 		Body: uploadBody(), Answers: []answerSpec{data[queries.KnowledgeSource](201, "The source, status processing")}, Errors: []int{415}},
@@ -131,6 +133,14 @@ func merge(parts ...map[string]operation) map[string]operation {
 		}
 	}
 	return out
+}
+
+// schemaNames name the components of types whose Go names say too little
+// (or clash: every domain package has its Input).
+var schemaNames = map[reflect.Type]string{
+	typeOf[assistant.Input]():    "AssistantRequest",
+	typeOf[widgetconfig.Input](): "WidgetConfigRequest",
+	typeOf[startThreadRequest](): "StartThreadRequest",
 }
 
 // enums are the values a string field of a component takes, from the

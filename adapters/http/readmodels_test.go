@@ -3,9 +3,13 @@ package httpapi
 import (
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/companin/companin/adapters/postgres/pgtest"
+	"github.com/companin/companin/queries"
 )
 
 // A write whose read models do not catch up within COMPANIN_RYW_WAIT answers
@@ -70,5 +74,59 @@ func TestPoisonContextOfOneOrganizationCostsAnotherNothing(t *testing.T) {
 	}
 	if !accepted && parked != "none" {
 		t.Fatalf("readyz: %s", r.Body)
+	}
+}
+
+// A new knowledge source whose read model is late beyond the bound answers
+// 201 from the parsed source, the same way for every kind: what the request
+// said (normalised as the domain keeps it), status processing, revision 1.
+func TestNewKnowledgeAnswersFromItsSpecWhenTheReadModelIsLate(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	app := NewApp(ts.Store, ts.Pool, nil, nil)
+	// The sources' read model lives elsewhere and never sees the write.
+	app.Queries.GetKnowledge = queries.New(pgtest.NewPool(t)).GetKnowledge
+	late := New(Deps{Store: ts.Store, Pool: ts.Pool, Runtime: stuckProjections{}, App: &app,
+		Config: Config{RateLimitPerHour: 1_000_000, ReadYourWritesWait: 50 * time.Millisecond}})
+	hs := httptest.NewServer(late.Handler())
+	t.Cleanup(hs.Close)
+	behind := &testServer{URL: hs.URL, Server: late, Store: ts.Store, Pool: ts.Pool, org: ts.org}
+
+	cases := []struct {
+		name string
+		send func() response
+		want map[string]any
+	}{
+		{"qa", func() response {
+			return behind.do(t, http.MethodPost, "/api/v1/knowledge/qa/", ts.org,
+				`{"question":"  How long is the warranty? ","answer":"Two years.","tags":["warranty","warranty"],"external_id":"faq-1"}`)
+		}, map[string]any{"kind": "qa", "title": "How long is the warranty?", "question": "How long is the warranty?",
+			"answer": "Two years.", "tags": []any{"warranty"}, "external_id": "faq-1"}},
+		{"url", func() response {
+			return behind.do(t, http.MethodPost, "/api/v1/knowledge/urls/", ts.org, `{"url":" https://example.com/help#top "}`)
+		}, map[string]any{"kind": "url", "title": "https://example.com/help", "url": "https://example.com/help",
+			"tags": []any{}, "external_id": nil}},
+		{"file", func() response {
+			return behind.upload(t, ts.org, map[string]string{"file_type": "md"}, "returns.md", []byte("# Returns\n\nWithin 30 days."))
+		}, map[string]any{"kind": "file", "title": "returns.md", "file_type": "md", "file_name": "returns.md",
+			"size_bytes": float64(26), "tags": []any{}, "external_id": nil}},
+	}
+	for _, c := range cases {
+		r := c.send()
+		if r.Status != http.StatusCreated || r.Header.Get(HeaderReadModels) != "behind" {
+			t.Fatalf("%s: %d %q %s", c.name, r.Status, r.Header.Get(HeaderReadModels), r.Body)
+		}
+		got := r.data(t)
+		if id, _ := got["id"].(string); id == "" || got["status"] != "processing" || got["revision"] != float64(1) {
+			t.Fatalf("%s: %s", c.name, r.Body)
+		}
+		if ids, ok := got["assistant_ids"].([]any); !ok || len(ids) != 0 {
+			t.Fatalf("%s: assistant_ids %v", c.name, got["assistant_ids"])
+		}
+		for k, v := range c.want {
+			if !reflect.DeepEqual(got[k], v) {
+				t.Errorf("%s: %s = %#v, want %#v", c.name, k, got[k], v)
+			}
+		}
 	}
 }

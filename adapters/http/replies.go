@@ -16,17 +16,16 @@ import (
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain"
 	"github.com/companin/companin/domain/answer"
-	"github.com/companin/companin/domain/conversation"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/message"
-	"github.com/companin/companin/domain/session"
+	"github.com/companin/companin/domain/thread"
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 )
 
 // This file answers POST .../messages with the assistant's reply (SPEC
-// "Answers"): the sessions and conversations handlers record the user's
-// message, then hand over to respondWithReply. It waits for the reply
+// "Answers"): threadHandlers.postMessage records the user's message, then
+// hands over to respondWithReply. It waits for the reply
 // worker, woken by its notifications (adapters/replies), never by a timer.
 
 // Reply statuses of a posted message.
@@ -44,13 +43,10 @@ const maxReplyWait = 2 * time.Minute
 // awaitedMessage is what the POST .../messages handlers know once the user's
 // message is recorded.
 type awaitedMessage struct {
-	Stream    string // commands.StreamName(kind, id)
-	ID        uuid.UUID
-	Content   string
-	Metadata  map[string]any
-	CreatedAt time.Time
-	Version   uint64      // of its event in Stream: the reply comes after it
-	Position  es.Position // of the append, for read-your-writes
+	Stream   string // thread.Kind.Stream(id)
+	Message  message.Posted
+	Version  uint64      // of its event in Stream: the reply comes after it, read from there on
+	Position es.Position // of the append, for read-your-writes
 }
 
 // messageWithReplyDTO is the data of POST .../messages.
@@ -88,12 +84,12 @@ type outcome struct {
 }
 
 func (m awaitedMessage) dto(o outcome) messageWithReplyDTO {
-	meta := m.Metadata
+	meta := m.Message.Metadata
 	if meta == nil {
 		meta = map[string]any{}
 	}
-	return messageWithReplyDTO{ID: m.ID, Role: string(message.User), Content: m.Content, Metadata: meta,
-		CreatedAt: m.CreatedAt.UTC(), ReplyStatus: o.status, Reply: o.reply, ReplyError: o.failure}
+	return messageWithReplyDTO{ID: m.Message.MessageID, Role: string(message.User), Content: m.Message.Content, Metadata: meta,
+		CreatedAt: m.Message.PostedAt.UTC(), ReplyStatus: o.status, Reply: o.reply, ReplyError: o.failure}
 }
 
 // respondWithReply answers a POST .../messages whose user message is
@@ -187,7 +183,7 @@ func (s *Server) awaitReply(ctx context.Context, m awaitedMessage, sub *replies.
 // replyOutcome reads the stream from version from on for the reply to m; next
 // is where to read from next time.
 func (s *Server) replyOutcome(ctx context.Context, m awaitedMessage, from uint64) (outcome, uint64, error) {
-	replyID := answer.ReplyID(m.ID)
+	replyID := answer.ReplyID(m.Message.MessageID)
 	events, err := s.deps.Store.ReadStream(ctx, m.Stream, from, 0)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -201,26 +197,22 @@ func (s *Server) replyOutcome(ctx context.Context, m awaitedMessage, from uint64
 		if e.ID != replyID {
 			continue
 		}
-		switch e.Type {
-		case message.TypePosted:
-			var p message.Posted
-			if err := json.Unmarshal(e.Data, &p); err != nil {
-				return outcome{}, next, fmt.Errorf("decode reply %s: %w", e.ID, err)
-			}
-			sources := p.Sources
+		de, err := thread.Decode(e.Type, e.Data)
+		if err != nil {
+			return outcome{}, next, fmt.Errorf("decode reply %s: %w", e.ID, err)
+		}
+		switch de := de.(type) {
+		case message.Posted:
+			sources := de.Sources
 			if sources == nil {
 				sources = []message.Source{}
 			}
 			return outcome{status: replyCompleted, position: e.Position, reply: &replyDTO{
-				ID: p.MessageID, Role: string(p.Role), Content: p.Content, Sources: sources, CreatedAt: p.PostedAt.UTC(),
+				ID: de.MessageID, Role: string(de.Role), Content: de.Content, Sources: sources, CreatedAt: de.PostedAt.UTC(),
 			}}, next, nil
-		case answer.TypeReplyFailed:
-			var f answer.ReplyFailed
-			if err := json.Unmarshal(e.Data, &f); err != nil {
-				return outcome{}, next, fmt.Errorf("decode reply failure %s: %w", e.ID, err)
-			}
+		case answer.ReplyFailed:
 			return outcome{status: replyFailed, position: e.Position,
-				failure: &replyErrorDTO{Code: f.Reason, Message: f.Detail}}, next, nil
+				failure: &replyErrorDTO{Code: de.Reason, Message: de.Detail}}, next, nil
 		}
 	}
 	return outcome{status: replyPending}, next, nil
@@ -257,7 +249,7 @@ func (s *Server) resumeReply(w http.ResponseWriter, r *http.Request, stream stri
 		writeError(w, r, invalid(FieldError{Field: "Last-Event-ID", Message: "is not an event id this API sent"}))
 		return true
 	}
-	events, err := commands.ReadStream(r.Context(), s.deps.Store, stream)
+	m, err := s.postedMessage(r, stream, id)
 	if errors.Is(err, domain.ErrNotFound) {
 		writeError(w, r, notFound)
 		return true
@@ -266,20 +258,41 @@ func (s *Server) resumeReply(w http.ResponseWriter, r *http.Request, stream stri
 		writeError(w, r, err)
 		return true
 	}
-	for _, e := range events {
-		if e.Type != message.TypePosted || e.ID != id {
-			continue
-		}
-		var p message.Posted
-		if err := json.Unmarshal(e.Data, &p); err != nil || p.Role != message.User {
-			break
-		}
-		s.streamReply(w, r, awaitedMessage{Stream: stream, ID: p.MessageID, Content: p.Content, Metadata: p.Metadata,
-			CreatedAt: p.PostedAt, Version: e.Version, Position: e.Position}, n)
+	if m.Message.Role == message.User {
+		s.streamReply(w, r, m, n)
 		return true
 	}
 	writeError(w, r, invalid(FieldError{Field: "Last-Event-ID", Message: "names no message of this conversation"}))
 	return true
+}
+
+// postedMessage finds message id in stream. The messages read model knows
+// its version (the stream that announced it waited for the read models), so
+// one event is read, not the stream from its start; a message not projected
+// yet is looked for through the whole stream. m.Message is zero when the
+// stream holds no such message; a missing stream, or another
+// organization's, is domain.ErrNotFound.
+func (s *Server) postedMessage(r *http.Request, stream string, id uuid.UUID) (m awaitedMessage, err error) {
+	var events []es.Event
+	if known, err := s.app.Queries.GetMessage.Handle(r.Context(), orgOf(r), id); err == nil && known.Version > 0 {
+		events, _ = s.deps.Store.ReadStream(r.Context(), stream, uint64(known.Version), 1)
+	}
+	if len(events) != 1 || events[0].ID != id || events[0].Metadata.OrganizationID != orgOf(r) {
+		if events, err = commands.ReadStream(r.Context(), s.deps.Store, stream); err != nil {
+			return m, err
+		}
+	}
+	for _, e := range events {
+		if e.Type != message.TypePosted || e.ID != id {
+			continue
+		}
+		de, err := thread.Decode(e.Type, e.Data)
+		if err != nil {
+			return m, fmt.Errorf("decode %s: %w", e.ID, err)
+		}
+		return awaitedMessage{Stream: stream, Message: de.(message.Posted), Version: e.Version, Position: e.Position}, nil
+	}
+	return m, nil
 }
 
 // streamReply sends the reply to m as Server-Sent Events: message.created,
@@ -314,11 +327,12 @@ func (s *Server) streamReply(w http.ResponseWriter, r *http.Request, m awaitedMe
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
+	mid := m.Message.MessageID
 
-	if from == 0 && !send("message.created", sseID(m.ID, 0), m.dto(outcome{status: replyPending})) {
+	if from == 0 && !send("message.created", sseID(mid, 0), m.dto(outcome{status: replyPending})) {
 		return
 	}
-	replyID := answer.ReplyID(m.ID)
+	replyID := answer.ReplyID(mid)
 	sent := from
 	version := m.Version + 1
 	heartbeat := time.NewTicker(15 * time.Second)
@@ -326,7 +340,7 @@ func (s *Server) streamReply(w http.ResponseWriter, r *http.Request, m awaitedMe
 	for {
 		o, next, err := s.replyOutcome(ctx, m, version)
 		if err != nil {
-			send("error", sseID(m.ID, sent), replyErrorDTO{Code: "internal_error", Message: "the reply could not be read"})
+			send("error", sseID(mid, sent), replyErrorDTO{Code: "internal_error", Message: "the reply could not be read"})
 			return
 		}
 		version = next
@@ -335,21 +349,21 @@ func (s *Server) streamReply(w http.ResponseWriter, r *http.Request, m awaitedMe
 			if rest := runesFrom(o.reply.Content, sent); rest != "" {
 				if strings.HasPrefix(o.reply.Content, prefixRunes(o.reply.Content, sent)) {
 					sent += utf8.RuneCountInString(rest)
-					if !send("reply.delta", sseID(m.ID, sent), deltaDTO{MessageID: m.ID, ReplyID: replyID, Delta: rest}) {
+					if !send("reply.delta", sseID(mid, sent), deltaDTO{MessageID: mid, ReplyID: replyID, Delta: rest}) {
 						return
 					}
 				}
 			}
 			s.waitForProjections(r, o.position)
-			send("reply.completed", sseID(m.ID, sent), m.dto(o))
+			send("reply.completed", sseID(mid, sent), m.dto(o))
 			return
 		case replyFailed:
-			send("error", sseID(m.ID, sent), o.failure)
+			send("error", sseID(mid, sent), o.failure)
 			return
 		}
 		if piece, _ := sub.Text(replyID, sent); piece != "" {
 			sent += utf8.RuneCountInString(piece)
-			if !send("reply.delta", sseID(m.ID, sent), deltaDTO{MessageID: m.ID, ReplyID: replyID, Delta: piece}) {
+			if !send("reply.delta", sseID(mid, sent), deltaDTO{MessageID: mid, ReplyID: replyID, Delta: piece}) {
 				return
 			}
 		}
@@ -362,7 +376,7 @@ func (s *Server) streamReply(w http.ResponseWriter, r *http.Request, m awaitedMe
 			}
 		case <-ctx.Done():
 			if r.Context().Err() == nil {
-				send("error", sseID(m.ID, sent), replyErrorDTO{Code: "reply_timeout",
+				send("error", sseID(mid, sent), replyErrorDTO{Code: "reply_timeout",
 					Message: "the reply is taking longer than expected; it will appear in the messages when ready"})
 			}
 			return
@@ -400,24 +414,10 @@ type feedbackDTO struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-func (s *Server) giveSessionFeedback(w http.ResponseWriter, r *http.Request) {
-	s.giveFeedback(w, r, session.Kind, session.ErrNotFound)
-}
-
-func (s *Server) giveConversationFeedback(w http.ResponseWriter, r *http.Request) {
-	s.giveFeedback(w, r, conversation.Kind, conversation.ErrNotFound)
-}
-
-// replyRoutes registers the feedback endpoints (called by resourceRoutes).
-func (s *Server) replyRoutes() {
-	s.handle(http.MethodPost, "/sessions/{id}/messages/{message_id}/feedback", ScopeWidget, s.giveSessionFeedback)
-	s.handle(http.MethodPost, "/conversations/{id}/messages/{message_id}/feedback", ScopeAPI, s.giveConversationFeedback)
-}
-
 // giveFeedback is POST .../messages/{message_id}/feedback: a like, a dislike
 // or null (withdrawn) on an assistant reply, with an optional comment.
-func (s *Server) giveFeedback(w http.ResponseWriter, r *http.Request, kind string, notFound error) {
-	id, err := pathUUID(r, notFound)
+func (h threadHandlers) giveFeedback(w http.ResponseWriter, r *http.Request) {
+	id, err := pathUUID(r, h.kind.NotFound())
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -432,9 +432,9 @@ func (s *Server) giveFeedback(w http.ResponseWriter, r *http.Request, kind strin
 		writeError(w, r, err)
 		return
 	}
-	f, err := s.app.Commands.GiveFeedback.Handle(r.Context(), commands.GiveFeedback{
-		Kind: kind, ThreadID: id, MessageID: mid, Rating: req.Rating, Comment: deref(req.Comment),
-	}, notFound)
+	f, err := h.s.app.Commands.GiveFeedback.Handle(r.Context(), commands.GiveFeedback{
+		Kind: h.kind, ThreadID: id, MessageID: mid, Rating: req.Rating, Comment: deref(req.Comment),
+	})
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -20,6 +20,7 @@ import (
 	"github.com/companin/companin/adapters/messaging"
 	"github.com/companin/companin/adapters/replies"
 	"github.com/companin/companin/domain/answer"
+	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/message"
 )
 
@@ -406,5 +407,71 @@ func TestTraitsReachTheModelAndItsFailureFallsBack(t *testing.T) {
 	}
 	if tr.Engine != answer.EngineName || !strings.Contains(tr.Fallback, "HTTP 503") || tr.Attempts != 3 || len(tr.Candidates) == 0 {
 		t.Fatalf("trace %+v", tr)
+	}
+}
+
+// eventsRead counts the events read from each stream.
+type eventsRead struct {
+	es.Store
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *eventsRead) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]es.Event, error) {
+	evs, err := c.Store.ReadStream(ctx, stream, from, limit)
+	c.mu.Lock()
+	c.n[stream] += len(evs)
+	c.mu.Unlock()
+	return evs, err
+}
+
+func (c *eventsRead) of(stream string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[stream]
+}
+
+// Posting, waiting for the reply and resuming it read the thread's stream
+// from the posted message on: the events read stay the same however long
+// the thread grows (the thread's start, the message, its reply).
+func TestReplyWaitReadsFromThePostedMessage(t *testing.T) {
+	ts := newTestServer(t, withReplies())
+	ts.startReplyWorker(t, answer.NewEmbedded())
+	counted := &eventsRead{Store: ts.Store, n: map[string]int{}}
+	srv := New(Deps{Store: counted, Pool: ts.Pool, Runtime: ts.Server.deps.Runtime, Replies: true,
+		Config: Config{RateLimitPerHour: 1_000_000, ReplyWait: 30 * time.Second}})
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	counting := &testServer{URL: hs.URL, Server: srv, Store: ts.Store, Pool: ts.Pool, org: ts.org}
+
+	asst := ts.create(t, "/api/v1/assistants/", `{"name":"Bot","language":"en"}`)
+	sess := ts.create(t, "/api/v1/sessions/", `{"assistant_id":"`+asst["id"].(string)+`"}`)
+	path, stream := "/api/v1/sessions/"+sess["id"].(string)+"/messages", "session-"+sess["id"].(string)
+	var first int
+	for i := 0; i < 8; i++ {
+		before := counted.of(stream)
+		r := counting.do(t, http.MethodPost, path, ts.org, `{"content":"What are your opening hours?"}`)
+		if r.Status != http.StatusCreated || r.data(t)["reply_status"] == "pending" {
+			t.Fatalf("post %d: %d %s", i, r.Status, r.Body)
+		}
+		read := counted.of(stream) - before
+		if i == 0 {
+			first = read
+		}
+		if read > first || read > 3 {
+			t.Fatalf("post %d read %d events of its stream, the first %d", i, read, first)
+		}
+	}
+	evs := counting.stream(t, path, `{"content":"And on Saturdays?"}`)
+	if len(evs) < 2 || evs[0].Event != "message.created" {
+		t.Fatalf("events %+v", evs)
+	}
+	before := counted.of(stream)
+	again := counting.stream(t, path, `{}`, "Last-Event-ID", evs[0].Data["id"].(string)+":10")
+	if len(again) != 2 || again[1].Event != evs[len(evs)-1].Event {
+		t.Fatalf("resumed %+v after %+v", again, evs)
+	}
+	if read := counted.of(stream) - before; read > 2 {
+		t.Fatalf("resuming after 18 messages read %d events of the stream", read)
 	}
 }

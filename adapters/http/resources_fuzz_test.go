@@ -10,10 +10,9 @@ import (
 
 	"github.com/companin/companin/domain"
 	"github.com/companin/companin/domain/assistant"
-	"github.com/companin/companin/domain/conversation"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/message"
-	"github.com/companin/companin/domain/session"
+	"github.com/companin/companin/domain/thread"
 	"github.com/companin/companin/domain/usercontext"
 )
 
@@ -77,24 +76,21 @@ func FuzzResourceBodies(f *testing.F) {
 		}
 		check("context", err)
 
-		var ss startSessionRequest
-		err = decodeBytes(body, &ss)
-		if err == nil {
-			_, err = session.ParseStart(deref(ss.VisitorID), deref(ss.Locale), ss.Metadata)
+		var st startThreadRequest
+		decodeErr := decodeBytes(body, &st)
+		for _, k := range []thread.Kind{thread.Session, thread.Conversation} {
+			err = decodeErr
+			if err == nil {
+				_, err = thread.ParseStart(k, thread.Input{VisitorID: deref(st.VisitorID), CustomerID: deref(st.CustomerID),
+					Title: deref(st.Title), Locale: deref(st.Locale), Metadata: st.Metadata})
+			}
+			check(string(k), err)
 		}
-		check("session", err)
-
-		var sc startConversationRequest
-		err = decodeBytes(body, &sc)
-		if err == nil {
-			_, err = conversation.ParseStart(deref(sc.CustomerID), deref(sc.Title), deref(sc.Locale), sc.Metadata)
-		}
-		check("conversation", err)
 
 		var sa assistantRequest
 		err = decodeBytes(body, &sa)
 		if err == nil {
-			_, err = assistant.ParseSettings(sa.input())
+			_, err = assistant.ParseSettings(sa)
 		}
 		check("assistant", err)
 	})

@@ -8,6 +8,7 @@ import (
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain"
 	"github.com/companin/companin/domain/es"
+	"github.com/companin/companin/domain/thread"
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 )
@@ -16,31 +17,33 @@ import (
 // Widget tokens may start sessions, read one, and post and read its
 // messages; everything else takes an API key.
 func (s *Server) resourceRoutes() {
-	s.handle(http.MethodGet, "/assistants", ScopeAPI, s.listAssistants)
-	s.handle(http.MethodPost, "/assistants", ScopeAPI, s.createAssistant)
-	s.handle(http.MethodGet, "/assistants/{id}", ScopeAPI, s.getAssistant)
-	s.handle(http.MethodPatch, "/assistants/{id}", ScopeAPI, s.updateAssistant)
+	s.handle(http.MethodGet, "/assistants", ScopeAPI, s.assistants().list)
+	s.handle(http.MethodPost, "/assistants", ScopeAPI, s.assistants().post)
+	s.handle(http.MethodGet, "/assistants/{id}", ScopeAPI, s.assistants().get)
+	s.handle(http.MethodPatch, "/assistants/{id}", ScopeAPI, s.assistants().patch)
 	s.handle(http.MethodDelete, "/assistants/{id}", ScopeAPI, s.deleteAssistant)
 
-	s.handle(http.MethodPost, "/sessions", ScopeWidget, s.startSession)
-	s.handle(http.MethodGet, "/sessions/{id}", ScopeWidget, s.getSession)
-	s.handle(http.MethodPost, "/sessions/{id}/messages", ScopeWidget, s.postSessionMessage)
-	s.handle(http.MethodGet, "/sessions/{id}/messages", ScopeWidget, s.listSessionMessages)
-	s.handle(http.MethodGet, "/sessions/{id}/events", ScopeAPI, s.sessionEvents)
-
+	s.threadRoutes(thread.Session, ScopeWidget)
+	s.threadRoutes(thread.Conversation, ScopeAPI)
 	s.handle(http.MethodGet, "/conversations", ScopeAPI, s.listConversations)
-	s.handle(http.MethodPost, "/conversations", ScopeAPI, s.startConversation)
-	s.handle(http.MethodGet, "/conversations/{id}", ScopeAPI, s.getConversation)
-	s.handle(http.MethodPost, "/conversations/{id}/messages", ScopeAPI, s.postConversationMessage)
-	s.handle(http.MethodGet, "/conversations/{id}/messages", ScopeAPI, s.listConversationMessages)
-	s.handle(http.MethodGet, "/conversations/{id}/events", ScopeAPI, s.conversationEvents)
 
 	s.handle(http.MethodPost, "/contexts", ScopeAPI, s.saveContext)
 	s.handle(http.MethodGet, "/contexts/{ref}", ScopeAPI, s.getContext)
 	s.handle(http.MethodPatch, "/contexts/{ref}", ScopeAPI, s.patchContext)
 	s.handle(http.MethodDelete, "/contexts/{ref}", ScopeAPI, s.eraseContext)
+}
 
-	s.replyRoutes()
+// threadRoutes registers the routes of one kind of thread, /sessions or
+// /conversations: scope is who may use them, but a stream's events take an
+// API key.
+func (s *Server) threadRoutes(k thread.Kind, scope Scope) {
+	h, path := s.threads(k), "/"+string(k)+"s"
+	s.handle(http.MethodPost, path, scope, h.start)
+	s.handle(http.MethodGet, path+"/{id}", scope, h.get)
+	s.handle(http.MethodPost, path+"/{id}/messages", scope, h.postMessage)
+	s.handle(http.MethodGet, path+"/{id}/messages", scope, h.listMessages)
+	s.handle(http.MethodPost, path+"/{id}/messages/{message_id}/feedback", scope, h.giveFeedback)
+	s.handle(http.MethodGet, path+"/{id}/events", ScopeAPI, h.events)
 }
 
 // pathUUID reads the {id} of the path; anything but a UUID names nothing

@@ -10,25 +10,10 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"time"
 
+	"github.com/companin/companin/adapters/eventjson"
 	"github.com/companin/companin/domain/es"
-	"github.com/google/uuid"
 )
-
-// exportedEvent is one line of `companin events export`, in the shape of
-// GET /api/v1/events.
-type exportedEvent struct {
-	ID            uuid.UUID       `json:"id"`
-	Stream        string          `json:"stream"`
-	Version       uint64          `json:"version"`
-	Position      es.Position     `json:"position"`
-	Type          string          `json:"type"`
-	SchemaVersion int             `json:"schema_version"`
-	Data          json.RawMessage `json:"data"`
-	Metadata      es.Metadata     `json:"metadata"`
-	RecordedAt    time.Time       `json:"recorded_at"`
-}
 
 // eventsCommand is `companin events export`: the global log, in order, one
 // JSON object per line on stdout. --after resumes after a position printed
@@ -92,14 +77,8 @@ func exportEvents(ctx context.Context, store es.Store, pos es.Position, filter e
 			break
 		}
 		for _, e := range events {
-			data := e.Data
-			if len(data) == 0 {
-				data = json.RawMessage("null")
-			}
-			if err := enc.Encode(exportedEvent{
-				ID: e.ID, Stream: e.Stream, Version: e.Version, Position: e.Position, Type: e.Type,
-				SchemaVersion: e.SchemaVersion, Data: data, Metadata: e.Metadata, RecordedAt: e.RecordedAt.UTC(),
-			}); err != nil {
+			// The shape of GET /api/v1/events and the NATS feed.
+			if err := enc.Encode(eventjson.From(e)); err != nil {
 				return n, err
 			}
 			n++

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -354,5 +355,49 @@ func TestCommandLine(t *testing.T) {
 	status, _ = in.request("GET", "/api/v1/events", credentials{ClientID: acme.ClientID, ClientSecret: other.ClientSecret}, nil)
 	if status != http.StatusUnauthorized {
 		t.Fatalf("wrong secret: %d, want 401", status)
+	}
+}
+
+// The export prints each event exactly as GET /api/v1/events shows it, so
+// that an analytics team reads both with one parser.
+func TestExportHasTheAPIsEventShape(t *testing.T) {
+	in := newInstance(t)
+	in.serve()
+	in.waitReady()
+	org := in.createOrg("Shape")
+	if status, body := in.request("POST", "/api/v1/assistants", org, map[string]any{"name": "Shape bot"}); status != http.StatusCreated {
+		t.Fatalf("create assistant: %d %s", status, body)
+	}
+	status, body := in.request("GET", "/api/v1/events?limit=100", org, nil)
+	if status != http.StatusOK {
+		t.Fatalf("GET /api/v1/events: %d %s", status, body)
+	}
+	var page struct {
+		Data []map[string]any `json:"data"`
+	}
+	if err := json.Unmarshal(body, &page); err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]map[string]any{}
+	for _, e := range page.Data {
+		byID[e["id"].(string)] = e
+	}
+	out := in.mustCLI("events", "export", "--organization", org.OrganizationID)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 3 || len(lines) != len(page.Data) {
+		t.Fatalf("export printed %d events, the API shows %d", len(lines), len(page.Data))
+	}
+	for _, line := range lines {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("export line %q: %v", line, err)
+		}
+		api, ok := byID[fmt.Sprint(e["id"])]
+		if !ok {
+			t.Fatalf("exported event %v is not in GET /api/v1/events", e["id"])
+		}
+		if !reflect.DeepEqual(e, api) {
+			t.Errorf("event %v differs:\nexport %v\napi    %v", e["id"], e, api)
+		}
 	}
 }

@@ -51,15 +51,16 @@ type Settings struct {
 	Instructions string   `json:"instructions"`
 }
 
-// Input is what a client sends; nil pointers were not given.
+// Input is what a client sends (the JSON body of POST and PATCH
+// /assistants); nil pointers were not given.
 type Input struct {
-	Name         *string
-	Description  *string
-	Tone         *string
-	Language     *string
-	DefaultTasks *[]string
-	IsActive     *bool
-	Instructions *string
+	Name         *string   `json:"name"`
+	Description  *string   `json:"description"`
+	Tone         *string   `json:"tone"`
+	Language     *string   `json:"language"`
+	DefaultTasks *[]string `json:"default_tasks"`
+	IsActive     *bool     `json:"is_active"`
+	Instructions *string   `json:"instructions"`
 }
 
 // ParseSettings validates a new assistant's input. Absent is_active means active.
@@ -73,48 +74,18 @@ func ParseSettings(in Input) (Settings, error) {
 
 // apply validates the given fields of in on top of s.
 func (s Settings) apply(in Input) (Settings, error) {
-	var err error
-	if in.Name != nil {
-		if s.Name, err = domain.Text("name", *in.Name, MaxName, true); err != nil {
-			return Settings{}, err
-		}
-	}
-	if in.Description != nil {
-		if s.Description, err = domain.Text("description", *in.Description, MaxDescription, false); err != nil {
-			return Settings{}, err
-		}
-	}
-	if in.Tone != nil {
-		if s.Tone, err = domain.Text("tone", *in.Tone, MaxTone, false); err != nil {
-			return Settings{}, err
-		}
-	}
-	if in.Language != nil {
-		if s.Language, err = domain.LanguageTag("language", *in.Language); err != nil {
-			return Settings{}, err
-		}
-	}
-	if in.DefaultTasks != nil {
-		if len(*in.DefaultTasks) > MaxTasks {
-			return Settings{}, domain.Invalid("default_tasks", "must have at most %d items", MaxTasks)
-		}
-		tasks := make([]string, 0, len(*in.DefaultTasks))
-		for i, t := range *in.DefaultTasks {
-			t, err := domain.Text(fmt.Sprintf("default_tasks[%d]", i), t, MaxTask, true)
-			if err != nil {
-				return Settings{}, err
-			}
-			tasks = append(tasks, t)
-		}
-		s.DefaultTasks = tasks
-	}
+	var p domain.Patch
+	p.Text("name", in.Name, &s.Name, MaxName, true)
+	p.Text("description", in.Description, &s.Description, MaxDescription, false)
+	p.Text("tone", in.Tone, &s.Tone, MaxTone, false)
+	p.Language("language", in.Language, &s.Language, false)
+	p.Texts("default_tasks", in.DefaultTasks, &s.DefaultTasks, MaxTasks, MaxTask)
 	if in.IsActive != nil {
 		s.IsActive = *in.IsActive
 	}
-	if in.Instructions != nil {
-		if s.Instructions, err = domain.Text("instructions", *in.Instructions, MaxInstructions, false); err != nil {
-			return Settings{}, err
-		}
+	p.Text("instructions", in.Instructions, &s.Instructions, MaxInstructions, false)
+	if err := p.Err(); err != nil {
+		return Settings{}, err
 	}
 	return s, nil
 }
@@ -146,26 +117,21 @@ func (Created) EventType() string { return TypeCreated }
 func (Updated) EventType() string { return TypeUpdated }
 func (Deleted) EventType() string { return TypeDeleted }
 
-// Decode turns a stored event into an assistant event; nil for other types.
-func Decode(typ string, data []byte) (domain.Event, error) {
-	switch typ {
-	case TypeCreated:
-		return domain.Decode[Created](data)
-	case TypeUpdated:
-		return domain.Decode[Updated](data)
-	case TypeDeleted:
-		return domain.Decode[Deleted](data)
-	}
-	return nil, nil
-}
+// After is the persona once the event applies (domain.SettingsEvent).
+func (e Created) After() (Settings, bool) { return e.Settings, false }
+func (e Updated) After() (Settings, bool) { return e.Settings, false }
+func (Deleted) After() (Settings, bool)   { return Settings{}, true }
 
-// Assistant is the aggregate.
+var events = domain.Events(Created{}, Updated{}, Deleted{})
+
+// Decode turns a stored event into an assistant event; nil for other types.
+func Decode(typ string, data []byte) (domain.Event, error) { return events.Decode(typ, data) }
+
+// Assistant is the aggregate: a persona created, changed and deleted by
+// domain.Configured's rules.
 type Assistant struct {
-	domain.Recorder
-	id       uuid.UUID
-	created  bool
-	deleted  bool
-	settings Settings
+	domain.Configured[Settings]
+	id uuid.UUID
 }
 
 // New returns an assistant with id and no history.
@@ -174,19 +140,13 @@ func New(id uuid.UUID) *Assistant { return &Assistant{id: id} }
 // ID is the assistant's id.
 func (a *Assistant) ID() uuid.UUID { return a.id }
 
-// Settings is the current persona.
-func (a *Assistant) Settings() Settings { return a.settings }
-
-// Exists tells whether the assistant was created and not deleted.
-func (a *Assistant) Exists() bool { return a.created && !a.deleted }
-
 // CanStart tells whether a session or conversation may start on the
 // assistant: ErrNotFound if it does not exist, ErrInactive if switched off.
 func (a *Assistant) CanStart() error {
 	if !a.Exists() {
 		return ErrNotFound
 	}
-	if !a.settings.IsActive {
+	if !a.Settings().IsActive {
 		return ErrInactive
 	}
 	return nil
@@ -194,81 +154,18 @@ func (a *Assistant) CanStart() error {
 
 // Create records a new assistant.
 func (a *Assistant) Create(s Settings, at time.Time) error {
-	if a.created {
-		return ErrExists
-	}
-	a.record(Created{AssistantID: a.id, Settings: s, CreatedAt: at.UTC()})
-	return nil
+	return a.Configured.Create(Created{AssistantID: a.id, Settings: s, CreatedAt: at.UTC()}, ErrExists)
 }
 
 // Update changes the fields given in in. Nothing changes: nothing is recorded.
 func (a *Assistant) Update(in Input, at time.Time) error {
-	if !a.Exists() {
-		return ErrNotFound
-	}
-	next, err := a.settings.apply(in)
-	if err != nil {
-		return err
-	}
-	changed := diff(a.settings, next)
-	if len(changed) == 0 {
-		return nil
-	}
-	a.record(Updated{AssistantID: a.id, Settings: next, Changed: changed, UpdatedAt: at.UTC()})
-	return nil
+	return a.Configured.Update(func(s Settings) (Settings, error) { return s.apply(in) }, ErrNotFound,
+		func(next Settings, changed []string) domain.SettingsEvent[Settings] {
+			return Updated{AssistantID: a.id, Settings: next, Changed: changed, UpdatedAt: at.UTC()}
+		})
 }
 
 // Delete removes the assistant; a deleted assistant accepts nothing more.
 func (a *Assistant) Delete(at time.Time) error {
-	if !a.Exists() {
-		return ErrNotFound
-	}
-	a.record(Deleted{AssistantID: a.id, DeletedAt: at.UTC()})
-	return nil
-}
-
-func (a *Assistant) record(e domain.Event) {
-	a.Apply(e)
-	a.Record(e)
-}
-
-// Apply changes state by one event, new or replayed.
-func (a *Assistant) Apply(e domain.Event) {
-	switch e := e.(type) {
-	case Created:
-		a.created, a.settings = true, e.Settings
-	case Updated:
-		a.settings = e.Settings
-	case Deleted:
-		a.deleted = true
-	}
-}
-
-func diff(a, b Settings) []string {
-	var out []string
-	add := func(name string, changed bool) {
-		if changed {
-			out = append(out, name)
-		}
-	}
-	add("name", a.Name != b.Name)
-	add("description", a.Description != b.Description)
-	add("tone", a.Tone != b.Tone)
-	add("language", a.Language != b.Language)
-	add("default_tasks", !equal(a.DefaultTasks, b.DefaultTasks))
-	add("is_active", a.IsActive != b.IsActive)
-	add("instructions", a.Instructions != b.Instructions)
-	return out
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return a.Configured.Delete(Deleted{AssistantID: a.id, DeletedAt: at.UTC()}, ErrNotFound)
 }

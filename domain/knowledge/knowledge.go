@@ -275,31 +275,38 @@ func StreamID(organizationID, externalID string) uuid.UUID {
 
 var namespace = uuid.MustParse("8f0c3b1e-6a52-4f0e-9d0c-6c0b9a4e2f11")
 
-// Added (KnowledgeAdded) is a new source, with everything needed to ingest it
-// again later: an uploaded file's bytes are in Content.
-type Added struct {
+// Ref names a revision of a source: every event about one starts with it.
+type Ref struct {
 	KnowledgeID uuid.UUID `json:"knowledge_id"`
 	Revision    int       `json:"revision"`
+}
+
+// Revised is what Added and Replaced record: a new revision of the source,
+// with everything needed to ingest it again later (an uploaded file's bytes
+// are in Content). Its fields sit at the top level of the events' JSON.
+type Revised struct {
+	Ref
 	Spec
-	Fingerprint string    `json:"fingerprint"`
-	AddedAt     time.Time `json:"added_at"`
+	Fingerprint string `json:"fingerprint"`
+}
+
+// Added (KnowledgeAdded) is a new source.
+type Added struct {
+	Revised
+	AddedAt time.Time `json:"added_at"`
 }
 
 // Replaced (KnowledgeReplaced) is a source sent again under its external_id
 // with other content or settings: it is ingested anew and its old chunks go.
 type Replaced struct {
-	KnowledgeID uuid.UUID `json:"knowledge_id"`
-	Revision    int       `json:"revision"`
-	Spec
-	Fingerprint string    `json:"fingerprint"`
-	ReplacedAt  time.Time `json:"replaced_at"`
+	Revised
+	ReplacedAt time.Time `json:"replaced_at"`
 }
 
 // RefreshRequested (KnowledgeRefreshRequested) asks for a web page to be
 // fetched again (or a file to be extracted again) under a new revision.
 type RefreshRequested struct {
-	KnowledgeID uuid.UUID `json:"knowledge_id"`
-	Revision    int       `json:"revision"`
+	Ref
 	RequestedAt time.Time `json:"requested_at"`
 }
 
@@ -307,8 +314,7 @@ type RefreshRequested struct {
 // (offsets into Text): all a read model needs, so rebuilds never re-extract
 // or re-fetch.
 type Ingested struct {
-	KnowledgeID uuid.UUID `json:"knowledge_id"`
-	Revision    int       `json:"revision"`
+	Ref
 	// Language is the detected language ("en", "de", ...; "" unknown).
 	Language string  `json:"language"`
 	Title    string  `json:"title,omitempty"`
@@ -323,10 +329,9 @@ type Ingested struct {
 // IngestionFailed (KnowledgeIngestionFailed): a revision could not be made
 // searchable; Reason says why in words the uploader can act on.
 type IngestionFailed struct {
-	KnowledgeID uuid.UUID `json:"knowledge_id"`
-	Revision    int       `json:"revision"`
-	Reason      string    `json:"reason"`
-	FailedAt    time.Time `json:"failed_at"`
+	Ref
+	Reason   string    `json:"reason"`
+	FailedAt time.Time `json:"failed_at"`
 }
 
 // Removed (KnowledgeRemoved): the source and its chunks are gone.
@@ -342,24 +347,10 @@ func (Ingested) EventType() string         { return TypeIngested }
 func (IngestionFailed) EventType() string  { return TypeIngestionFailed }
 func (Removed) EventType() string          { return TypeRemoved }
 
+var events = domain.Events(Added{}, Replaced{}, RefreshRequested{}, Ingested{}, IngestionFailed{}, Removed{})
+
 // Decode turns a stored event into a knowledge event; nil for other types.
-func Decode(typ string, data []byte) (domain.Event, error) {
-	switch typ {
-	case TypeAdded:
-		return domain.Decode[Added](data)
-	case TypeReplaced:
-		return domain.Decode[Replaced](data)
-	case TypeRefreshRequested:
-		return domain.Decode[RefreshRequested](data)
-	case TypeIngested:
-		return domain.Decode[Ingested](data)
-	case TypeIngestionFailed:
-		return domain.Decode[IngestionFailed](data)
-	case TypeRemoved:
-		return domain.Decode[Removed](data)
-	}
-	return nil, nil
-}
+func Decode(typ string, data []byte) (domain.Event, error) { return events.Decode(typ, data) }
 
 // Source is the aggregate: one knowledge source through its revisions.
 type Source struct {
@@ -401,17 +392,17 @@ func (s *Source) Put(spec Spec, at time.Time) error {
 	if s.Exists() && fp == s.fingerprint {
 		return nil
 	}
-	rev := s.revision + 1
+	rev := Revised{Ref: Ref{s.id, s.revision + 1}, Spec: spec, Fingerprint: fp}
 	if s.Exists() {
-		s.record(Replaced{KnowledgeID: s.id, Revision: rev, Spec: spec, Fingerprint: fp, ReplacedAt: at})
+		s.record(Replaced{Revised: rev, ReplacedAt: at})
 	} else {
-		s.record(Added{KnowledgeID: s.id, Revision: rev, Spec: spec, Fingerprint: fp, AddedAt: at})
+		s.record(Added{Revised: rev, AddedAt: at})
 	}
 	if spec.Kind == QA {
 		doc := Document{Title: spec.Title, Blocks: []Block{{Kind: Paragraph, Text: spec.Question}, {Kind: Paragraph, Text: spec.Answer}}}
 		text, _ := Split(doc)
 		s.record(Ingested{
-			KnowledgeID: s.id, Revision: rev, Language: DetectLanguage(text), Title: spec.Title, Text: text,
+			Ref: rev.Ref, Language: DetectLanguage(text), Title: spec.Title, Text: text,
 			Chunks:     []Chunk{{Index: 0, Start: 0, End: len(text), TitlePath: []string{}}},
 			IngestedAt: at,
 		})
@@ -428,7 +419,7 @@ func (s *Source) RequestRefresh(at time.Time) error {
 	if s.spec.Kind == QA {
 		return ErrNothingToRefresh
 	}
-	s.record(RefreshRequested{KnowledgeID: s.id, Revision: s.revision + 1, RequestedAt: at.UTC()})
+	s.record(RefreshRequested{Ref: Ref{s.id, s.revision + 1}, RequestedAt: at.UTC()})
 	return nil
 }
 
@@ -446,7 +437,7 @@ func (s *Source) CompleteIngestion(revision int, doc Document, fetchedURL string
 	}
 	text, chunks := Split(doc)
 	s.record(Ingested{
-		KnowledgeID: s.id, Revision: revision, Language: DetectLanguage(text), Title: doc.Title,
+		Ref: Ref{s.id, revision}, Language: DetectLanguage(text), Title: doc.Title,
 		Text: text, Chunks: chunks, Pages: doc.Pages, FetchedURL: fetchedURL, IngestedAt: at.UTC(),
 	})
 	return nil
@@ -457,7 +448,7 @@ func (s *Source) FailIngestion(revision int, reason string, at time.Time) error 
 	if !s.Pending(revision) {
 		return nil
 	}
-	s.record(IngestionFailed{KnowledgeID: s.id, Revision: revision, Reason: truncate(reason, 2000), FailedAt: at.UTC()})
+	s.record(IngestionFailed{Ref: Ref{s.id, revision}, Reason: truncate(reason, 2000), FailedAt: at.UTC()})
 	return nil
 }
 

@@ -1,6 +1,6 @@
-// Package message holds what sessions and conversations share about the
-// messages posted in them: the MessagePosted event (one type name for both
-// kinds of stream), roles and content.
+// Package message holds the messages posted in a thread (domain/thread):
+// the MessagePosted event (one type name for both kinds of stream), roles
+// and content.
 package message
 
 import (
@@ -124,22 +124,9 @@ func (p Posted) PersonalData() (string, []string) {
 	return p.subject, PersonalFields
 }
 
-// Thread is the part of a session or conversation that tracks its messages.
-// Embed it in the aggregate.
-type Thread struct {
-	seen map[uuid.UUID]bool
-}
-
-// NewPosted builds the event for d, or returns ok=false when d's id was
-// already posted in this thread (nothing to record). subject is the data
-// subject of the content, "" if none.
-func (t *Thread) NewPosted(d Draft, subject string, at time.Time) (Posted, bool) {
-	if d.ID == uuid.Nil {
-		d.ID = uuid.New()
-	}
-	if t.seen[d.ID] {
-		return Posted{}, false
-	}
+// NewPosted builds the event that posts d; subject is the data subject of
+// its content ("" if none). The thread aggregate decides whether to record it.
+func NewPosted(d Draft, subject string, at time.Time) Posted {
 	meta := d.Metadata
 	if meta == nil {
 		meta = map[string]any{}
@@ -147,16 +134,5 @@ func (t *Thread) NewPosted(d Draft, subject string, at time.Time) (Posted, bool)
 	return Posted{
 		MessageID: d.ID, Role: d.Role, Content: d.Content.s, Metadata: meta, PostedAt: at.UTC(),
 		ReplyTo: d.ReplyTo, Sources: d.Sources, Trace: d.Trace, subject: subject,
-	}, true
-}
-
-// Seen records that a message was posted (called from the aggregate's Apply).
-func (t *Thread) Seen(p Posted) {
-	if t.seen == nil {
-		t.seen = map[uuid.UUID]bool{}
 	}
-	t.seen[p.MessageID] = true
 }
-
-// Count is the number of messages posted so far.
-func (t *Thread) Count() int { return len(t.seen) }

@@ -150,23 +150,11 @@ func (e TraitsChanged) PersonalData() (string, []string) {
 	return e.UserContextID.String(), []string{"traits"}
 }
 
+var events = domain.Events(Created{}, TraitsChanged{}, Erased{}, Reserved{}, Released{})
+
 // Decode turns a stored event into a user context or reservation event; nil
 // for other types.
-func Decode(typ string, data []byte) (domain.Event, error) {
-	switch typ {
-	case TypeCreated:
-		return domain.Decode[Created](data)
-	case TypeTraitsChanged:
-		return domain.Decode[TraitsChanged](data)
-	case TypeErased:
-		return domain.Decode[Erased](data)
-	case TypeReserved:
-		return domain.Decode[Reserved](data)
-	case TypeReleased:
-		return domain.Decode[Released](data)
-	}
-	return nil, nil
-}
+func Decode(typ string, data []byte) (domain.Event, error) { return events.Decode(typ, data) }
 
 // UserContext is the aggregate.
 type UserContext struct {
@@ -196,6 +184,9 @@ func (u *UserContext) ErasedAt() time.Time { return u.erasedAt }
 
 // Reference is the organization's user_reference.
 func (u *UserContext) Reference() string { return u.reference }
+
+// Traits are the person's current traits (a copy; empty once erased).
+func (u *UserContext) Traits() map[string]any { return clone(u.traits) }
 
 // Save creates the context with traits, or merges traits into the existing
 // ones (RFC 7386: null removes a key, objects merge). It reports whether the

@@ -25,8 +25,12 @@ const (
 	TypeUpdated = "WidgetConfigUpdated"
 )
 
-// ErrNotFound: no such configuration (or another organization's).
-var ErrNotFound = fmt.Errorf("widget configuration not found: %w", domain.ErrNotFound)
+var (
+	// ErrNotFound: no such configuration (or another organization's).
+	ErrNotFound = fmt.Errorf("widget configuration not found: %w", domain.ErrNotFound)
+	// ErrExists: a configuration with this id was already created.
+	ErrExists = fmt.Errorf("widget configuration exists: %w", domain.ErrConflict)
+)
 
 // Positions a widget may take on the page.
 const (
@@ -71,79 +75,70 @@ func Defaults() Settings {
 	}
 }
 
-// Input is what a client sends; nil pointers were not given.
+// Input is what a client sends (the JSON body of POST and PATCH
+// /widget-configs); nil pointers were not given.
 type Input struct {
-	Title          *string
-	Greeting       *string
-	PrimaryColor   *string
-	Position       *string
-	LauncherLabel  *string
-	Placeholder    *string
-	Locale         *string
-	AllowedOrigins *[]string
+	Title          *string   `json:"title"`
+	Greeting       *string   `json:"greeting"`
+	PrimaryColor   *string   `json:"primary_color"`
+	Position       *string   `json:"position"`
+	LauncherLabel  *string   `json:"launcher_label"`
+	Placeholder    *string   `json:"placeholder"`
+	Locale         *string   `json:"locale"`
+	AllowedOrigins *[]string `json:"allowed_origins"`
 }
 
 // ParseSettings validates a new configuration: given fields on top of Defaults.
 func ParseSettings(in Input) (Settings, error) { return Defaults().apply(in) }
 
 func (s Settings) apply(in Input) (Settings, error) {
-	var err error
-	text := func(field string, v *string, dst *string, max int) {
-		if err != nil || v == nil {
-			return
-		}
-		*dst, err = domain.Text(field, *v, max, true)
-	}
-	text("title", in.Title, &s.Title, MaxTitle)
-	if err == nil && in.Greeting != nil {
-		s.Greeting, err = domain.Text("greeting", *in.Greeting, MaxGreeting, false)
-	}
-	text("launcher_label", in.LauncherLabel, &s.LauncherLabel, MaxLabel)
-	text("placeholder", in.Placeholder, &s.Placeholder, MaxPlaceholder)
-	if err != nil {
+	var p domain.Patch
+	p.Text("title", in.Title, &s.Title, MaxTitle, true)
+	p.Text("greeting", in.Greeting, &s.Greeting, MaxGreeting, false)
+	p.Text("launcher_label", in.LauncherLabel, &s.LauncherLabel, MaxLabel, true)
+	p.Text("placeholder", in.Placeholder, &s.Placeholder, MaxPlaceholder, true)
+	p.Check(in.PrimaryColor, &s.PrimaryColor, parseColor)
+	p.Check(in.Position, &s.Position, parsePosition)
+	p.Language("locale", in.Locale, &s.Locale, true)
+	p.List(in.AllowedOrigins, &s.AllowedOrigins, parseOrigins)
+	if err := p.Err(); err != nil {
 		return Settings{}, err
 	}
-	if in.PrimaryColor != nil {
-		c := strings.TrimSpace(*in.PrimaryColor)
-		if !hexColor.MatchString(c) {
-			return Settings{}, domain.Invalid("primary_color", "must be a hex colour such as #2563eb")
-		}
-		s.PrimaryColor = strings.ToLower(c)
-	}
-	if in.Position != nil {
-		p := strings.TrimSpace(*in.Position)
-		if p != PositionBottomRight && p != PositionBottomLeft {
-			return Settings{}, domain.Invalid("position", "must be bottom-right or bottom-left")
-		}
-		s.Position = p
-	}
-	if in.Locale != nil {
-		l, err := domain.LanguageTag("locale", *in.Locale)
-		if err != nil {
-			return Settings{}, err
-		}
-		if l == "" {
-			return Settings{}, domain.Invalid("locale", "is required")
-		}
-		s.Locale = l
-	}
-	if in.AllowedOrigins != nil {
-		if len(*in.AllowedOrigins) > MaxOrigins {
-			return Settings{}, domain.Invalid("allowed_origins", "must have at most %d items", MaxOrigins)
-		}
-		out := []string{}
-		for i, o := range *in.AllowedOrigins {
-			n, err := organization.ParseOrigin(o)
-			if err != nil {
-				return Settings{}, domain.Invalid(fmt.Sprintf("allowed_origins[%d]", i), "must be an origin such as https://shop.example.com")
-			}
-			if !slices.Contains(out, n) {
-				out = append(out, n)
-			}
-		}
-		s.AllowedOrigins = out
-	}
 	return s, nil
+}
+
+func parseColor(c string) (string, error) {
+	c = strings.TrimSpace(c)
+	if !hexColor.MatchString(c) {
+		return "", domain.Invalid("primary_color", "must be a hex colour such as #2563eb")
+	}
+	return strings.ToLower(c), nil
+}
+
+func parsePosition(p string) (string, error) {
+	p = strings.TrimSpace(p)
+	if p != PositionBottomRight && p != PositionBottomLeft {
+		return "", domain.Invalid("position", "must be bottom-right or bottom-left")
+	}
+	return p, nil
+}
+
+// parseOrigins normalises the origins and drops repeats.
+func parseOrigins(origins []string) ([]string, error) {
+	if len(origins) > MaxOrigins {
+		return nil, domain.Invalid("allowed_origins", "must have at most %d items", MaxOrigins)
+	}
+	out := []string{}
+	for i, o := range origins {
+		n, err := organization.ParseOrigin(o)
+		if err != nil {
+			return nil, domain.Invalid(fmt.Sprintf("allowed_origins[%d]", i), "must be an origin such as https://shop.example.com")
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }
 
 // AllowsOrigin tells whether a page of origin may use this configuration:
@@ -176,86 +171,34 @@ type Updated struct {
 func (Created) EventType() string { return TypeCreated }
 func (Updated) EventType() string { return TypeUpdated }
 
-// Decode turns a stored event into a widget configuration event; nil for other types.
-func Decode(typ string, data []byte) (domain.Event, error) {
-	switch typ {
-	case TypeCreated:
-		return domain.Decode[Created](data)
-	case TypeUpdated:
-		return domain.Decode[Updated](data)
-	}
-	return nil, nil
-}
+// After is the configuration once the event applies (domain.SettingsEvent).
+func (e Created) After() (Settings, bool) { return e.Settings, false }
+func (e Updated) After() (Settings, bool) { return e.Settings, false }
 
-// Config is the aggregate.
+var events = domain.Events(Created{}, Updated{})
+
+// Decode turns a stored event into a widget configuration event; nil for other types.
+func Decode(typ string, data []byte) (domain.Event, error) { return events.Decode(typ, data) }
+
+// Config is the aggregate: settings created and changed by
+// domain.Configured's rules.
 type Config struct {
-	domain.Recorder
-	id       uuid.UUID
-	created  bool
-	settings Settings
+	domain.Configured[Settings]
+	id uuid.UUID
 }
 
 // New returns a configuration with id and no history.
 func New(id uuid.UUID) *Config { return &Config{id: id} }
 
-// Settings are the current settings.
-func (c *Config) Settings() Settings { return c.settings }
-
 // Create records a new configuration.
 func (c *Config) Create(s Settings, at time.Time) error {
-	if c.created {
-		return fmt.Errorf("widget configuration exists: %w", domain.ErrConflict)
-	}
-	c.record(Created{ConfigID: c.id, Settings: s, CreatedAt: at.UTC()})
-	return nil
+	return c.Configured.Create(Created{ConfigID: c.id, Settings: s, CreatedAt: at.UTC()}, ErrExists)
 }
 
 // Update changes the fields given in in. Nothing changes: nothing is recorded.
 func (c *Config) Update(in Input, at time.Time) error {
-	if !c.created {
-		return ErrNotFound
-	}
-	next, err := c.settings.apply(in)
-	if err != nil {
-		return err
-	}
-	changed := diff(c.settings, next)
-	if len(changed) == 0 {
-		return nil
-	}
-	c.record(Updated{ConfigID: c.id, Settings: next, Changed: changed, UpdatedAt: at.UTC()})
-	return nil
-}
-
-func (c *Config) record(e domain.Event) {
-	c.Apply(e)
-	c.Record(e)
-}
-
-// Apply changes state by one event, new or replayed.
-func (c *Config) Apply(e domain.Event) {
-	switch e := e.(type) {
-	case Created:
-		c.created, c.settings = true, e.Settings
-	case Updated:
-		c.settings = e.Settings
-	}
-}
-
-func diff(a, b Settings) []string {
-	var out []string
-	add := func(name string, changed bool) {
-		if changed {
-			out = append(out, name)
-		}
-	}
-	add("title", a.Title != b.Title)
-	add("greeting", a.Greeting != b.Greeting)
-	add("primary_color", a.PrimaryColor != b.PrimaryColor)
-	add("position", a.Position != b.Position)
-	add("launcher_label", a.LauncherLabel != b.LauncherLabel)
-	add("placeholder", a.Placeholder != b.Placeholder)
-	add("locale", a.Locale != b.Locale)
-	add("allowed_origins", !slices.Equal(a.AllowedOrigins, b.AllowedOrigins))
-	return out
+	return c.Configured.Update(func(s Settings) (Settings, error) { return s.apply(in) }, ErrNotFound,
+		func(next Settings, changed []string) domain.SettingsEvent[Settings] {
+			return Updated{ConfigID: c.id, Settings: next, Changed: changed, UpdatedAt: at.UTC()}
+		})
 }
