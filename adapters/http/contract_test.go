@@ -508,6 +508,22 @@ func TestContractRefusesWrongAnswers(t *testing.T) {
 	if err := c.check(post, []byte(`{"content":"hi"}`), 200, sse, []byte("event: reply.delta\nid: x:1\ndata: {\"delta\":5}\n\n")); err == nil {
 		t.Error("a reply.delta without its fields is accepted")
 	}
+	// A session is a thread with its visitor.
+	start := func() *http.Request {
+		r := auth(httptest.NewRequest(http.MethodPost, "/api/v1/sessions", strings.NewReader(`{"assistant_id":"1b4e28ba-2fa1-11d2-883f-0016d3cca427"}`)))
+		r.Header.Set("Content-Type", "application/json")
+		return r
+	}
+	sessionBody := `{"status":"success","status_code":201,"detail":null,"data":{"id":"1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+		"assistant_id":"1b4e28ba-2fa1-11d2-883f-0016d3cca427",%s"locale":"en","metadata":{},"message_count":0,
+		"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}}`
+	reqBody := []byte(`{"assistant_id":"1b4e28ba-2fa1-11d2-883f-0016d3cca427"}`)
+	if err := c.check(start(), reqBody, 201, jsonHeader, []byte(fmt.Sprintf(sessionBody, `"visitor_id":"v1",`))); err != nil {
+		t.Fatalf("a right session is refused: %v", err)
+	}
+	if err := c.check(start(), reqBody, 201, jsonHeader, []byte(fmt.Sprintf(sessionBody, ``))); err == nil {
+		t.Error("a session without its visitor_id is accepted")
+	}
 	tail := auth(get("/api/v1/events/stream"))
 	if err := c.check(tail, nil, 200, sse, []byte("retry: 3000\n\nid: 1\nevent: AssistantCreated\ndata: {\"id\":5}\n\n")); err == nil {
 		t.Error("an event stream whose data is not an event is accepted")

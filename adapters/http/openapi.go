@@ -82,11 +82,37 @@ func jsonBody[T any](required ...string) *requestBody {
 	}}
 }
 
+// item is the schema of what an envelope carries, and the component name
+// its envelopes are named after.
+type item struct {
+	name   func(*schemaGen) string
+	schema func(*schemaGen) *openapi3.SchemaRef
+}
+
+// itemOf is a T.
+func itemOf[T any]() item {
+	return item{name: func(g *schemaGen) string { return g.name(typeOf[T]()) }, schema: schemaOf[T]}
+}
+
+// viewOf is a T in one of its shapes, named name: one that always has the
+// fields required besides T's own (a session: queries.Thread with its
+// visitor).
+func viewOf[T any](name string, required ...string) item {
+	return item{name: func(*schemaGen) string { return name }, schema: func(g *schemaGen) *openapi3.SchemaRef {
+		if _, ok := g.components[name]; !ok {
+			g.components[name] = &openapi3.SchemaRef{Value: &openapi3.Schema{AllOf: openapi3.SchemaRefs{g.ref(typeOf[T]()),
+				openapi3.NewObjectSchema().WithRequired(required).NewRef()}}}
+		}
+		return componentRef(name, g.components[name].Value)
+	}}
+}
+
 // data is the success envelope around a T.
-func data[T any](status int, desc string) answerSpec {
+func data[T any](status int, desc string) answerSpec { return dataOf(itemOf[T](), status, desc) }
+
+func dataOf(it item, status int, desc string) answerSpec {
 	return answerSpec{Status: status, Description: desc, Schema: func(g *schemaGen) *openapi3.SchemaRef {
-		t := typeOf[T]()
-		return g.envelope(g.name(t), func() *openapi3.SchemaRef { return g.ref(t) })
+		return g.envelope(it.name(g), func() *openapi3.SchemaRef { return it.schema(g) })
 	}}
 }
 
@@ -94,22 +120,28 @@ func data[T any](status int, desc string) answerSpec {
 // model shows it, or only its id when the read model did not catch up
 // within the bound (header Companin-Read-Models: behind).
 func dataOrID[T any](status int, desc string) answerSpec {
+	return dataOrIDOf(itemOf[T](), status, desc)
+}
+
+func dataOrIDOf(it item, status int, desc string) answerSpec {
 	return answerSpec{Status: status, Description: desc + "; only {id} with Companin-Read-Models: behind", Schema: func(g *schemaGen) *openapi3.SchemaRef {
-		t := typeOf[T]()
-		return g.envelope(g.name(t)+"OrID", func() *openapi3.SchemaRef {
-			return &openapi3.SchemaRef{Value: &openapi3.Schema{OneOf: openapi3.SchemaRefs{g.ref(t), g.idOnly()}}}
+		return g.envelope(it.name(g)+"OrID", func() *openapi3.SchemaRef {
+			return &openapi3.SchemaRef{Value: &openapi3.Schema{OneOf: openapi3.SchemaRefs{it.schema(g), g.idOnly()}}}
 		})
 	}}
 }
 
 // page is the list envelope of Ts, with meta; more are other media types.
 func page[T any](desc string, more ...answerSpec) answerSpec {
+	return pageOfItems(itemOf[T](), desc, more...)
+}
+
+func pageOfItems(it item, desc string, more ...answerSpec) answerSpec {
 	return answerSpec{Status: http.StatusOK, Description: desc, Also: more, Schema: func(g *schemaGen) *openapi3.SchemaRef {
-		t := typeOf[T]()
-		name := g.name(t) + "List"
+		name := it.name(g) + "List"
 		if _, ok := g.components[name]; !ok {
 			env := g.envelopeSchema(nil)
-			env.Properties["data"] = &openapi3.SchemaRef{Value: &openapi3.Schema{Type: &openapi3.Types{"array"}, Items: g.ref(t)}}
+			env.Properties["data"] = &openapi3.SchemaRef{Value: &openapi3.Schema{Type: &openapi3.Types{"array"}, Items: it.schema(g)}}
 			env.Properties["meta"] = componentRef("ListMeta", g.components["ListMeta"].Value)
 			env.Required = append(env.Required, "meta")
 			g.components[name] = env.NewRef()

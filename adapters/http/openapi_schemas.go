@@ -63,13 +63,13 @@ var contract = merge(threadContract("/sessions", "Sessions", "visitor"), threadC
 	"PATCH /assistants/{id}":  {Summary: "Change an assistant (fields sent only)", Tag: "Assistants", Body: jsonBody[assistant.Input](), Answers: []answerSpec{dataOrID[queries.Assistant](200, "The assistant")}},
 	"DELETE /assistants/{id}": {Summary: "Delete an assistant", Tag: "Assistants", Answers: []answerSpec{deleted(200)}},
 
-	"POST /sessions": {Summary: "Start an anonymous visitor's session", Tag: "Sessions", Body: jsonBody[startThreadRequest]("assistant_id"), Answers: []answerSpec{dataOrID[queries.Thread](201, "The session")},
+	"POST /sessions": {Summary: "Start an anonymous visitor's session", Tag: "Sessions", Body: jsonBody[startThreadRequest]("assistant_id"), Answers: []answerSpec{dataOrIDOf(session, 201, "The session")},
 		Errors: []int{404}}, // the assistant
-	"GET /sessions/{id}": {Summary: "Read a session", Tag: "Sessions", Answers: []answerSpec{data[queries.Thread](200, "The session")}},
-	"GET /conversations": {Summary: "List conversations", Tag: "Conversations", Query: append(pageParams(), queryString("customer_id", "Only this customer's")), Answers: []answerSpec{page[queries.Thread]("Conversations, newest first")}},
-	"POST /conversations": {Summary: "Start a conversation with a known customer", Tag: "Conversations", Body: jsonBody[startThreadRequest]("assistant_id", "customer_id"), Answers: []answerSpec{dataOrID[queries.Thread](201, "The conversation")},
+	"GET /sessions/{id}": {Summary: "Read a session", Tag: "Sessions", Answers: []answerSpec{dataOf(session, 200, "The session")}},
+	"GET /conversations": {Summary: "List conversations", Tag: "Conversations", Query: append(pageParams(), queryString("customer_id", "Only this customer's")), Answers: []answerSpec{pageOfItems(conversation, "Conversations, newest first")}},
+	"POST /conversations": {Summary: "Start a conversation with a known customer", Tag: "Conversations", Body: jsonBody[startThreadRequest]("assistant_id", "customer_id"), Answers: []answerSpec{dataOrIDOf(conversation, 201, "The conversation")},
 		Errors: []int{404}}, // the assistant or the user context
-	"GET /conversations/{id}": {Summary: "Read a conversation", Tag: "Conversations", Answers: []answerSpec{data[queries.Thread](200, "The conversation")}},
+	"GET /conversations/{id}": {Summary: "Read a conversation", Tag: "Conversations", Answers: []answerSpec{dataOf(conversation, 200, "The conversation")}},
 
 	"POST /contexts": {Summary: "Create a user context, or merge traits into the existing one of user_reference", Tag: "User contexts",
 		Body:    jsonBody[saveContextRequest]("user_reference"),
@@ -134,6 +134,13 @@ func merge(parts ...map[string]operation) map[string]operation {
 	}
 	return out
 }
+
+// A session and a conversation are both a queries.Thread, with the fields
+// of who it is with.
+var (
+	session      = viewOf[queries.Thread]("Session", "visitor_id")
+	conversation = viewOf[queries.Thread]("Conversation", "customer_id", "user_context_id", "title")
+)
 
 // schemaNames name the components of types whose Go names say too little
 // (or clash: every domain package has its Input).
