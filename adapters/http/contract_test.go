@@ -120,12 +120,11 @@ func (c *contractChecker) wrap(t testing.TB, h http.Handler) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(reqBody))
-		tw := &teeWriter{ResponseWriter: w}
-		h.ServeHTTP(tw, r)
-		if !tw.wrote {
-			tw.status, tw.header = http.StatusOK, w.Header().Clone()
-		}
-		err = c.check(r, reqBody, tw.status, tw.header, tw.body.Bytes())
+		// idempotency.go's recorder: passes the answer on (flushes
+		// included) and keeps a copy.
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		err = c.check(r, reqBody, rec.status, w.Header(), rec.body.Bytes())
 		if tt, ok := exchanges.Load(r.Header.Get(headerTestExchange)); ok {
 			t = tt.(testing.TB) // the (sub)test that sent it, through ts.do
 		}
@@ -133,41 +132,9 @@ func (c *contractChecker) wrap(t testing.TB, h http.Handler) http.Handler {
 			t.Errorf("contract: %v", err)
 			return
 		}
-		c.cover(r, tw.status)
+		c.cover(r, rec.status)
 	})
 }
-
-// teeWriter passes the answer on and keeps a copy.
-type teeWriter struct {
-	http.ResponseWriter
-	wrote  bool
-	status int
-	header http.Header
-	body   bytes.Buffer
-}
-
-func (w *teeWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.wrote, w.status, w.header = true, code, w.ResponseWriter.Header().Clone()
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *teeWriter) Write(b []byte) (int, error) {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	w.body.Write(b)
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *teeWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *teeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // headerTestExchange carries, from ts.do to checkContract, the id under
 // which exchanges holds the test that sent the request, so that a mismatch
