@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/companin/companin/adapters/replies"
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/queries"
@@ -105,10 +106,11 @@ type Deps struct {
 	// crypto-shredding store, *shred.Store). Nil: nothing is encrypted, so
 	// erasure wipes read models but personal fields stay in the log.
 	Eraser commands.Eraser
-	// Replies tells that the reply worker runs (in this process or another):
-	// POST .../messages then waits for the answer (Config.ReplyWait). False:
-	// it answers 202 pending at once.
-	Replies bool
+	// Replies is the process's reply hub (subscribed to its notification
+	// listener), given when the reply worker runs in this process or
+	// another: POST .../messages then waits for the answer (Config.ReplyWait).
+	// Nil: it answers 202 pending at once.
+	Replies *replies.Hub
 }
 
 // Server holds the router and what every handler shares. Build it with New.

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/companin/companin/adapters/postgres/notify"
 	"github.com/companin/companin/adapters/postgres/pgtest"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,12 +24,7 @@ func TestProgressReachesAnotherProcess(t *testing.T) {
 		t.Cleanup(p.Close)
 		pools[i] = p
 	}
-	api, worker := For(pools[0]), For(pools[1])
-	t.Cleanup(api.Close)
-	t.Cleanup(worker.Close)
-	if For(pools[0]) != api {
-		t.Fatal("one hub per pool")
-	}
+	api, worker := newHub(t, pools[0]), newHub(t, pools[1])
 
 	sub := api.Subscribe("session-1")
 	defer sub.Close()
@@ -63,4 +59,18 @@ func TestProgressReachesAnotherProcess(t *testing.T) {
 		t.Fatal("another stream's waiter was woken")
 	default:
 	}
+}
+
+// newHub is a process's hub: its own listener, run until the test ends
+// (before the pool closes).
+func newHub(t *testing.T, pool *pgxpool.Pool) *Hub {
+	t.Helper()
+	l := notify.New(pool.Config().ConnConfig, nil)
+	h := NewHub(pool, nil)
+	l.Subscribe(h, Channel)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); l.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+	return h
 }

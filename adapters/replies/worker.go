@@ -2,10 +2,8 @@ package replies
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
-	"github.com/companin/companin/adapters/llm"
 	"github.com/companin/companin/adapters/messaging"
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/answer"
@@ -15,29 +13,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// EngineFromEnv is the model configured by COMPANIN_LLM_BASE_URL,
-// COMPANIN_LLM_API_KEY and COMPANIN_LLM_MODEL (falling back to the embedded
-// engine when it fails), or the embedded engine alone. name says which, for
-// the startup log.
-func EngineFromEnv() (engine answer.StreamingEngine, name string, err error) {
-	cfg, ok, err := llm.ConfigFromEnv()
-	if err != nil {
-		return nil, "", err
-	}
-	if !ok {
-		return answer.NewEmbedded(), answer.EngineName, nil
-	}
-	return llm.New(cfg, answer.NewEmbedded()), fmt.Sprintf("%s (%s at %s)", llm.EngineName, cfg.Model, cfg.BaseURL), nil
-}
-
 // NewWorker wires the reply worker: knowledge retrieval from the knowledge
-// read model, the engine, and progress notifications to waiting requests.
-func NewWorker(store es.Store, pool *pgxpool.Pool, engine answer.StreamingEngine) commands.AnswerMessageHandler {
+// read model, the engine, and progress notifications to waiting requests
+// (through hub, the process's).
+func NewWorker(store es.Store, pool *pgxpool.Pool, engine answer.StreamingEngine, hub *Hub) commands.AnswerMessageHandler {
 	return commands.AnswerMessageHandler{
 		Store:     store,
 		Engine:    engine,
 		Retriever: Knowledge(queries.NewSearchKnowledgeHandler(pool)),
-		Notifier:  For(pool),
+		Notifier:  hub,
 	}
 }
 
