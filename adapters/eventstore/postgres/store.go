@@ -269,7 +269,8 @@ func (s *Store) append(ctx context.Context, q querier, stream string, expected e
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 			switch pgErr.ConstraintName {
 			case "events_event_id_key":
-				return es.AppendResult{}, fmt.Errorf("append to %s: %w", stream, es.ErrDuplicateEventID)
+				// Some id is stored already: a retry of this batch, or a conflict.
+				return replay(ctx, q, stream, events)
 			case "events_stream_version_key":
 				return es.AppendResult{}, fmt.Errorf("append to %s: concurrent write: %w", stream, es.ErrWrongExpectedVersion)
 			}
