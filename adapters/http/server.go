@@ -55,6 +55,11 @@ type Config struct {
 	// NDJSON exports of GET /events) one organization keeps open on this
 	// instance (COMPANIN_MAX_STREAMS_PER_ORG); past it, 429. 0 means 10.
 	MaxStreamsPerOrg int
+	// CredentialCacheTTL is how long an instance trusts a client it looked
+	// up (its secret's hash, its organization's origins) when no
+	// announcement on CredentialsChannel tells it to forget it sooner: the
+	// bound on how long a revoked secret keeps working. 0 means 3 s.
+	CredentialCacheTTL time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -81,6 +86,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReadYourWritesWait <= 0 {
 		c.ReadYourWritesWait = 2 * time.Second
+	}
+	if c.CredentialCacheTTL <= 0 {
+		c.CredentialCacheTTL = lookupTTL
 	}
 	if c.MaxStreamsPerOrg <= 0 {
 		c.MaxStreamsPerOrg = 10
@@ -170,6 +178,7 @@ func New(d Deps) *Server {
 	}
 	s.metrics = newHTTPMetrics(s.deps.Metrics)
 	s.keys = &signingKeys{configured: s.cfg.JWTSecret}
+	s.clients.ttl = s.cfg.CredentialCacheTTL
 	s.router = mux.NewRouter()
 	// No path cleaning: it answers with redirects, and we never redirect.
 	s.router.SkipClean(true)

@@ -96,6 +96,13 @@ func newTestServerOn(t testing.TB, pool *pgxpool.Pool, opts ...testOption) *test
 	if d.Replies != nil {
 		listener.Subscribe(d.Replies, replies.Channel)
 	}
+	if d.Config.RateLimitPerHour == 0 {
+		// Tests that poll would hit the production default; the rate-limit
+		// tests set their own small limit.
+		d.Config.RateLimitPerHour = 1_000_000
+	}
+	srv := New(d)
+	listener.Subscribe(srv.CredentialNews(), CredentialsChannel)
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{}, 2)
 	go func() { defer func() { stopped <- struct{}{} }(); listener.Run(ctx) }()
@@ -107,12 +114,6 @@ func newTestServerOn(t testing.TB, pool *pgxpool.Pool, opts ...testOption) *test
 	}()
 	// Registered after the pool's cleanup, so it runs before it.
 	t.Cleanup(func() { cancel(); <-stopped; <-stopped })
-	if d.Config.RateLimitPerHour == 0 {
-		// Tests that poll would hit the production default; the rate-limit
-		// tests set their own small limit.
-		d.Config.RateLimitPerHour = 1_000_000
-	}
-	srv := New(d)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	ts := &testServer{URL: hs.URL, Server: srv, Store: store, Pool: pool}

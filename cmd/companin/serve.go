@@ -88,6 +88,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Replies: hub,
 	})
 
+	listener.Subscribe(api.CredentialNews(), httpapi.CredentialsChannel)
+
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (COMPANIN_ADDR): %w", cfg.Addr, err)
