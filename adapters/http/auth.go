@@ -11,12 +11,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/companin/companin/adapters/postgres/notify"
 	"github.com/companin/companin/domain"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/organization"
 	"github.com/companin/companin/queries"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Principal is who is calling: an organization, through one of its API
@@ -166,17 +168,23 @@ func (s *Server) authenticate(r *http.Request, scope Scope) (Principal, error) {
 // lookupTTL is how long an instance trusts a client or a configuration's
 // origins it looked up: every request needs one, and they change rarely. It
 // bounds how long a revoked client or a removed origin keeps working on an
-// instance once the read model shows the change (a new client is found at
-// once, since misses are not cached).
+// instance once the read model shows the change, should the announcement of
+// the change (CredentialsChannel) not reach it; a new client is found at
+// once, since misses are not cached. Config.CredentialCacheTTL sets it for
+// clients.
 const (
 	lookupTTL        = 3 * time.Second
 	lookupCacheLimit = 10000
 )
 
-// ttlCache remembers lookups for lookupTTL.
+// ttlCache remembers lookups for ttl (zero: lookupTTL).
 type ttlCache[V any] struct {
-	mu sync.Mutex
-	m  map[string]cached[V]
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[string]cached[V]
+	// gen counts forgets: a lookup that began before one is not kept,
+	// since it may have read what was forgotten.
+	gen uint64
 }
 
 type cached[V any] struct {
@@ -189,6 +197,7 @@ func (c *ttlCache[V]) get(key string, load func() (V, error)) (V, error) {
 	now := time.Now()
 	c.mu.Lock()
 	e, ok := c.m[key]
+	gen := c.gen
 	c.mu.Unlock()
 	if ok && now.Before(e.until) {
 		return e.v, nil
@@ -197,13 +206,31 @@ func (c *ttlCache[V]) get(key string, load func() (V, error)) (V, error) {
 	if err != nil {
 		return v, err
 	}
+	ttl := c.ttl
+	if ttl <= 0 {
+		ttl = lookupTTL
+	}
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= lookupCacheLimit {
 		c.m = map[string]cached[V]{}
 	}
-	c.m[key] = cached[V]{v: v, until: now.Add(lookupTTL)}
+	if c.gen == gen {
+		c.m[key] = cached[V]{v: v, until: now.Add(ttl)}
+	}
 	c.mu.Unlock()
 	return v, nil
+}
+
+// forget drops the entries for which drop is true (all when drop is nil).
+func (c *ttlCache[V]) forget(drop func(key string, v V) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for k, e := range c.m {
+		if drop == nil || drop(k, e.v) {
+			delete(c.m, k)
+		}
+	}
 }
 
 func (s *Server) findClient(ctx context.Context, clientID string) (queries.Client, error) {
@@ -211,6 +238,46 @@ func (s *Server) findClient(ctx context.Context, clientID string) (queries.Clien
 		return s.app.Queries.FindClient.Handle(ctx, clientID)
 	})
 }
+
+// CredentialsChannel is the NOTIFY channel on which a change of credentials
+// (a revoked client, an organization's allowed origins) is announced once the
+// read model shows it, so that every instance stops trusting its cached copy
+// at once instead of after lookupTTL. The payload is a client id or an
+// organization id; empty means every cached client. `companin org
+// credentials revoke` and `companin org update` announce
+// (AnnounceCredentials); each server hears it through the process's
+// notification listener (CredentialNews). Announcements are best effort: a
+// lost one leaves the cache's lifetime as the bound.
+const CredentialsChannel = "companin_credentials"
+
+// AnnounceCredentials tells every instance to forget what it cached of ref
+// (a client id or an organization id). Call it after the read model shows
+// the change.
+func AnnounceCredentials(ctx context.Context, db *pgxpool.Pool, ref string) error {
+	if _, err := db.Exec(ctx, "SELECT pg_notify($1, $2)", CredentialsChannel, ref); err != nil {
+		return fmt.Errorf("announce changed credentials: %w", err)
+	}
+	return nil
+}
+
+// CredentialNews is the handler to subscribe to CredentialsChannel on the
+// process's notification listener: it empties the credential cache of what
+// an announcement names, and all of it when notifications may have been lost.
+func (s *Server) CredentialNews() notify.Handler { return credentialNews{s} }
+
+type credentialNews struct{ s *Server }
+
+func (n credentialNews) Notify(_, ref string) {
+	if ref == "" {
+		n.s.clients.forget(nil)
+		return
+	}
+	n.s.clients.forget(func(clientID string, c queries.Client) bool {
+		return clientID == ref || c.OrganizationID.String() == ref
+	})
+}
+
+func (n credentialNews) Reset(bool) { n.s.clients.forget(nil) }
 
 // widgetConfigOrigins returns whether organization org has widget
 // configuration id and the origins it allows (none listed: any).

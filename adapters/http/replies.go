@@ -106,7 +106,7 @@ func (s *Server) respondWithReply(w http.ResponseWriter, r *http.Request, m awai
 		writeError(w, r, err)
 		return
 	}
-	if !s.deps.Replies {
+	if s.deps.Replies == nil {
 		wait = 0 // nobody answers: do not keep the client waiting
 	}
 	o := outcome{status: replyPending}
@@ -162,7 +162,7 @@ func wantsEventStream(r *http.Request) bool {
 // (then: pending). sub, if given, is used instead of a new subscription.
 func (s *Server) awaitReply(ctx context.Context, m awaitedMessage, sub *replies.Subscription) (outcome, error) {
 	if sub == nil {
-		sub = replies.For(s.deps.Pool).Subscribe(m.Stream)
+		sub = s.deps.Replies.Subscribe(m.Stream)
 		defer sub.Close()
 	}
 	from := m.Version + 1
@@ -306,7 +306,7 @@ func (s *Server) streamReply(w http.ResponseWriter, r *http.Request, m awaitedMe
 		writeError(w, r, err)
 		return
 	}
-	sub := replies.For(s.deps.Pool).Subscribe(m.Stream)
+	sub := s.deps.Replies.Subscribe(m.Stream)
 	defer sub.Close()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

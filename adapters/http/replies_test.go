@@ -24,8 +24,9 @@ import (
 	"github.com/companin/companin/domain/message"
 )
 
-// withReplies tells the API that a reply worker runs: POST .../messages waits.
-func withReplies() testOption { return func(d *Deps) { d.Replies = true } }
+// withReplies tells the API that a reply worker runs: POST .../messages
+// waits. The hub hears the test server's listener (newTestServerOn).
+func withReplies() testOption { return func(d *Deps) { d.Replies = replies.NewHub(d.Pool, d.Logger) } }
 
 // startReplyWorker runs the reply worker in a runtime of its own, as another
 // server process would.
@@ -34,14 +35,15 @@ func (ts *testServer) startReplyWorker(t testing.TB, engine answer.StreamingEngi
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	rt := messaging.NewRuntime(ts.Store, ts.Pool, messaging.WithLeadershipInterval(20*time.Millisecond), messaging.WithLogger(logger),
 		messaging.WithWorkerConcurrency(8))
-	replies.Register(rt, replies.NewWorker(ts.Store, ts.Pool, engine))
+	// Its hub only publishes: the API's hears it, as in another process.
+	replies.Register(rt, replies.NewWorker(ts.Store, ts.Pool, engine, replies.NewHub(ts.Pool, logger)))
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
 		_ = rt.Run(ctx)
 	}()
-	t.Cleanup(func() { cancel(); <-stopped; replies.For(ts.Pool).Close() })
+	t.Cleanup(func() { cancel(); <-stopped })
 }
 
 func (ts *testServer) create(t testing.TB, path, body string) map[string]any {
@@ -438,7 +440,7 @@ func TestReplyWaitReadsFromThePostedMessage(t *testing.T) {
 	ts := newTestServer(t, withReplies())
 	ts.startReplyWorker(t, answer.NewEmbedded())
 	counted := &eventsRead{Store: ts.Store, n: map[string]int{}}
-	srv := New(Deps{Store: counted, Pool: ts.Pool, Runtime: ts.Server.deps.Runtime, Replies: true,
+	srv := New(Deps{Store: counted, Pool: ts.Pool, Runtime: ts.Server.deps.Runtime, Replies: ts.Server.deps.Replies,
 		Config: Config{RateLimitPerHour: 1_000_000, ReplyWait: 30 * time.Second}})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/companin/companin/adapters/postgres/secrets"
+	"github.com/companin/companin/adapters/replies"
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/queries"
@@ -55,6 +56,11 @@ type Config struct {
 	// NDJSON exports of GET /events) one organization keeps open on this
 	// instance (COMPANIN_MAX_STREAMS_PER_ORG); past it, 429. 0 means 10.
 	MaxStreamsPerOrg int
+	// CredentialCacheTTL is how long an instance trusts a client it looked
+	// up (its secret's hash, its organization's origins) when no
+	// announcement on CredentialsChannel tells it to forget it sooner: the
+	// bound on how long a revoked secret keeps working. 0 means 3 s.
+	CredentialCacheTTL time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -81,6 +87,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReadYourWritesWait <= 0 {
 		c.ReadYourWritesWait = 2 * time.Second
+	}
+	if c.CredentialCacheTTL <= 0 {
+		c.CredentialCacheTTL = lookupTTL
 	}
 	if c.MaxStreamsPerOrg <= 0 {
 		c.MaxStreamsPerOrg = 10
@@ -110,10 +119,11 @@ type Deps struct {
 	// App holds the use cases, built once by cmd/companin (NewApp). Nil:
 	// New builds them over Store and Pool (tests).
 	App *App
-	// Replies tells that the reply worker runs (in this process or another):
-	// POST .../messages then waits for the answer (Config.ReplyWait). False:
-	// it answers 202 pending at once.
-	Replies bool
+	// Replies is the process's reply hub (subscribed to its notification
+	// listener), given when the reply worker runs in this process or
+	// another: POST .../messages then waits for the answer (Config.ReplyWait).
+	// Nil: it answers 202 pending at once.
+	Replies *replies.Hub
 }
 
 // App is what the API does: the write and the read use cases.
@@ -189,6 +199,7 @@ func New(d Deps) *Server {
 	}
 	s.metrics = newHTTPMetrics(s.deps.Metrics)
 	s.keys = &signingKeys{configured: s.cfg.JWTSecret}
+	s.clients.ttl = s.cfg.CredentialCacheTTL
 	if d.App != nil {
 		s.app = *d.App
 	} else {

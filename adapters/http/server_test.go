@@ -15,7 +15,9 @@ import (
 	"github.com/companin/companin/adapters/eventstore/postgres"
 	"github.com/companin/companin/adapters/eventstore/shred"
 	"github.com/companin/companin/adapters/messaging"
+	"github.com/companin/companin/adapters/postgres/notify"
 	"github.com/companin/companin/adapters/postgres/pgtest"
+	"github.com/companin/companin/adapters/replies"
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/projections"
@@ -81,24 +83,19 @@ func newTestServerOn(t testing.TB, pool *pgxpool.Pool, opts ...testOption) *test
 	store := shred.New(inner, keys, shred.Redact(commands.PersonalFields()))
 	reg := prometheus.NewRegistry()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// One notification listener for the test server, as for a process.
+	listener := notify.New(pool.Config().ConnConfig, logger)
 	rt := messaging.NewRuntime(store, pool, messaging.WithLeadershipInterval(20*time.Millisecond),
-		messaging.WithRegisterer(reg), messaging.WithLogger(logger))
+		messaging.WithRegisterer(reg), messaging.WithLogger(logger), messaging.WithListener(listener))
 	for _, p := range testProjections() {
 		rt.AddProjection(p)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		if err := rt.Run(ctx); err != nil && ctx.Err() == nil {
-			t.Errorf("runtime: %v", err)
-		}
-	}()
-	// Registered after the pool's cleanup, so it runs before it.
-	t.Cleanup(func() { cancel(); <-stopped })
 	d := Deps{Store: store, Pool: pool, Runtime: rt, Metrics: reg, Logger: logger, Eraser: store}
 	for _, o := range opts {
 		o(&d)
+	}
+	if d.Replies != nil {
+		listener.Subscribe(d.Replies, replies.Channel)
 	}
 	if d.Config.RateLimitPerHour == 0 {
 		// Tests that poll would hit the production default; the rate-limit
@@ -106,6 +103,18 @@ func newTestServerOn(t testing.TB, pool *pgxpool.Pool, opts ...testOption) *test
 		d.Config.RateLimitPerHour = 1_000_000
 	}
 	srv := New(d)
+	listener.Subscribe(srv.CredentialNews(), CredentialsChannel)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{}, 2)
+	go func() { defer func() { stopped <- struct{}{} }(); listener.Run(ctx) }()
+	go func() {
+		defer func() { stopped <- struct{}{} }()
+		if err := rt.Run(ctx); err != nil && ctx.Err() == nil {
+			t.Errorf("runtime: %v", err)
+		}
+	}()
+	// Registered after the pool's cleanup, so it runs before it.
+	t.Cleanup(func() { cancel(); <-stopped; <-stopped })
 	// Every answer is checked against /api/v1/openapi.json (contract_test.go);
 	// not in benchmarks, whose figures would include the check.
 	h := srv.Handler()

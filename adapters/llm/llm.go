@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -44,29 +43,6 @@ type Config struct {
 	MaxHistory  int
 	Temperature float64
 	MaxTokens   int64
-}
-
-// ConfigFromEnv reads COMPANIN_LLM_BASE_URL, COMPANIN_LLM_API_KEY,
-// COMPANIN_LLM_MODEL and the optional COMPANIN_LLM_TIMEOUT (a Go duration).
-// ok is false when no base URL or model is set: no model is configured.
-func ConfigFromEnv() (cfg Config, ok bool, err error) {
-	cfg = Config{
-		BaseURL: strings.TrimSpace(os.Getenv("COMPANIN_LLM_BASE_URL")),
-		APIKey:  os.Getenv("COMPANIN_LLM_API_KEY"),
-		Model:   strings.TrimSpace(os.Getenv("COMPANIN_LLM_MODEL")),
-	}
-	if s := os.Getenv("COMPANIN_LLM_TIMEOUT"); s != "" {
-		if cfg.Timeout, err = time.ParseDuration(s); err != nil {
-			return cfg, false, fmt.Errorf("COMPANIN_LLM_TIMEOUT: %w", err)
-		}
-	}
-	if cfg.BaseURL == "" {
-		return cfg, false, nil
-	}
-	if cfg.Model == "" {
-		return cfg, false, errors.New("COMPANIN_LLM_BASE_URL is set but COMPANIN_LLM_MODEL is not")
-	}
-	return cfg, true, nil
 }
 
 func (c Config) withDefaults() Config {

@@ -243,24 +243,6 @@ func TestCallerErrorsAreNotHidden(t *testing.T) {
 	}
 }
 
-func TestConfigFromEnv(t *testing.T) {
-	t.Setenv("COMPANIN_LLM_BASE_URL", "")
-	if _, ok, err := ConfigFromEnv(); ok || err != nil {
-		t.Fatal("configured without a base URL")
-	}
-	t.Setenv("COMPANIN_LLM_BASE_URL", "http://localhost:11434/v1")
-	t.Setenv("COMPANIN_LLM_MODEL", "")
-	if _, _, err := ConfigFromEnv(); err == nil {
-		t.Fatal("no error without a model")
-	}
-	t.Setenv("COMPANIN_LLM_MODEL", "llama3")
-	t.Setenv("COMPANIN_LLM_TIMEOUT", "5s")
-	cfg, ok, err := ConfigFromEnv()
-	if !ok || err != nil || cfg.Model != "llama3" || cfg.Timeout != 5*time.Second {
-		t.Fatalf("%+v %v %v", cfg, ok, err)
-	}
-}
-
 // The passage holding the answer may be ranked low by retrieval; the
 // prompt still carries it, because the embedded engine would quote it.
 func TestPromptCarriesThePassagesTheEmbeddedEngineWouldQuote(t *testing.T) {

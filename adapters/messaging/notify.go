@@ -5,10 +5,9 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"time"
 
+	"github.com/companin/companin/adapters/postgres/notify"
 	"github.com/companin/companin/domain/es"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -16,8 +15,8 @@ const jobsChannel = "companin_jobs"
 
 // notifier spreads news inside the process: checkpoints that moved (for
 // WaitForProjections) and jobs that became claimable (for workers). It learns
-// them from this process's own commits and, through LISTEN, from every other
-// process's.
+// them from this process's own commits and, through the notification
+// listener, from every other process's.
 type notifier struct {
 	mu        sync.Mutex
 	changed   chan struct{} // closed and replaced whenever a checkpoint moves
@@ -33,11 +32,26 @@ type notifier struct {
 	// read from the database while listening: from then on every move of it
 	// is notified, and waiters need not read it again (fresh).
 	readAt map[string]int
+	// own is the listener the notifier runs itself (no WithListener).
+	own *notify.Listener
 }
 
-func newNotifier() *notifier {
-	return &notifier{changed: make(chan struct{}), positions: map[string]es.Position{}, jobs: map[string]chan struct{}{},
+// WithListener makes the runtime hear other processes' checkpoint moves and
+// jobs through l, the process's one notification listener, which the caller
+// runs. Without it, Run keeps a listening connection of its own while it runs.
+func WithListener(l *notify.Listener) Option { return func(c *config) { c.listener = l } }
+
+// newNotifier subscribes a notifier to l, or to a listener of its own on
+// pool when l is nil.
+func newNotifier(pool *pgxpool.Pool, l *notify.Listener, log *slog.Logger) *notifier {
+	n := &notifier{changed: make(chan struct{}), positions: map[string]es.Position{}, jobs: map[string]chan struct{}{},
 		readAt: map[string]int{}}
+	if l == nil {
+		l = notify.New(pool.Config().ConnConfig, log)
+		n.own = l
+	}
+	l.Subscribe(n, checkpointChannel, jobsChannel)
+	return n
 }
 
 // checkpoints returns a channel closed at the next checkpoint move, and the generation.
@@ -131,50 +145,27 @@ func (n *notifier) wakeAll(listening bool) {
 	}
 }
 
-// listen relays PostgreSQL notifications until ctx ends, reconnecting on
-// failure. It holds one dedicated connection (not one of the pool's).
-func (n *notifier) listen(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) {
-	delay := 100 * time.Millisecond
-	defer n.wakeAll(false) // no more notifications: waiters read the database
-	for ctx.Err() == nil {
-		err := n.listenOnce(ctx, pool)
-		if ctx.Err() != nil {
-			return
+// Notify implements notify.Handler: news from another process (or this one).
+func (n *notifier) Notify(channel, payload string) {
+	switch channel {
+	case checkpointChannel:
+		pos, name, ok := strings.Cut(payload, " ")
+		if ok {
+			n.checkpointMoved(name, es.Position(pos))
 		}
-		log.Warn("messaging: notification listener lost, reconnecting", "error", err)
-		n.wakeAll(false)
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return
-		}
-		delay = min(delay*2, 5*time.Second)
+	case jobsChannel:
+		n.jobsChanged(payload)
 	}
 }
 
-func (n *notifier) listenOnce(ctx context.Context, pool *pgxpool.Pool) error {
-	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+checkpointChannel+"; LISTEN "+jobsChannel); err != nil {
-		return err
-	}
-	n.wakeAll(true) // anything that happened before LISTEN took effect is re-read
-	for {
-		msg, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return err
-		}
-		switch msg.Channel {
-		case checkpointChannel:
-			pos, name, ok := strings.Cut(msg.Payload, " ")
-			if ok {
-				n.checkpointMoved(name, es.Position(pos))
-			}
-		case jobsChannel:
-			n.jobsChanged(msg.Payload)
-		}
+// Reset implements notify.Handler: notifications may have been lost, so every
+// waiter reads the database again.
+func (n *notifier) Reset(listening bool) { n.wakeAll(listening) }
+
+// run runs the runtime's own listener, when it was given none (WithListener),
+// until ctx ends.
+func (n *notifier) run(ctx context.Context) {
+	if n.own != nil {
+		n.own.Run(ctx)
 	}
 }

@@ -65,7 +65,7 @@ func (r *Runtime) run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); r.notify.listen(ctx, r.pool, r.log) }()
+	go func() { defer wg.Done(); r.notify.run(ctx) }()
 	go func() { defer wg.Done(); r.lead(ctx, leaders) }()
 	wg.Add(1)
 	go func() {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/companin/companin/adapters/postgres/notify"
 	"github.com/companin/companin/domain/es"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -63,6 +64,7 @@ type config struct {
 	parkAfter       int
 	leaseSet        bool
 	processIdentity string
+	listener        *notify.Listener
 }
 
 // WithLogger sets the logger of the runtime and its router.
@@ -188,7 +190,7 @@ func NewRuntime(store es.Store, pool *pgxpool.Pool, opts ...Option) *Runtime {
 		metrics: newMetrics(cfg.registerer),
 		names:   map[string]bool{},
 	}
-	r.notify = newNotifier()
+	r.notify = newNotifier(pool, cfg.listener, cfg.logger)
 	if cfg.registerer != nil {
 		register(cfg.registerer, prometheus.Collector(newJobsCollector(pool)))
 	}

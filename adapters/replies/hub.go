@@ -1,8 +1,9 @@
 // Package replies carries the reply worker's progress to the HTTP requests
 // waiting for it, in any process: the worker publishes the growing text
 // (Delta) and the recording of the reply (Done) with PostgreSQL NOTIFY; each
-// process keeps one LISTEN connection and wakes the requests waiting on that
-// stream. Notifications are hints, never the truth: a waiter re-reads the
+// process hears them through its one notification listener (notify.Listener,
+// which calls the hub's Notify and Reset) and wakes the requests waiting on
+// that stream. Notifications are hints, never the truth: a waiter re-reads the
 // stream's events when woken, so a lost notification only costs a wake-up,
 // and after a reconnect every waiter is woken to look again.
 package replies
@@ -16,7 +17,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -42,7 +42,7 @@ type note struct {
 	Done   bool      `json:"d,omitempty"`
 }
 
-// Hub publishes and listens. Build one per pool with For.
+// Hub publishes and listens. Build one per process with NewHub.
 type Hub struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
@@ -52,7 +52,7 @@ type Hub struct {
 
 	mu        sync.Mutex
 	listening bool
-	stop      context.CancelFunc
+	ready     chan struct{} // closed when listening becomes true
 	subs      map[string]map[*Subscription]struct{}
 	texts     map[uuid.UUID]*text
 }
@@ -71,22 +71,16 @@ type text struct {
 	finished time.Time
 }
 
-var (
-	hubsMu sync.Mutex
-	hubs   = map[*pgxpool.Pool]*Hub{}
-)
-
-// For returns the process's hub on pool, creating it on first use.
-func For(pool *pgxpool.Pool) *Hub {
-	hubsMu.Lock()
-	defer hubsMu.Unlock()
-	h, ok := hubs[pool]
-	if !ok {
-		h = &Hub{pool: pool, log: slog.Default(), pending: map[uuid.UUID]*outgoing{},
-			subs: map[string]map[*Subscription]struct{}{}, texts: map[uuid.UUID]*text{}}
-		hubs[pool] = h
+// NewHub returns a hub that publishes through pool. To hear progress (its
+// Subscribe), subscribe it to the process's notification listener on
+// Channel: l.Subscribe(hub, replies.Channel). A hub that only publishes (a
+// process that runs the reply worker but serves no requests) needs no listener.
+func NewHub(pool *pgxpool.Pool, log *slog.Logger) *Hub {
+	if log == nil {
+		log = slog.Default()
 	}
-	return h
+	return &Hub{pool: pool, log: log, pending: map[uuid.UUID]*outgoing{}, ready: make(chan struct{}),
+		subs: map[string]map[*Subscription]struct{}{}, texts: map[uuid.UUID]*text{}}
 }
 
 // Delta implements commands.ReplyNotifier: text is the next piece of the
@@ -151,20 +145,6 @@ func (h *Hub) notify(ctx context.Context, n note) {
 	}
 }
 
-// Close stops listening and forgets the hub; For builds a new one after.
-func (h *Hub) Close() {
-	hubsMu.Lock()
-	if hubs[h.pool] == h {
-		delete(hubs, h.pool)
-	}
-	hubsMu.Unlock()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.stop != nil {
-		h.stop()
-	}
-}
-
 // Subscription wakes a waiter when something happens to replies in its stream.
 type Subscription struct {
 	hub    *Hub
@@ -173,22 +153,30 @@ type Subscription struct {
 	C chan struct{}
 }
 
-// Subscribe starts listening (once per process) and returns a subscription
-// to stream's reply progress. Close it when done.
+// readyWait bounds how long Subscribe waits for the listener to listen.
+const readyWait = 5 * time.Second
+
+// Subscribe returns a subscription to stream's reply progress. Close it when
+// done. While the listener is not listening yet (the process is starting, or
+// the connection is being renewed) it waits for it a moment, so that the
+// waiter misses no progress sent after; the waiter is woken once listening
+// resumes in any case.
+//
+// A nil hub (no reply worker runs anywhere) hears nothing: its subscriptions
+// never fire.
 func (h *Hub) Subscribe(stream string) *Subscription {
 	s := &Subscription{hub: h, stream: stream, C: make(chan struct{}, 1)}
+	if h == nil {
+		return s
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !h.listening {
-		h.listening = true
-		ctx, cancel := context.WithCancel(context.Background())
-		h.stop = cancel
-		ready := make(chan struct{})
-		go h.listen(ctx, ready)
+		ready := h.ready
 		h.mu.Unlock()
-		select { // the first subscriber waits for LISTEN, so it misses nothing sent after
+		select {
 		case <-ready:
-		case <-time.After(5 * time.Second):
+		case <-time.After(readyWait):
 		}
 		h.mu.Lock()
 	}
@@ -201,6 +189,9 @@ func (h *Hub) Subscribe(stream string) *Subscription {
 
 // Close ends the subscription.
 func (s *Subscription) Close() {
+	if s.hub == nil {
+		return
+	}
 	s.hub.mu.Lock()
 	defer s.hub.mu.Unlock()
 	delete(s.hub.subs[s.stream], s)
@@ -212,6 +203,9 @@ func (s *Subscription) Close() {
 // Text returns the part of reply replyID received so far from rune offset
 // from on, and whether the worker said it is complete.
 func (s *Subscription) Text(replyID uuid.UUID, from int) (string, bool) {
+	if s.hub == nil {
+		return "", false
+	}
 	s.hub.mu.Lock()
 	defer s.hub.mu.Unlock()
 	t, ok := s.hub.texts[replyID]
@@ -226,49 +220,28 @@ func (s *Subscription) Text(replyID uuid.UUID, from int) (string, bool) {
 	return string(b), t.done
 }
 
-func (h *Hub) listen(ctx context.Context, ready chan struct{}) {
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := h.listenOnce(ctx, ready)
-		if ctx.Err() != nil {
-			return
-		}
-		h.log.Warn("replies: listener reconnecting", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
+// Notify implements notify.Handler: progress of a reply, from any process.
+func (h *Hub) Notify(_, payload string) {
+	var m note
+	if json.Unmarshal([]byte(payload), &m) != nil {
+		return
 	}
+	h.receive(m)
 }
 
-func (h *Hub) listenOnce(ctx context.Context, ready chan struct{}) error {
-	conn, err := pgx.ConnectConfig(ctx, h.pool.Config().ConnConfig)
-	if err != nil {
-		return err
+// Reset implements notify.Handler. Notifications sent while the listener was
+// away are lost: every waiter is woken to look at its stream again.
+func (h *Hub) Reset(listening bool) {
+	h.mu.Lock()
+	switch {
+	case listening && !h.listening:
+		close(h.ready)
+	case !listening && h.listening:
+		h.ready = make(chan struct{})
 	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
-		return err
-	}
-	h.wakeAll() // notifications sent while away are lost: look again
-	select {
-	case <-ready:
-	default:
-		close(ready)
-	}
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return err
-		}
-		var m note
-		if json.Unmarshal([]byte(n.Payload), &m) != nil {
-			continue
-		}
-		h.receive(m)
-	}
+	h.listening = listening
+	h.mu.Unlock()
+	h.wakeAll()
 }
 
 func (h *Hub) receive(m note) {

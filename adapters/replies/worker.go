@@ -14,13 +14,14 @@ import (
 )
 
 // NewWorker wires the reply worker: knowledge retrieval from the knowledge
-// read model, the engine, and progress notifications to waiting requests.
-func NewWorker(store es.Store, pool *pgxpool.Pool, engine answer.StreamingEngine) commands.AnswerMessageHandler {
+// read model, the engine, and progress notifications to waiting requests
+// (through hub, the process's).
+func NewWorker(store es.Store, pool *pgxpool.Pool, engine answer.StreamingEngine, hub *Hub) commands.AnswerMessageHandler {
 	return commands.AnswerMessageHandler{
 		Store:     store,
 		Engine:    engine,
 		Retriever: Knowledge(queries.NewSearchKnowledgeHandler(pool)),
-		Notifier:  For(pool),
+		Notifier:  hub,
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/companin/companin/adapters/messaging"
 	"github.com/companin/companin/adapters/natsfeed"
+	"github.com/companin/companin/adapters/postgres/notify"
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/es"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -53,8 +54,8 @@ func loadFeedConfig(get func(name, def string) string) (FeedConfig, []error) {
 // log as stored (personal fields sealed), or nil when no feed is configured.
 // Its own runtime keeps the broker out of read-your-writes and /readyz: API
 // writes wait for the projections, never for NATS. Close it after its Run
-// returned.
-func newFeed(cfg FeedConfig, sealed es.Store, pool *pgxpool.Pool, log *slog.Logger, reg prometheus.Registerer) (*messaging.Runtime, func(), error) {
+// returned. Its runtime hears other processes through listener, the process's.
+func newFeed(cfg FeedConfig, sealed es.Store, pool *pgxpool.Pool, listener *notify.Listener, log *slog.Logger, reg prometheus.Registerer) (*messaging.Runtime, func(), error) {
 	if cfg.NATSURL == "" {
 		return nil, func() {}, nil
 	}
@@ -65,7 +66,7 @@ func newFeed(cfg FeedConfig, sealed es.Store, pool *pgxpool.Pool, log *slog.Logg
 	if err != nil {
 		return nil, nil, fmt.Errorf("COMPANIN_FEED_NATS_URL: %w", err)
 	}
-	rt := messaging.NewRuntime(sealed, pool, messaging.WithLogger(log), messaging.WithRegisterer(reg))
+	rt := messaging.NewRuntime(sealed, pool, messaging.WithLogger(log), messaging.WithRegisterer(reg), messaging.WithListener(listener))
 	rt.AddProjection(feed)
 	log.Info("feed: publishing the event log to NATS JetStream", "stream", cfg.Stream, "subjects", cfg.SubjectPrefix+".<organization>.<type>")
 	return rt, func() { _ = feed.Close() }, nil

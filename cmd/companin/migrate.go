@@ -31,7 +31,7 @@ func openMigrated(ctx context.Context, cfg Config, log *slog.Logger) (*database,
 		db.Close()
 		return nil, nil, err
 	}
-	store, err := openEventLog(ctx, cfg, db.Pool, log)
+	store, err := openEventLog(ctx, cfg, db.Pool, nil, log)
 	if err != nil {
 		db.Close()
 		return nil, nil, err

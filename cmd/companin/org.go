@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	httpapi "github.com/companin/companin/adapters/http"
 	"github.com/companin/companin/adapters/messaging"
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain"
@@ -157,6 +158,8 @@ func orgUpdate(ctx context.Context, cfg Config, log *slog.Logger, args []string,
 		}
 		if err := o.await(ctx, originsAre(o, id, res.AllowedOrigins)); err != nil {
 			log.Warn("origins changed, but the API may not apply them until a server catches up", "err", err)
+		} else if err := httpapi.AnnounceCredentials(ctx, o.db.Pool, id.String()); err != nil {
+			log.Warn("origins changed; servers apply them within a few seconds", "err", err)
 		}
 		return json.NewEncoder(stdout).Encode(res)
 	})
@@ -218,6 +221,11 @@ func orgCredentials(ctx context.Context, cfg Config, log *slog.Logger, args []st
 			// within its credential cache's lifetime (a few seconds).
 			if err := o.await(ctx, clientKnown(o, clientID, false)); err != nil {
 				return fmt.Errorf("org credentials revoke: recorded, but the read model does not show it yet (a running server applies it soon): %w", err)
+			}
+			// Running servers forget their cached copy now; one that misses
+			// the announcement refuses the client within its cache's lifetime.
+			if err := httpapi.AnnounceCredentials(ctx, o.db.Pool, clientID); err != nil {
+				log.Warn("credentials revoked; servers refuse them within a few seconds", "err", err)
 			}
 			list, err := queries.ListCredentials(ctx, o.db.Pool, id)
 			if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	httpapi "github.com/companin/companin/adapters/http"
 	"github.com/companin/companin/adapters/messaging"
+	"github.com/companin/companin/adapters/postgres/notify"
 	"github.com/companin/companin/adapters/replies"
 	"github.com/companin/companin/migrations"
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,22 +41,29 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := migrations.Apply(ctx, db.Pool); err != nil {
 		return err
 	}
-	store, err := openEventLog(ctx, cfg, db.Pool, log)
+	// The process's one LISTEN connection: new events for the store's
+	// waiters, checkpoints and jobs for the runtime, reply progress for the
+	// hub. It runs with the consumers, and stops before the pool closes.
+	listener := notify.New(db.Pool.Config().ConnConfig, log)
+	store, err := openEventLog(ctx, cfg, db.Pool, listener, log)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	hub := replies.NewHub(db.Pool, log)
+	listener.Subscribe(hub, replies.Channel)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	runtime := messaging.NewRuntime(store, db.Pool, messaging.WithLogger(log), messaging.WithRegisterer(reg))
+	runtime := messaging.NewRuntime(store, db.Pool, messaging.WithLogger(log), messaging.WithRegisterer(reg),
+		messaging.WithListener(listener))
 	for _, p := range readModels() {
 		runtime.AddProjection(p)
 	}
-	if err := addWorkers(runtime, cfg, store, db.Pool, log); err != nil {
+	if err := addWorkers(runtime, cfg, store, db.Pool, hub, log); err != nil {
 		return err
 	}
-	feed, closeFeed, err := newFeed(cfg.Feed, store.Sealed, db.Pool, log, reg)
+	feed, closeFeed, err := newFeed(cfg.Feed, store.Sealed, db.Pool, listener, log, reg)
 	if err != nil {
 		return err
 	}
@@ -79,8 +87,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		},
 		Metrics: reg,
 		Logger:  log,
-		Replies: true,
+		Replies: hub,
 	})
+
+	listener.Subscribe(api.CredentialNews(), httpapi.CredentialsChannel)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -97,7 +107,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer stopConsumers()
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
-	wg.Add(1)
+	wg.Add(2)
+	go func() { defer wg.Done(); listener.Run(consumers) }()
 	go func() {
 		defer wg.Done()
 		if err := runtime.Run(consumers); err != nil && !errors.Is(err, context.Canceled) {
@@ -138,9 +149,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := api.ReturnQuota(sctx); err != nil {
 		log.Warn("rate limit quota not returned", "err", err)
 	}
-	stopConsumers()
+	stopConsumers() // the consumers and the listener
 	wg.Wait()
-	replies.For(db.Pool).Close() // the reply notifications' listener, before the pool closes
 	log.Info("stopped")
 	return failure
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/companin/companin/adapters/fetch"
 	"github.com/companin/companin/adapters/llm"
 	"github.com/companin/companin/adapters/messaging"
+	"github.com/companin/companin/adapters/postgres/notify"
 	"github.com/companin/companin/adapters/replies"
 	"github.com/companin/companin/commands"
 	"github.com/companin/companin/domain/answer"
@@ -46,8 +47,10 @@ func (l *eventLog) Close() {
 
 // openEventLog builds the event store cfg chooses on a migrated database.
 // Personal data is sealed on its way in whatever the adapter; the subjects'
-// keys always live in PostgreSQL.
-func openEventLog(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog.Logger) (*eventLog, error) {
+// keys always live in PostgreSQL. The PostgreSQL store hears other
+// processes' appends through listener, or through a connection of its own
+// when listener is nil (short commands).
+func openEventLog(ctx context.Context, cfg Config, pool *pgxpool.Pool, listener *notify.Listener, log *slog.Logger) (*eventLog, error) {
 	var inner es.Store
 	closeInner := func() {}
 	switch cfg.EventStore {
@@ -59,7 +62,11 @@ func openEventLog(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog
 		inner, closeInner = s, func() { _ = s.Close() }
 		log.Info("event store: EventStoreDB", "url", cfg.ESDBURL)
 	default:
-		s, err := pgstore.New(ctx, pool)
+		var opts []pgstore.Option
+		if listener != nil {
+			opts = append(opts, pgstore.WithListener(listener))
+		}
+		s, err := pgstore.New(ctx, pool, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("event store: %w", err)
 		}
@@ -84,8 +91,9 @@ func openEventLog(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog
 const ingestionWorker = "knowledge-ingestion"
 
 // addWorkers registers the shared workers with the runtime: knowledge
-// ingestion (fetch and extract sources), and the reply worker.
-func addWorkers(rt *messaging.Runtime, cfg Config, store es.Store, pool *pgxpool.Pool, log *slog.Logger) error {
+// ingestion (fetch and extract sources), and the reply worker, which
+// publishes its progress through hub.
+func addWorkers(rt *messaging.Runtime, cfg Config, store es.Store, pool *pgxpool.Pool, hub *replies.Hub, log *slog.Logger) error {
 	// PDFium's compiled code is kept under the data directory: only the
 	// first PDF ever read there pays for compiling it.
 	if err := extract.UseCompilationCache(filepath.Join(cfg.DataDir, "pdfium-cache")); err != nil {
@@ -103,7 +111,7 @@ func addWorkers(rt *messaging.Runtime, cfg Config, store es.Store, pool *pgxpool
 
 	engine, name := answerEngine(cfg.LLM)
 	log.Info("answers", "engine", name)
-	replies.Register(rt, replies.NewWorker(store, pool, engine))
+	replies.Register(rt, replies.NewWorker(store, pool, engine, hub))
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/companin/companin/adapters/postgres/pgtest"
 	"github.com/companin/companin/domain/es"
@@ -173,4 +174,89 @@ func BenchmarkReadAll(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkAppendInterleaved measures the append against the raw limit
+// under the same load: 16 clients run each contender for a slice of time
+// in turn, rounds after rounds, on one database, so that the load other
+// processes put on the machine falls on all of them alike. It reports each
+// one's rate and the ratios to the raw limit: Store.Append ("append"), a
+// plain INSERT of the same event into the events table ("table": what the
+// table itself costs), and one INSERT per transaction into a 3-column table
+// ("raw").
+//
+//	go test ./adapters/eventstore/postgres/ -run '^$' -bench AppendInterleaved -benchtime 8x
+//
+// b.N is the number of rounds; each round gives every contender 500 ms.
+func BenchmarkAppendInterleaved(b *testing.B) {
+	const clients, slice = 16, 500 * time.Millisecond
+	pool := benchPool(b)
+	ctx := context.Background()
+	s, err := New(ctx, pool)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := pool.Exec(ctx, `CREATE TABLE raw_insert (id bigserial PRIMARY KEY, stream text, data jsonb)`); err != nil {
+		b.Fatal(err)
+	}
+	meta := es.Metadata{OrganizationID: "0d3f2a55-6c0e-4f57-a0b4-0c4c7e1b2f11", Actor: "api_key:bench"}
+	metaJSON, _ := json.Marshal(meta)
+	contenders := []struct {
+		name string
+		op   func() error
+	}{
+		{"append", func() error {
+			_, err := s.Append(ctx, "conversation-"+uuid.NewString(), es.NoStream,
+				es.NewEvent{ID: uuid.New(), Type: "MessagePosted", Data: benchData, Metadata: meta})
+			return err
+		}},
+		{"table", func() error {
+			_, err := pool.Exec(ctx, `INSERT INTO events (epoch, event_id, stream, version, organization_id, type, data, metadata)
+				VALUES (0, $1, $2, 1, $3, 'MessagePosted', $4, $5)`,
+				uuid.New(), "conversation-"+uuid.NewString(), meta.OrganizationID, string(benchData), string(metaJSON))
+			return err
+		}},
+		{"raw", func() error {
+			_, err := pool.Exec(ctx, `INSERT INTO raw_insert (stream, data) VALUES ($1, $2)`, "conversation-"+uuid.NewString(), string(benchData))
+			return err
+		}},
+	}
+	done := make([]int64, len(contenders))
+	spent := make([]time.Duration, len(contenders))
+	b.ResetTimer()
+	for round := range b.N {
+		for k := range contenders {
+			c := contenders[(k+round)%len(contenders)] // rotate the order
+			i := (k + round) % len(contenders)
+			var n atomic.Int64
+			var failed atomic.Value
+			var wg sync.WaitGroup
+			start := time.Now()
+			for range clients {
+				wg.Go(func() {
+					for time.Since(start) < slice {
+						if err := c.op(); err != nil {
+							failed.CompareAndSwap(nil, err)
+							return
+						}
+						n.Add(1)
+					}
+				})
+			}
+			wg.Wait()
+			if err, _ := failed.Load().(error); err != nil {
+				b.Fatalf("%s: %v", c.name, err)
+			}
+			done[i] += n.Load()
+			spent[i] += time.Since(start)
+		}
+	}
+	b.StopTimer()
+	rate := func(i int) float64 { return float64(done[i]) / spent[i].Seconds() }
+	for i, c := range contenders {
+		b.ReportMetric(rate(i), c.name+"/s")
+	}
+	b.ReportMetric(rate(0)/rate(2), "append/raw")
+	b.ReportMetric(rate(1)/rate(2), "table/raw")
 }

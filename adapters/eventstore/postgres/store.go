@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/companin/companin/adapters/postgres/notify"
 	"github.com/companin/companin/domain/es"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -31,12 +32,14 @@ import (
 const Channel = "companin_events"
 
 // Store implements es.Store on PostgreSQL. It is safe for concurrent use and
-// meant to be shared by the whole process: it keeps one listening connection
-// for WaitForEvents, however many callers wait.
+// meant to be shared by the whole process: WaitForEvents hears other
+// processes' appends through one notification listener, however many callers wait.
 type Store struct {
 	pool            *pgxpool.Pool
 	idleFallback    time.Duration
 	pendingFallback time.Duration
+	listener        *notify.Listener
+	ownListener     bool // started at the first wait, stopped by Close
 
 	// background goroutines (the listener, the notifier) live until Close
 	bg       context.Context
@@ -70,6 +73,13 @@ func WithFallback(idle, pending time.Duration) Option {
 	return func(s *Store) { s.idleFallback, s.pendingFallback = idle, pending }
 }
 
+// WithListener makes the store hear other processes' appends through l, the
+// process's one notification listener, which the caller runs. Without it the
+// store keeps a listening connection of its own from the first wait to Close.
+func WithListener(l *notify.Listener) Option {
+	return func(s *Store) { s.listener = l }
+}
+
 // New returns a store on a migrated database. Before anything is appended it
 // checks the transaction-id epoch (see raiseEpochAfterRestore).
 func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error) {
@@ -90,6 +100,10 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 		s.stop()
 		return nil, err
 	}
+	if s.listener == nil {
+		s.listener, s.ownListener = notify.New(pool.Config().ConnConfig, nil), true
+	}
+	s.listener.Subscribe(s, Channel)
 	return s, nil
 }
 
@@ -255,7 +269,8 @@ func (s *Store) append(ctx context.Context, q querier, stream string, expected e
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 			switch pgErr.ConstraintName {
 			case "events_event_id_key":
-				return es.AppendResult{}, fmt.Errorf("append to %s: %w", stream, es.ErrDuplicateEventID)
+				// Some id is stored already: a retry of this batch, or a conflict.
+				return replay(ctx, q, stream, events)
 			case "events_stream_version_key":
 				return es.AppendResult{}, fmt.Errorf("append to %s: concurrent write: %w", stream, es.ErrWrongExpectedVersion)
 			}
@@ -505,10 +520,12 @@ func (s *Store) wait(ctx context.Context, after es.Position, f es.Filter) error 
 // (org "": any event; else that organization's), starting the listening
 // connection on first use.
 func (s *Store) subscribe(org string) <-chan struct{} {
-	s.listen1.Do(func() {
-		s.running.Add(1)
-		go s.listen()
-	})
+	if s.ownListener {
+		s.listen1.Do(func() {
+			s.running.Add(1)
+			go func() { defer s.running.Done(); s.listener.Run(s.bg) }()
+		})
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if org == "" {
@@ -571,46 +588,13 @@ func parsePayload(p string) (orgs map[string]struct{}, all bool) {
 	return orgs, false
 }
 
-// listen keeps one connection LISTENing on Channel and wakes every waiter on
-// each notification. After a reconnect it wakes them too: notifications sent
-// while it was away are lost, so waiters must look again.
-func (s *Store) listen() {
-	defer s.running.Done()
-	ctx := s.bg
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := s.listenOnce(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		_ = err // the connection broke; waiters fall back to their timeout meanwhile
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
-}
+// Notify implements notify.Handler: another process (or this one) appended
+// events of the organizations named.
+func (s *Store) Notify(_, payload string) { s.broadcast(parsePayload(payload)) }
 
-func (s *Store) listenOnce(ctx context.Context) error {
-	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
-		return err
-	}
-	s.broadcast(nil, true)
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return err
-		}
-		s.broadcast(parsePayload(n.Payload))
-	}
-}
+// Reset implements notify.Handler: notifications may have been lost, so every
+// waiter looks at the log again.
+func (s *Store) Reset(bool) { s.broadcast(nil, true) }
 
 // position is an event's place in the global log: the epoch, the id of the
 // transaction that wrote it, and its sequence number. Encoded as fixed-width
