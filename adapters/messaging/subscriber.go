@@ -175,12 +175,7 @@ func (s *logSubscriber) follow(ctx, lead context.Context, out chan<- *message.Me
 		// batch parks only its own event.
 		batch := buf
 		d := &delivery{prev: pos, events: batch, head: head}
-		msg := message.NewMessage(batch[0].ID.String(), nil)
-		msg.Metadata.Set(MetaEventID, batch[0].ID.String())
-		msg.Metadata.Set(MetaEventType, batch[0].Type)
-		msg.Metadata.Set(MetaPosition, string(batch[0].Position))
-		msg.Metadata.Set(MetaConsumer, c.name)
-		msg.SetContext(context.WithValue(ctx, deliveryKey{}, d))
+		msg := eventMessage(ctx, c.name, batch[0], deliveryKey{}, d)
 		select {
 		case out <- msg:
 		case <-ctx.Done():
