@@ -145,7 +145,7 @@ func (s *logSubscriber) follow(ctx, lead context.Context, out chan<- *message.Me
 				// and what it has read: move past them, so that
 				// WaitForProjections sees it has caught up.
 				skip := target{name: c.name, apply: func(context.Context, pgx.Tx, es.Event) error { return nil }}
-				err := applyTx(ctx, r.pool, r.txConfig(), skip, true, pos, []es.Event{{Position: scanned}}, nil)
+				err := applyTx(ctx, r.pool, r.txConfig(), skip, true, pos, []es.Event{{Position: scanned}}, nil, false)
 				if err != nil {
 					if ctx.Err() == nil {
 						log.Warn("messaging: move checkpoint past ignored events", "error", err)
