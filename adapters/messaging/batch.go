@@ -44,7 +44,9 @@ type batchFailure struct {
 	err   error
 }
 
-func newBatchTx(tx pgx.Tx, sync bool) *batchTx { return &batchTx{Tx: tx, sync: sync, batch: &pgx.Batch{}} }
+func newBatchTx(tx pgx.Tx, sync bool) *batchTx {
+	return &batchTx{Tx: tx, sync: sync, batch: &pgx.Batch{}}
+}
 
 // Exec queues sql; it is sent with the rest of the batch. Without arguments
 // it is sent at once (it may hold several statements, which a batch cannot).
