@@ -58,7 +58,14 @@ func (b *batchTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.Com
 		if err := b.flush(ctx); err != nil {
 			return pgconn.CommandTag{}, err
 		}
-		return b.Tx.Exec(ctx, sql, args...)
+		tag, err := b.Tx.Exec(ctx, sql, args...)
+		if err != nil {
+			// The event's, even if apply makes nothing of it: the
+			// transaction is aborted, and the next event must not take
+			// the blame.
+			b.failure = &batchFailure{event: b.event, err: err}
+		}
+		return tag, err
 	}
 	b.batch.Queue(sql, args...)
 	b.owners = append(b.owners, b.event)
