@@ -11,6 +11,9 @@ import (
 	"github.com/companin/companin/adapters/messaging"
 	"github.com/companin/companin/adapters/postgres/pgtest"
 	"github.com/companin/companin/domain/es"
+	"github.com/companin/companin/domain/message"
+	"github.com/companin/companin/domain/session"
+	"github.com/companin/companin/projections"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -180,5 +183,60 @@ func rawReplay(b *testing.B, store es.Store, pool *pgxpool.Pool, p messaging.Pro
 			b.Fatal(err)
 		}
 		pos = events[len(events)-1].Position
+	}
+}
+
+// BenchmarkRebuildConversations measures Rebuild of the real conversations
+// projection (sessions and their messages: per message an insert that also
+// moves the thread's count) over 100 sessions of 100 messages, batched
+// beside per-statement.
+func BenchmarkRebuildConversations(b *testing.B) {
+	const sessions, perSession = 100, 100
+	pool := pgtest.NewPool(b)
+	pg, err := postgres.New(context.Background(), pool)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pg.Close()
+	store := headed{pg, pool}
+	ctx := context.Background()
+	assistantID := uuid.New()
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for s := 0; s < sessions; s++ {
+		id := uuid.New()
+		started, _ := json.Marshal(session.Started{SessionID: id, AssistantID: assistantID, VisitorID: "v", Metadata: map[string]any{}, StartedAt: at})
+		events := []es.NewEvent{{ID: uuid.New(), Type: session.TypeStarted, Data: started}}
+		for m := 0; m < perSession; m++ {
+			role := message.User
+			if m%2 == 1 {
+				role = message.Assistant
+			}
+			posted, _ := json.Marshal(message.Posted{MessageID: uuid.New(), Role: role,
+				Content: fmt.Sprintf("message %d of session %d, with some words to store", m, s), PostedAt: at.Add(time.Duration(m) * time.Second)})
+			events = append(events, es.NewEvent{ID: uuid.New(), Type: message.TypePosted, Data: posted})
+		}
+		mctx := es.WithMetadata(ctx, es.Metadata{OrganizationID: "org-bench", Actor: "bench"})
+		if _, err := store.Append(mctx, session.Kind+"-"+id.String(), es.NoStream, events...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	n := sessions * (perSession + 1)
+	ps := []messaging.Projection{projections.Conversations{}}
+	for _, path := range []string{"batched", "per-statement"} {
+		b.Run(path, func(b *testing.B) {
+			messaging.BatchStatements(path == "batched")
+			defer messaging.BatchStatements(true)
+			for i := 0; i < b.N; i++ {
+				began := time.Now()
+				if err := messaging.Rebuild(ctx, store, pool, ps, ""); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(n)/time.Since(began).Seconds(), "events/s")
+			}
+			var count int
+			if err := pool.QueryRow(ctx, `SELECT sum(message_count) FROM sessions`).Scan(&count); err != nil || count != sessions*perSession {
+				b.Fatalf("message counts add up to %d (%v), want %d", count, err, sessions*perSession)
+			}
+		})
 	}
 }
