@@ -21,14 +21,14 @@ import (
 // version), so reads must see the writes still queued. The events named in
 // poison fail in one of four ways.
 type probe struct {
+	emptied
 	name   string
-	table  string
 	poison map[string]string // "stream@version" → "cannot", "data", "encode", "swallow"
 }
 
 func newProbe(t *testing.T, pool *pgxpool.Pool, name string, poison map[string]string) *probe {
 	t.Helper()
-	p := &probe{name: name, table: "rmp_" + name, poison: poison}
+	p := &probe{emptied: emptied{"rmp_" + name}, name: name, poison: poison}
 	_, err := pool.Exec(context.Background(), fmt.Sprintf(`CREATE TABLE %s (
 		stream text, version bigint, seen bigint, data jsonb, PRIMARY KEY (stream, version))`, p.table))
 	if err != nil {
@@ -64,32 +64,24 @@ func (p *probe) Handle(ctx context.Context, tx pgx.Tx, e es.Event) error {
 	return err
 }
 
-func (p *probe) Reset(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, "DELETE FROM "+p.table)
+// emptied is a test read model's table, which Reset empties.
+type emptied struct{ table string }
+
+func (m emptied) Reset(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, "DELETE FROM "+m.table)
 	return err
 }
 
 // dump lists the rows as stream@version:seen, in order.
 func (p *probe) dump(t *testing.T, pool *pgxpool.Pool) string {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), "SELECT stream, version, seen FROM "+p.table+" ORDER BY stream, version")
+	var out string
+	err := pool.QueryRow(context.Background(), `SELECT COALESCE(string_agg(stream || '@' || version || ':' || seen, ' '
+		ORDER BY stream, version), '') FROM `+p.table).Scan(&out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		var v, seen int64
-		if err := rows.Scan(&s, &v, &seen); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, fmt.Sprintf("%s@%d:%d", s, v, seen))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return strings.Join(out, " ")
+	return out
 }
 
 // want is the read model expected when every event but the poisoned ones

@@ -60,7 +60,7 @@ func (m benchModel) create(b *testing.B, pool *pgxpool.Pool) messaging.Projectio
 		c := &counter{name: m.name, table: "rm_" + m.name}
 		ddl, p = "CREATE TABLE "+c.table+" (stream text PRIMARY KEY, n int NOT NULL, versions text NOT NULL)", c
 	default:
-		r := rowsModel{name: m.name, table: "rm_" + m.name}
+		r := rowsModel{emptied{"rm_" + m.name}, m.name}
 		ddl, p = "CREATE TABLE "+r.table+" (id uuid PRIMARY KEY, stream text NOT NULL, version bigint NOT NULL, data jsonb NOT NULL)", r
 	}
 	if _, err := pool.Exec(context.Background(), ddl); err != nil {
@@ -69,7 +69,10 @@ func (m benchModel) create(b *testing.B, pool *pgxpool.Pool) messaging.Projectio
 	return p
 }
 
-type rowsModel struct{ name, table string }
+type rowsModel struct {
+	emptied
+	name string
+}
 
 func (r rowsModel) Name() string { return r.name }
 
@@ -83,11 +86,6 @@ func (r rowsModel) Handle(ctx context.Context, tx pgx.Tx, e es.Event) error {
 
 func (r rowsModel) insert() string {
 	return "INSERT INTO " + r.table + " (id, stream, version, data) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING"
-}
-
-func (r rowsModel) Reset(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, "DELETE FROM "+r.table)
-	return err
 }
 
 // BenchmarkProjectionLive measures the live runner following a backlog of
