@@ -30,8 +30,9 @@ type logConsumer struct {
 }
 
 // logSubscriber is a watermill Subscriber over the event log for one
-// consumer. It delivers one event at a time and waits for its ack; a nack
-// redelivers the same event (read again from the checkpoint), never skips it.
+// consumer. It delivers what it has read (up to a page) as one message, the
+// events in its context (delivery), and waits for its ack; a nack redelivers
+// from the checkpoint, never skipping an event.
 type logSubscriber struct {
 	r       *Runtime
 	c       *logConsumer
