@@ -40,10 +40,17 @@ type txConfig struct {
 	// idleTimeout bounds how long the transaction may sit idle: a stuck
 	// consumer must not hold a transaction id that holds back log readers.
 	idleTimeout time.Duration
+	// asyncCommit commits without waiting for the WAL to reach the disk.
+	// Safe for replays: a transaction lost in a database crash takes its
+	// checkpoint with it, and the events are applied again from the log.
+	asyncCommit bool
 }
 
 func (c txConfig) begin(key int32, sharedApplyLock bool) pgx.TxOptions {
 	q := fmt.Sprintf("BEGIN; SET LOCAL idle_in_transaction_session_timeout = %d", max(c.idleTimeout.Milliseconds(), 1))
+	if c.asyncCommit {
+		q += "; SET LOCAL synchronous_commit = off"
+	}
 	if sharedApplyLock {
 		// Before any write, so a transaction waiting for a rebuild holds no xid.
 		q += fmt.Sprintf("; SELECT pg_advisory_xact_lock_shared(%d, %d)", lockApply, key)

@@ -20,6 +20,11 @@ const rebuildBatch = 500
 
 var defaultTx = txConfig{idleTimeout: 30 * time.Second}
 
+// replayTx is how Rebuild and CatchUp apply: they do not wait for each
+// transaction to reach the disk (a crash of the database loses the last few,
+// checkpoints included, and they are replayed).
+var replayTx = txConfig{idleTimeout: defaultTx.idleTimeout, asyncCommit: true}
+
 // HeadReader is implemented by event stores that can tell where the log ends:
 // the position of the last committed event, including one that readers
 // cannot see yet because an older transaction (anywhere on the server, on
@@ -120,7 +125,7 @@ func replay(ctx context.Context, store es.Store, pool *pgxpool.Pool, p Projectio
 		}
 		// The next page is read while this one is applied.
 		ahead.start(events[len(events)-1].Position)
-		next, _, err := applyOrPark(ctx, pool, defaultTx, t, shared, pos, events, force)
+		next, _, err := applyOrPark(ctx, pool, replayTx, t, shared, pos, events, force)
 		pos = next
 		if errors.Is(err, errCheckpointMoved) {
 			if pos, err = readCheckpoint(ctx, pool, p.Name()); err != nil {
