@@ -40,9 +40,9 @@ type txConfig struct {
 	// idleTimeout bounds how long the transaction may sit idle: a stuck
 	// consumer must not hold a transaction id that holds back log readers.
 	idleTimeout time.Duration
-	// asyncCommit commits without waiting for the WAL to reach the disk.
-	// Safe for replays: a transaction lost in a database crash takes its
-	// checkpoint with it, and the events are applied again from the log.
+	// asyncCommit commits without waiting for the WAL to reach the disk:
+	// a transaction lost in a database crash takes its checkpoint with it,
+	// and its events are applied again from the log (see the package doc).
 	asyncCommit bool
 }
 

@@ -45,6 +45,14 @@
 //     the same events the same way.
 //   - Transactions are short: idle_in_transaction_session_timeout is set per
 //     transaction, and the log is read outside them.
+//   - Consumer transactions commit without waiting for the WAL to reach the
+//     disk (synchronous_commit off, per transaction; about 2 ms each here).
+//     A database crash may lose the last few, each with its checkpoint, so
+//     exactly-once holds: their events are applied again from the log, which
+//     is written with synchronous commits, as is anything a worker does after
+//     a job (a later synchronous commit also flushes the earlier ones). A
+//     read model may only show, for the seconds after such a crash, less
+//     than it showed before.
 //
 // Workers (AddWorker) are shared by all processes: a dispatcher led by one
 // process turns matching events into rows of consumer_jobs in the same

@@ -213,7 +213,9 @@ func (r *Runtime) claimName(name string) {
 	r.names[name] = true
 }
 
-func (r *Runtime) txConfig() txConfig { return txConfig{idleTimeout: r.cfg.idleTimeout} }
+func (r *Runtime) txConfig() txConfig {
+	return txConfig{idleTimeout: r.cfg.idleTimeout, asyncCommit: true}
+}
 
 // AddProjection registers a projection. It runs in one process at a time.
 func (r *Runtime) AddProjection(p Projection) {
