@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"testing"
 	"time"
 
@@ -91,18 +92,19 @@ func (r rowsModel) insert() string {
 // BenchmarkProjectionLive measures the live runner following a backlog of
 // n events (pages of 100, each applied in one transaction with the
 // checkpoint compare-and-set and its notification), through the router:
-// batched (the statements of a page in one round trip) beside per-statement
-// (one round trip per statement, as the runner was before).
+// batched (the statements of a page in one round trip, asynchronous commits)
+// beside old (one round trip per statement and synchronous commits, as the
+// runner was before).
 func BenchmarkProjectionLive(b *testing.B) {
 	const n = 2000
 	store, last, closeStore := benchLog(b, n)
 	defer closeStore()
 	pool := store.(headed).pool
 	for _, kind := range []string{"counter", "rows"} {
-		for _, path := range []string{"batched", "per-statement"} {
+		for _, path := range []string{"batched", "old"} {
 			b.Run(kind+"/"+path, func(b *testing.B) {
-				messaging.BatchStatements(path == "batched")
-				defer messaging.BatchStatements(true)
+				messaging.OldRunner(path == "old")
+				defer messaging.OldRunner(false)
 				for i := 0; i < b.N; i++ {
 					p := benchModel{kind: kind, name: fmt.Sprintf("live_%s_%s_%d", kind, path[:3], i)}.create(b, pool)
 					rt := messaging.NewRuntime(store, pool, messaging.WithLeadershipInterval(10*time.Millisecond))
@@ -124,19 +126,20 @@ func BenchmarkProjectionLive(b *testing.B) {
 }
 
 // BenchmarkProjectionCatchUp measures CatchUp (Rebuild replays the same way):
-// 500 events per transaction, batched and per-statement, beside the raw
-// peer: the same log pages read and the same statements sent in a pgx.Batch
-// per page in a transaction of their own, without the runner.
+// 500 events per transaction, batched and old (see
+// BenchmarkProjectionLive; both read the next page while they apply one),
+// beside the raw peer: the same log pages read and the same statements sent
+// in a pgx.Batch per page in a transaction of their own, without the runner.
 func BenchmarkProjectionCatchUp(b *testing.B) {
 	const n = 10000
 	store, _, closeStore := benchLog(b, n)
 	defer closeStore()
 	pool := store.(headed).pool
 	for _, kind := range []string{"counter", "rows"} {
-		for _, path := range []string{"batched", "per-statement", "raw"} {
+		for _, path := range []string{"batched", "old", "raw"} {
 			b.Run(kind+"/"+path, func(b *testing.B) {
-				messaging.BatchStatements(path != "per-statement")
-				defer messaging.BatchStatements(true)
+				messaging.OldRunner(path == "old")
+				defer messaging.OldRunner(false)
 				for i := 0; i < b.N; i++ {
 					p := benchModel{kind: kind, name: fmt.Sprintf("catchup_%s_%s_%d", kind, path[:3], i)}.create(b, pool)
 					began := time.Now()
@@ -187,7 +190,7 @@ func rawReplay(b *testing.B, store es.Store, pool *pgxpool.Pool, p messaging.Pro
 // BenchmarkRebuildConversations measures Rebuild of the real conversations
 // projection (sessions and their messages: per message an insert that also
 // moves the thread's count) over 100 sessions of 100 messages, batched
-// beside per-statement.
+// beside old (see BenchmarkProjectionLive).
 func BenchmarkRebuildConversations(b *testing.B) {
 	const sessions, perSession = 100, 100
 	pool := pgtest.NewPool(b)
@@ -220,10 +223,10 @@ func BenchmarkRebuildConversations(b *testing.B) {
 	}
 	n := sessions * (perSession + 1)
 	ps := []messaging.Projection{projections.Conversations{}}
-	for _, path := range []string{"batched", "per-statement"} {
+	for _, path := range []string{"batched", "old"} {
 		b.Run(path, func(b *testing.B) {
-			messaging.BatchStatements(path == "batched")
-			defer messaging.BatchStatements(true)
+			messaging.OldRunner(path == "old")
+			defer messaging.OldRunner(false)
 			for i := 0; i < b.N; i++ {
 				began := time.Now()
 				if err := messaging.Rebuild(ctx, store, pool, ps, ""); err != nil {
@@ -237,4 +240,80 @@ func BenchmarkRebuildConversations(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkReadYourWrites measures the live runner as the API uses it: 16
+// writers each append an event and wait for the projection to have applied
+// it (WaitForProjections), 2,000 events in all; it reports the events/s and
+// the wait's p50 and p99, batched beside old (see BenchmarkProjectionLive),
+// beside the peer: the same appends without waiting.
+func BenchmarkReadYourWrites(b *testing.B) {
+	const writers, n = 16, 2000
+	pool := pgtest.NewPool(b)
+	pg, err := postgres.New(context.Background(), pool)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pg.Close()
+	store := headed{pg, pool}
+	for _, path := range []string{"batched", "old", "append-only"} {
+		b.Run(path, func(b *testing.B) {
+			messaging.OldRunner(path == "old")
+			defer messaging.OldRunner(false)
+			for i := 0; i < b.N; i++ {
+				p := benchModel{kind: "rows", name: fmt.Sprintf("ryw_%s_%d", path[:3], i)}.create(b, pool)
+				rt := messaging.NewRuntime(store, pool, messaging.WithLeadershipInterval(10*time.Millisecond))
+				rt.AddProjection(p)
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- rt.Run(ctx) }()
+				// Led and caught up before the clock starts.
+				if err := rt.WaitForProjections(ctx, appendCounted(b, store, "warm-up")); err != nil {
+					b.Fatal(err)
+				}
+				waits := make([]time.Duration, n)
+				errs := make(chan error, writers)
+				began := time.Now()
+				for w := 0; w < writers; w++ {
+					go func() {
+						for k := w; k < n; k += writers {
+							pos := appendCounted(b, store, fmt.Sprintf("writer-%d", w))
+							if path == "append-only" {
+								continue
+							}
+							t := time.Now()
+							if err := rt.WaitForProjections(ctx, pos); err != nil {
+								errs <- err
+								return
+							}
+							waits[k] = time.Since(t)
+						}
+						errs <- nil
+					}()
+				}
+				for w := 0; w < writers; w++ {
+					if err := <-errs; err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(n)/time.Since(began).Seconds(), "events/s")
+				if path != "append-only" {
+					sort.Slice(waits, func(i, j int) bool { return waits[i] < waits[j] })
+					b.ReportMetric(float64(waits[n/2].Microseconds())/1000, "p50-ms")
+					b.ReportMetric(float64(waits[n*99/100].Microseconds())/1000, "p99-ms")
+				}
+				cancel()
+				<-done
+			}
+		})
+	}
+}
+
+func appendCounted(b *testing.B, store es.Store, stream string) es.Position {
+	res, err := store.Append(context.Background(), stream, es.Any, es.NewEvent{ID: uuid.New(), Type: "Counted", Data: json.RawMessage(`{}`)})
+	if err != nil {
+		b.Error(err)
+		return es.Start
+	}
+	return res.Position
 }

@@ -48,7 +48,7 @@ type txConfig struct {
 
 func (c txConfig) begin(key int32, sharedApplyLock bool) pgx.TxOptions {
 	q := fmt.Sprintf("BEGIN; SET LOCAL idle_in_transaction_session_timeout = %d", max(c.idleTimeout.Milliseconds(), 1))
-	if c.asyncCommit {
+	if c.asyncCommit && !oldRunner {
 		q += "; SET LOCAL synchronous_commit = off"
 	}
 	if sharedApplyLock {
@@ -124,7 +124,7 @@ func applyTx(ctx context.Context, pool *pgxpool.Pool, cfg txConfig, t target, sh
 	if p != nil {
 		applied = events[:len(events)-1]
 	}
-	w := newBatchTx(tx, sync || !batchStatements)
+	w := newBatchTx(tx, sync || oldRunner)
 	failed := func(f *batchFailure) error {
 		if f.event < 0 {
 			return fmt.Errorf("%s: %w", t.name, &unpinnedFailure{err: f.err})
@@ -170,9 +170,9 @@ func applyTx(ctx context.Context, pool *pgxpool.Pool, cfg txConfig, t target, sh
 	return nil
 }
 
-// batchStatements is false only in benchmarks that measure the runners as
-// they were, one round trip per statement, beside the batched ones.
-var batchStatements = true
+// oldRunner is set only by benchmarks that measure the runners as they
+// were (one round trip per statement, synchronous commits) beside them.
+var oldRunner = false
 
 // unpinnedFailure is a failure of a batch of statements that cannot be
 // pinned on one event (the batch could not be prepared or encoded, or the

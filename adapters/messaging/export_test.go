@@ -1,6 +1,6 @@
 package messaging
 
-// BatchStatements switches the runners between statements batched per
-// transaction (true, the default) and one round trip per statement, as they
-// were before, so that benchmarks measure both in the same run.
-func BatchStatements(on bool) { batchStatements = on }
+// OldRunner makes the runners work as they did before statements were
+// batched and commits asynchronous (one round trip per statement,
+// synchronous commits), so that benchmarks measure both in the same run.
+func OldRunner(on bool) { oldRunner = on }
