@@ -101,17 +101,18 @@ func (Conversations) messagePosted(ctx context.Context, tx pgx.Tx, e es.Event) e
 		}
 	}
 	t := at(ev.PostedAt, e)
-	tag, err := tx.Exec(ctx, `
-		INSERT INTO messages (id, organization_id, thread_kind, thread_id, version, role, content, metadata, reply_to, sources, user_context_id, created_at)
-		SELECT $1::uuid, $2::text, $3::text, $4::uuid, $5::bigint, $6::text, CASE WHEN c.user_context_erased THEN NULL ELSE $7::text END,
-			CASE WHEN c.user_context_erased THEN '{}'::jsonb ELSE $8::jsonb END, $9::uuid, $10::jsonb, c.user_context_id, $11::timestamptz
-		FROM (SELECT 1) one LEFT JOIN conversations c ON c.id = $4::uuid AND $3::text = 'conversation'
-		ON CONFLICT (id) DO NOTHING`,
+	// One statement: the count moves only if the message is new (the
+	// runner queues statements, so Exec reports no rows affected).
+	_, err := tx.Exec(ctx, `
+		WITH ins AS (
+			INSERT INTO messages (id, organization_id, thread_kind, thread_id, version, role, content, metadata, reply_to, sources, user_context_id, created_at)
+			SELECT $1::uuid, $2::text, $3::text, $4::uuid, $5::bigint, $6::text, CASE WHEN c.user_context_erased THEN NULL ELSE $7::text END,
+				CASE WHEN c.user_context_erased THEN '{}'::jsonb ELSE $8::jsonb END, $9::uuid, $10::jsonb, c.user_context_id, $11::timestamptz
+			FROM (SELECT 1) one LEFT JOIN conversations c ON c.id = $4::uuid AND $3::text = 'conversation'
+			ON CONFLICT (id) DO NOTHING RETURNING 1)
+		UPDATE `+threadTables[kind]+` SET message_count = message_count + 1, updated_at = GREATEST(updated_at, $11::timestamptz)
+		WHERE id = $4::uuid AND EXISTS (SELECT 1 FROM ins)`,
 		ev.MessageID, e.Metadata.OrganizationID, string(kind), id, int64(e.Version), string(ev.Role), raw.Content, object(ev.Metadata), ev.ReplyTo, sources, t)
-	if err != nil || tag.RowsAffected() == 0 {
-		return err
-	}
-	_, err = tx.Exec(ctx, `UPDATE `+threadTables[kind]+` SET message_count = message_count + 1, updated_at = GREATEST(updated_at, $2) WHERE id = $1`, id, t)
 	return err
 }
 

@@ -40,10 +40,17 @@ type txConfig struct {
 	// idleTimeout bounds how long the transaction may sit idle: a stuck
 	// consumer must not hold a transaction id that holds back log readers.
 	idleTimeout time.Duration
+	// asyncCommit commits without waiting for the WAL to reach the disk:
+	// a transaction lost in a database crash takes its checkpoint with it,
+	// and its events are applied again from the log (see the package doc).
+	asyncCommit bool
 }
 
 func (c txConfig) begin(key int32, sharedApplyLock bool) pgx.TxOptions {
 	q := fmt.Sprintf("BEGIN; SET LOCAL idle_in_transaction_session_timeout = %d", max(c.idleTimeout.Milliseconds(), 1))
+	if c.asyncCommit && !oldRunner {
+		q += "; SET LOCAL synchronous_commit = off"
+	}
 	if sharedApplyLock {
 		// Before any write, so a transaction waiting for a rebuild holds no xid.
 		q += fmt.Sprintf("; SELECT pg_advisory_xact_lock_shared(%d, %d)", lockApply, key)
@@ -89,12 +96,15 @@ type applyFunc func(ctx context.Context, tx pgx.Tx, e es.Event) error
 
 // applyTx applies events in one transaction and moves the consumer's
 // checkpoint from prev to the last event's position in the same transaction:
-// the effect of each event commits exactly once. With p, the last event is
-// parked (a dead letter, and t's mark) instead of applied. It returns
+// the effect of each event commits exactly once. The events write through a
+// batchTx: their statements reach the database in one round trip, with the
+// checkpoint's compare-and-set, unless sync. With p, the last event is parked
+// (a dead letter, and t's mark) instead of applied. It returns
 // errCheckpointMoved, having rolled back, when the checkpoint is no longer at
-// prev, and an *eventFailure when an event fails.
+// prev, an *eventFailure when an event fails, and an *unpinnedFailure when a
+// batched statement failed in a way that does not say whose it was.
 func applyTx(ctx context.Context, pool *pgxpool.Pool, cfg txConfig, t target, sharedApplyLock bool,
-	prev es.Position, events []es.Event, p *parking) error {
+	prev es.Position, events []es.Event, p *parking, sync bool) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -114,18 +124,44 @@ func applyTx(ctx context.Context, pool *pgxpool.Pool, cfg txConfig, t target, sh
 	if p != nil {
 		applied = events[:len(events)-1]
 	}
+	w := newBatchTx(tx, sync || oldRunner)
+	failed := func(f *batchFailure) error {
+		if f.event < 0 {
+			return fmt.Errorf("%s: %w", t.name, &unpinnedFailure{err: f.err})
+		}
+		return fmt.Errorf("%s: %w", t.name, &eventFailure{index: f.event, event: applied[f.event], err: f.err})
+	}
 	for i, e := range applied {
-		if err := safeApply(ctx, t.apply, tx, e); err != nil {
+		w.event = i
+		err := safeApply(ctx, t.apply, w, e)
+		if w.failure != nil {
+			// A statement queued by this event or an earlier one failed
+			// (whatever apply made of the error).
+			return failed(w.failure)
+		}
+		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, &eventFailure{index: i, event: e, err: err})
 		}
 	}
+	next := events[len(events)-1].Position
 	if p != nil {
+		if err := w.flush(ctx); err != nil {
+			return failed(w.failure)
+		}
 		if err := park(ctx, tx, t.name, t.mark, events[len(events)-1], p.reason); err != nil {
 			return err
 		}
-	}
-	if err := moveCheckpoint(ctx, tx, t.name, prev, events[len(events)-1].Position); err != nil {
-		return err
+		if err := moveCheckpoint(ctx, tx, t.name, prev, next); err != nil {
+			return err
+		}
+	} else {
+		moved, err := w.send(ctx, checkpointCAS, t.name, string(next), string(prev))
+		if err != nil {
+			return failed(w.failure)
+		}
+		if moved == 0 {
+			return errCheckpointMoved
+		}
 	}
 	committed = true
 	if err := tx.Commit(ctx); err != nil {
@@ -133,6 +169,19 @@ func applyTx(ctx context.Context, pool *pgxpool.Pool, cfg txConfig, t target, sh
 	}
 	return nil
 }
+
+// oldRunner is set only by benchmarks that measure the runners as they
+// were (one round trip per statement, synchronous commits) beside them.
+var oldRunner = false
+
+// unpinnedFailure is a failure of a batch of statements that cannot be
+// pinned on one event (the batch could not be prepared or encoded, or the
+// connection failed): the runners try the same events again with each
+// statement sent on its own, which says whose it is.
+type unpinnedFailure struct{ err error }
+
+func (f *unpinnedFailure) Error() string { return "batch: " + f.err.Error() }
+func (f *unpinnedFailure) Unwrap() error { return f.err }
 
 // safeApply turns a panic of apply into an error of its event, so that it is
 // counted and, if it keeps happening, parked like any other failure.
@@ -148,11 +197,7 @@ func safeApply(ctx context.Context, apply applyFunc, tx pgx.Tx, e es.Event) (err
 // moveCheckpoint is the compare-and-set of a consumer's position, with a
 // notification (delivered at commit) for WaitForProjections in every process.
 func moveCheckpoint(ctx context.Context, tx pgx.Tx, name string, prev, next es.Position) error {
-	rows, err := tx.Query(ctx, `
-		WITH u AS (
-			UPDATE consumer_checkpoints SET position = $2, updated_at = now(), last_error = NULL, failed_at = NULL
-			WHERE name = $1 AND position = $3 RETURNING name)
-		SELECT pg_notify('`+checkpointChannel+`', $2 || ' ' || $1) FROM u`, name, string(next), string(prev))
+	rows, err := tx.Query(ctx, checkpointCAS, name, string(next), string(prev))
 	if err != nil {
 		return fmt.Errorf("%s: checkpoint: %w", name, err)
 	}
@@ -169,3 +214,11 @@ func moveCheckpoint(ctx context.Context, tx pgx.Tx, name string, prev, next es.P
 	}
 	return nil
 }
+
+// checkpointCAS moves checkpoint $1 to $2 if it is at $3, and returns a row
+// (the notification's) if it did.
+const checkpointCAS = `
+	WITH u AS (
+		UPDATE consumer_checkpoints SET position = $2, updated_at = now(), last_error = NULL, failed_at = NULL
+		WHERE name = $1 AND position = $3 RETURNING name)
+	SELECT pg_notify('` + checkpointChannel + `', $2 || ' ' || $1) FROM u`

@@ -12,9 +12,17 @@
 //     transaction, with a compare-and-set on the checkpoint: each event's
 //     effect commits exactly once, whatever crashes, retries or concurrent
 //     runners happen. The live runner applies a batch (what it has read, up to
-//     a page) per transaction, as Rebuild and CatchUp do; when one event of a
-//     batch fails, the events before it commit and the failing one is parked
-//     or retried on its own.
+//     a page of 100) per transaction, as Rebuild and CatchUp do (pages of 500,
+//     the next page read while one is applied); when one event of a batch
+//     fails, the events before it commit and the failing one is parked or
+//     retried on its own.
+//   - A batch costs a few round trips, not a few per event: the transaction a
+//     projection's Handle gets queues what Exec sends in a pgx.Batch, sent
+//     with the checkpoint's compare-and-set; Query and QueryRow send the queue
+//     first. A statement's failure is the event's that queued it (when the
+//     batch fails without saying which statement, the events are applied
+//     again one statement at a time, which does). So a projection decides
+//     inside its statements, never on the rows an Exec affected.
 //   - A projection runs in one process at a time (a session advisory lock on a
 //     dedicated connection); when the holder dies or stops, another process
 //     takes over within the leadership interval, from the checkpoint.
@@ -37,6 +45,14 @@
 //     the same events the same way.
 //   - Transactions are short: idle_in_transaction_session_timeout is set per
 //     transaction, and the log is read outside them.
+//   - Consumer transactions commit without waiting for the WAL to reach the
+//     disk (synchronous_commit off, per transaction; about 2 ms each here).
+//     A database crash may lose the last few, each with its checkpoint, so
+//     exactly-once holds: their events are applied again from the log, which
+//     is written with synchronous commits, as is anything a worker does after
+//     a job (a later synchronous commit also flushes the earlier ones). A
+//     read model may only show, for the seconds after such a crash, less
+//     than it showed before.
 //
 // Workers (AddWorker) are shared by all processes: a dispatcher led by one
 // process turns matching events into rows of consumer_jobs in the same

@@ -300,19 +300,13 @@ func (s *jobSubscriber) deliver(ctx context.Context, j *job, out chan<- *message
 	}
 	e := events[0]
 	event = &e
-	msg, err := eventMessage(w.name, e)
-	if err != nil {
-		failed(err.Error())
-		return
-	}
-	msg.Metadata.Set(metaJobID, strconv.FormatInt(j.id, 10))
-	msg.Metadata.Set(metaAttempt, strconv.Itoa(j.attempts))
 	hctx, cancel := context.WithDeadline(ctx, j.deadline)
 	defer cancel()
 	beating := w.heartbeat(hctx, j, cancel)
 	defer beating.Wait()
 	defer cancel()
-	msg.SetContext(hctx)
+	d := &jobDelivery{event: e}
+	msg := eventMessage(hctx, w.name, e, jobKey{}, d)
 	select {
 	case out <- msg:
 	case <-ctx.Done():
@@ -325,7 +319,7 @@ func (s *jobSubscriber) deliver(ctx context.Context, j *job, out chan<- *message
 		}
 		r.metrics.done(w.name, e, e.GlobalPosition)
 	case <-msg.Nacked():
-		failed(msg.Metadata.Get(metaError))
+		failed(d.cause())
 	case <-ctx.Done():
 		// The process stops: the lease runs out and another process takes the job.
 	case <-hctx.Done():
@@ -342,7 +336,7 @@ func (s *jobSubscriber) deliver(ctx context.Context, j *job, out chan<- *message
 				log.Error("messaging: mark job done", "job_id", j.id, "error", err)
 			}
 		case <-msg.Nacked():
-			failed(msg.Metadata.Get(metaError))
+			failed(d.cause())
 		case <-ctx.Done():
 		}
 	}
@@ -427,13 +421,38 @@ func (w *worker) parked(ctx context.Context, j *job, e *es.Event, reason string)
 	w.r.log.Error("messaging: the parked job's hook failed", "worker", w.name, "job_id", j.id, "event_id", j.eventID, "error", err)
 }
 
-// handler runs the worker's function for a job message, outside any transaction.
-func (w *worker) handler(msg *message.Message) error {
-	e, err := eventOf(msg)
-	if err != nil {
-		msg.Metadata.Set(metaError, err.Error())
-		return err
+// jobDelivery is what the job subscriber hands the handler (in the message's
+// context, in process): the job's event as read, and, once the handler has
+// failed, why.
+type jobDelivery struct {
+	event es.Event
+	err   error // set by the handler before the message is nacked
+}
+
+type jobKey struct{}
+
+// cause is the failure recorded on the job after a nack.
+func (d *jobDelivery) cause() string {
+	if d.err == nil {
+		return "the handler failed without an error"
 	}
+	return d.err.Error()
+}
+
+// handler runs the worker's function for a job message, outside any
+// transaction. A panic is a failed attempt like an error.
+func (w *worker) handler(msg *message.Message) (err error) {
+	d, ok := msg.Context().Value(jobKey{}).(*jobDelivery)
+	if !ok {
+		return fmt.Errorf("messaging: worker %s: message %s carries no job", w.name, msg.UUID)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+		d.err = err
+	}()
+	e := d.event
 	corr := e.Metadata.CorrelationID
 	if corr == "" {
 		corr = e.ID.String()
@@ -444,9 +463,5 @@ func (w *worker) handler(msg *message.Message) error {
 		CorrelationID:  corr,
 		CausationID:    e.ID.String(),
 	})
-	if err := w.handle(ctx, e); err != nil {
-		msg.Metadata.Set(metaError, err.Error())
-		return err
-	}
-	return nil
+	return w.handle(ctx, e)
 }

@@ -197,9 +197,11 @@ func applyOrPark(ctx context.Context, pool *pgxpool.Pool, cfg txConfig, t target
 	var parked []DeadLetter
 	todo := events
 	var p *parking
+	sync := false
 	for len(events) > 0 {
-		err := applyTx(ctx, pool, cfg, t, shared, prev, todo, p)
+		err := applyTx(ctx, pool, cfg, t, shared, prev, todo, p, sync)
 		var f *eventFailure
+		var u *unpinnedFailure
 		switch {
 		case err == nil:
 			if p != nil {
@@ -210,6 +212,9 @@ func applyOrPark(ctx context.Context, pool *pgxpool.Pool, cfg txConfig, t target
 			prev = todo[len(todo)-1].Position
 			events = events[len(todo):]
 			todo, p = events, nil
+		case errors.As(err, &u) && !sync && ctx.Err() == nil:
+			// Again, each statement on its own: the failure then names its event.
+			sync = true
 		case errors.As(err, &f) && classify(f.err) == deterministic:
 			todo, p = todo[:f.index+1], &parking{reason: reasonText(f.err)}
 		case errors.As(err, &f) && forcePark != nil && p == nil:
@@ -217,9 +222,9 @@ func applyOrPark(ctx context.Context, pool *pgxpool.Pool, cfg txConfig, t target
 				todo, p = todo[:f.index+1], &parking{reason: reason}
 				continue
 			}
-			return commitPrefix(ctx, pool, cfg, t, shared, prev, todo[:f.index], parked, err)
+			return commitPrefix(ctx, pool, cfg, t, shared, prev, todo[:f.index], parked, err, sync)
 		case errors.As(err, &f) && p == nil:
-			return commitPrefix(ctx, pool, cfg, t, shared, prev, todo[:f.index], parked, err)
+			return commitPrefix(ctx, pool, cfg, t, shared, prev, todo[:f.index], parked, err, sync)
 		default:
 			return prev, parked, err
 		}
@@ -232,11 +237,11 @@ func applyOrPark(ctx context.Context, pool *pgxpool.Pool, cfg txConfig, t target
 // failure of one event never undoes the others. It returns the checkpoint
 // reached and cause.
 func commitPrefix(ctx context.Context, pool *pgxpool.Pool, cfg txConfig, t target, shared bool,
-	prev es.Position, prefix []es.Event, parked []DeadLetter, cause error) (es.Position, []DeadLetter, error) {
+	prev es.Position, prefix []es.Event, parked []DeadLetter, cause error, sync bool) (es.Position, []DeadLetter, error) {
 	if len(prefix) == 0 || ctx.Err() != nil {
 		return prev, parked, cause
 	}
-	if err := applyTx(ctx, pool, cfg, t, shared, prev, prefix, nil); err != nil {
+	if err := applyTx(ctx, pool, cfg, t, shared, prev, prefix, nil, sync); err != nil {
 		return prev, parked, cause
 	}
 	return prefix[len(prefix)-1].Position, parked, cause

@@ -20,6 +20,11 @@ const rebuildBatch = 500
 
 var defaultTx = txConfig{idleTimeout: 30 * time.Second}
 
+// replayTx is how Rebuild and CatchUp apply: they do not wait for each
+// transaction to reach the disk (a crash of the database loses the last few,
+// checkpoints included, and they are replayed).
+var replayTx = txConfig{idleTimeout: defaultTx.idleTimeout, asyncCommit: true}
+
 // HeadReader is implemented by event stores that can tell where the log ends:
 // the position of the last committed event, including one that readers
 // cannot see yet because an older transaction (anywhere on the server, on
@@ -108,15 +113,19 @@ func replay(ctx context.Context, store es.Store, pool *pgxpool.Pool, p Projectio
 		}
 		return reasonText(fmt.Errorf("failed %d times: %w", failures, err)), true
 	}
+	ahead := readAhead(ctx, store, filter)
+	defer ahead.stop()
 	for {
-		events, err := store.ReadAll(ctx, pos, rebuildBatch, filter)
+		events, err := ahead.read(pos)
 		if err != nil {
 			return pos, fmt.Errorf("%s: read log: %w", p.Name(), err)
 		}
 		if len(events) == 0 {
 			return pos, nil
 		}
-		next, _, err := applyOrPark(ctx, pool, defaultTx, t, shared, pos, events, force)
+		// The next page is read while this one is applied.
+		ahead.start(events[len(events)-1].Position)
+		next, _, err := applyOrPark(ctx, pool, replayTx, t, shared, pos, events, force)
 		pos = next
 		if errors.Is(err, errCheckpointMoved) {
 			if pos, err = readCheckpoint(ctx, pool, p.Name()); err != nil {
@@ -132,6 +141,62 @@ func replay(ctx context.Context, store es.Store, pool *pgxpool.Pool, p Projectio
 			return pos, err
 		}
 	}
+}
+
+// pager reads the log a page ahead of a replay, so that reading a page and
+// applying the one before overlap.
+type pager struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	store  es.Store
+	filter es.Filter
+	from   es.Position // where the page being read ahead starts
+	page   chan page   // nil when nothing is being read ahead
+}
+
+type page struct {
+	events []es.Event
+	err    error
+}
+
+func readAhead(ctx context.Context, store es.Store, filter es.Filter) *pager {
+	ctx, cancel := context.WithCancel(ctx)
+	return &pager{ctx: ctx, cancel: cancel, store: store, filter: filter}
+}
+
+// start reads the page after from in the background.
+func (p *pager) start(from es.Position) {
+	p.discard()
+	ch := make(chan page, 1)
+	p.from, p.page = from, ch
+	go func() {
+		events, err := p.store.ReadAll(p.ctx, from, rebuildBatch, p.filter)
+		ch <- page{events, err}
+	}()
+}
+
+// read returns the page after from: the one read ahead if it starts there.
+func (p *pager) read(from es.Position) ([]es.Event, error) {
+	if p.page != nil && p.from == from {
+		pg := <-p.page
+		p.page = nil
+		return pg.events, pg.err
+	}
+	p.discard()
+	return p.store.ReadAll(p.ctx, from, rebuildBatch, p.filter)
+}
+
+// discard waits for the page being read ahead, if any, and drops it.
+func (p *pager) discard() {
+	if p.page != nil {
+		<-p.page
+		p.page = nil
+	}
+}
+
+func (p *pager) stop() {
+	p.cancel()
+	p.discard()
 }
 
 // replayAttempts is how often a rebuild or catch-up tries an event that

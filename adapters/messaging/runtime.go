@@ -24,6 +24,11 @@ type Projection interface {
 	Name() string
 	// Handle applies one event. Ignore event types you don't care about.
 	// Returning an error rolls the event back; it is retried, never skipped.
+	// The runners apply many events per transaction and tx queues what
+	// Exec sends (one round trip for the batch): Exec returns no rows
+	// affected (decide inside the statement instead), a failing statement
+	// fails its event later, and arguments must not change after Exec.
+	// Query and QueryRow send the queue first, so reads see every write.
 	Handle(ctx context.Context, tx pgx.Tx, e es.Event) error
 	// Reset empties the projection's tables before a rebuild.
 	Reset(ctx context.Context, tx pgx.Tx) error
@@ -210,7 +215,9 @@ func (r *Runtime) claimName(name string) {
 	r.names[name] = true
 }
 
-func (r *Runtime) txConfig() txConfig { return txConfig{idleTimeout: r.cfg.idleTimeout} }
+func (r *Runtime) txConfig() txConfig {
+	return txConfig{idleTimeout: r.cfg.idleTimeout, asyncCommit: true}
+}
 
 // AddProjection registers a projection. It runs in one process at a time.
 func (r *Runtime) AddProjection(p Projection) {

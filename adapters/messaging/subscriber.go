@@ -30,8 +30,9 @@ type logConsumer struct {
 }
 
 // logSubscriber is a watermill Subscriber over the event log for one
-// consumer. It delivers one event at a time and waits for its ack; a nack
-// redelivers the same event (read again from the checkpoint), never skips it.
+// consumer. It delivers what it has read (up to a page) as one message, the
+// events in its context (delivery), and waits for its ack; a nack redelivers
+// from the checkpoint, never skipping an event.
 type logSubscriber struct {
 	r       *Runtime
 	c       *logConsumer
@@ -145,7 +146,7 @@ func (s *logSubscriber) follow(ctx, lead context.Context, out chan<- *message.Me
 				// and what it has read: move past them, so that
 				// WaitForProjections sees it has caught up.
 				skip := target{name: c.name, apply: func(context.Context, pgx.Tx, es.Event) error { return nil }}
-				err := applyTx(ctx, r.pool, r.txConfig(), skip, true, pos, []es.Event{{Position: scanned}}, nil)
+				err := applyTx(ctx, r.pool, r.txConfig(), skip, true, pos, []es.Event{{Position: scanned}}, nil, false)
 				if err != nil {
 					if ctx.Err() == nil {
 						log.Warn("messaging: move checkpoint past ignored events", "error", err)
@@ -175,12 +176,7 @@ func (s *logSubscriber) follow(ctx, lead context.Context, out chan<- *message.Me
 		// batch parks only its own event.
 		batch := buf
 		d := &delivery{prev: pos, events: batch, head: head}
-		msg := message.NewMessage(batch[0].ID.String(), nil)
-		msg.Metadata.Set(MetaEventID, batch[0].ID.String())
-		msg.Metadata.Set(MetaEventType, batch[0].Type)
-		msg.Metadata.Set(MetaPosition, string(batch[0].Position))
-		msg.Metadata.Set(MetaConsumer, c.name)
-		msg.SetContext(context.WithValue(ctx, deliveryKey{}, d))
+		msg := eventMessage(ctx, c.name, batch[0], deliveryKey{}, d)
 		select {
 		case out <- msg:
 		case <-ctx.Done():

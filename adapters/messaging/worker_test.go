@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/companin/companin/adapters/eventstore/memory"
 	"github.com/companin/companin/adapters/messaging"
+	"github.com/companin/companin/adapters/postgres/pgtest"
 	"github.com/companin/companin/domain/es"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -278,4 +280,49 @@ func TestPanicsAreRecoveredAndRetried(t *testing.T) {
 			t.Fatalf("jobs tried twice: %d, events handled: %d", retried, len(h.count))
 		}
 	})
+}
+
+// A handler that always panics is a failing handler like any other: its job
+// is parked after its attempts with the panic as the reason (carried from the
+// handler to the job's bookkeeping in process, not through message metadata),
+// and the worker's OnParked hook is told that reason.
+func TestPanickingJobIsParkedWithThePanicAsReason(t *testing.T) {
+	pool := pgtest.NewPool(t)
+	store := memory.New()
+	var mu sync.Mutex
+	var told string
+	rt := messaging.NewRuntime(store, pool, fast(
+		messaging.WithMaxAttempts(2),
+		messaging.WithJobBackoff(10*time.Millisecond, 20*time.Millisecond),
+	)...)
+	rt.AddWorker("always-panics", es.Filter{}, func(ctx context.Context, e es.Event) error {
+		panic("worker bug " + e.Stream)
+	}, messaging.OnParked(func(ctx context.Context, e es.Event, reason string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		told = reason
+		return nil
+	}))
+	start(t, rt)
+	appendOne(t, store, "conversation-p", "MessagePosted")
+	waitFor(t, 30*time.Second, "the job parked", func() bool { return jobStatus(t, pool, "always-panics")["failed"] == 1 })
+	var attempts int
+	var lastError string
+	if err := pool.QueryRow(context.Background(), `SELECT attempts, last_error FROM consumer_jobs
+		WHERE worker = 'always-panics'`).Scan(&attempts, &lastError); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != 2 || lastError != "panic: worker bug conversation-p" {
+		t.Fatalf("parked job: attempts %d, error %q", attempts, lastError)
+	}
+	waitFor(t, 30*time.Second, "the OnParked hook", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return told != ""
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if told != lastError {
+		t.Fatalf("OnParked told %q, job says %q", told, lastError)
+	}
 }
