@@ -102,6 +102,14 @@ func newTestServerOn(t testing.TB, pool *pgxpool.Pool, opts ...testOption) *test
 		// tests set their own small limit.
 		d.Config.RateLimitPerHour = 1_000_000
 	}
+	if d.Config.ReadYourWritesWait == 0 {
+		// Tests read right after their writes. On a shared PostgreSQL
+		// server every reader of the log waits for the oldest transaction
+		// of ANY database (other tests' included), which can take seconds
+		// under load: a stuck projection still fails them, a slow horizon
+		// does not. The bound itself is tested with its own small value.
+		d.Config.ReadYourWritesWait = 15 * time.Second
+	}
 	srv := New(d)
 	listener.Subscribe(srv.CredentialNews(), CredentialsChannel)
 	ctx, cancel := context.WithCancel(context.Background())
