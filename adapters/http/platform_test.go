@@ -498,7 +498,7 @@ func TestOpenAPIMetricsReadiness(t *testing.T) {
 // stuckProjections never catch up.
 type stuckProjections struct{}
 
-func (stuckProjections) WaitForProjections(ctx context.Context, _ es.Position) error {
+func (stuckProjections) WaitForProjections(ctx context.Context, _ es.Position, _ ...string) error {
 	<-ctx.Done()
 	return ctx.Err()
 }

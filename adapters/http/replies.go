@@ -92,12 +92,15 @@ func (m awaitedMessage) dto(o outcome) messageWithReplyDTO {
 		CreatedAt: m.Message.PostedAt.UTC(), ReplyStatus: o.status, Reply: o.reply, ReplyError: o.failure}
 }
 
+// replyTypes are the events that settle a user message: its reply or the failure.
+var replyTypes = []string{message.TypePosted, answer.TypeReplyFailed}
+
 // respondWithReply answers a POST .../messages whose user message is
 // recorded: 201 with the reply when it comes within the wait, else 202
 // pending; with Accept: text/event-stream, the reply streamed as it grows.
 func (s *Server) respondWithReply(w http.ResponseWriter, r *http.Request, m awaitedMessage) {
 	if wantsEventStream(r) {
-		s.waitForProjections(r, m.Position)
+		s.waitForProjections(r, m.Position, message.TypePosted)
 		s.streamReply(w, r, m, 0)
 		return
 	}
@@ -120,10 +123,10 @@ func (s *Server) respondWithReply(w http.ResponseWriter, r *http.Request, m awai
 	}
 	switch o.status {
 	case replyPending:
-		s.waitForProjections(r, m.Position)
+		s.waitForProjections(r, m.Position, message.TypePosted)
 		writeData(w, r, http.StatusAccepted, m.dto(o))
 	default:
-		s.waitForProjections(r, o.position)
+		s.waitForProjections(r, o.position, replyTypes...)
 		writeData(w, r, http.StatusCreated, m.dto(o))
 	}
 }
@@ -354,7 +357,7 @@ func (s *Server) streamReply(w http.ResponseWriter, r *http.Request, m awaitedMe
 					}
 				}
 			}
-			s.waitForProjections(r, o.position)
+			s.waitForProjections(r, o.position, replyTypes...)
 			send("reply.completed", sseID(mid, sent), m.dto(o))
 			return
 		case replyFailed:

@@ -24,7 +24,7 @@ import (
 // (*messaging.Runtime): waiting until read models reflect a write, so that a
 // client reading right after a 2xx sees what it wrote.
 type Projections interface {
-	WaitForProjections(ctx context.Context, pos es.Position) error
+	WaitForProjections(ctx context.Context, pos es.Position, types ...string) error
 }
 
 // Config holds the settings of the API, parsed once by the command line.
@@ -287,13 +287,16 @@ func withResponseHeader(next http.Handler) http.Handler {
 // reflect the log up to pos, or after the configured bound; then the write
 // still succeeded, the answer says Companin-Read-Models: behind, and the
 // read models catch up soon after.
-func (s *Server) waitForProjections(r *http.Request, pos es.Position) {
+//
+// types, when given, are the types of the events written: only the read
+// models that show such events are waited for.
+func (s *Server) waitForProjections(r *http.Request, pos es.Position, types ...string) {
 	if s.deps.Runtime == nil || pos == es.Start {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadYourWritesWait)
 	defer cancel()
-	if err := s.deps.Runtime.WaitForProjections(ctx, pos); err != nil {
+	if err := s.deps.Runtime.WaitForProjections(ctx, pos, types...); err != nil {
 		if h, ok := r.Context().Value(responseHeaderKey{}).(http.Header); ok {
 			h.Set(HeaderReadModels, "behind")
 		}

@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/companin/companin/adapters/eventstore/postgres"
 	"github.com/companin/companin/adapters/messaging"
+	"github.com/companin/companin/adapters/postgres/pgtest"
 	"github.com/companin/companin/domain/es"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -363,4 +366,51 @@ func TestRebuildGivesIdenticalResults(t *testing.T) {
 			t.Fatalf("Rebuild of an unknown name = %v", err)
 		}
 	})
+}
+
+// held is a projection of "Held" events that blocks in Handle until released.
+type held struct{ release chan struct{} }
+
+func (held) Name() string         { return "held" }
+func (held) EventTypes() []string { return []string{"Held"} }
+func (h held) Handle(ctx context.Context, _ pgx.Tx, _ es.Event) error {
+	select {
+	case <-h.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+func (held) Reset(context.Context, pgx.Tx) error { return nil }
+
+// Read-your-writes for a write of given event types waits for the projections
+// that show such events, not for one stuck on events of another type; without
+// types it waits for every projection.
+func TestWaitForProjectionsOfTypesSkipsProjectionsThatCannotShowThem(t *testing.T) {
+	pool := pgtest.NewPool(t)
+	store, err := postgres.New(context.Background(), pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	c := newCounter(t, pool, "typed")
+	h := held{release: make(chan struct{})}
+	rt := messaging.NewRuntime(store, pool, fast()...)
+	rt.AddProjection(c)
+	rt.AddProjection(h)
+	running := start(t, rt)
+	t.Cleanup(func() { close(h.release); running.stop(t) })
+	if _, err := store.Append(context.Background(), "held-1", es.Any, es.NewEvent{ID: uuid.New(), Type: "Held", Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	pos := appendN(t, store, 2, 3)
+	if err := rt.WaitForProjections(waitCtx(t, 60*time.Second), pos, "Counted"); err != nil {
+		t.Fatalf("waiting for the projections of Counted: %v", err)
+	}
+	if got, want := c.dump(t, pool), expectedDump(2, 3); got != want {
+		t.Fatalf("read model after the wait:\n%s\nwant:\n%s", got, want)
+	}
+	if err := rt.WaitForProjections(waitCtx(t, 300*time.Millisecond), pos); err == nil {
+		t.Fatal("waiting for every projection returned while one is held")
+	}
 }

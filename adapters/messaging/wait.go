@@ -3,20 +3,26 @@ package messaging
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/companin/companin/domain/es"
 )
 
 // WaitForProjections returns once every registered projection's checkpoint is
-// at or after pos (read-your-writes after an append), or with ctx's error. It
+// at or after pos (read-your-writes after an append), or with ctx's error.
+// Given the types of the events appended, it waits only for the projections
+// that may show them: those that declare no types (EventTyper) or one of
+// these; the others cannot change for this write. It
 // is woken by checkpoint commits of this process and, while Run runs, of every
 // other process (LISTEN/NOTIFY), never by polling. During a Rebuild it may
 // return early: the rebuilt projection's old position still counts.
-func (r *Runtime) WaitForProjections(ctx context.Context, pos es.Position) error {
+func (r *Runtime) WaitForProjections(ctx context.Context, pos es.Position, types ...string) error {
 	r.mu.Lock()
 	names := make([]string, 0, len(r.projections))
 	for _, p := range r.projections {
-		names = append(names, p.name)
+		if shows(p.filter.Types, types) {
+			names = append(names, p.name)
+		}
 	}
 	r.mu.Unlock()
 	if len(names) == 0 || pos == es.Start {
@@ -74,4 +80,18 @@ func (r *Runtime) refreshPositions(ctx context.Context, names []string) error {
 		r.notify.checkpointMoved(name, es.Position(p))
 	}
 	return rows.Err()
+}
+
+// shows tells whether a projection handling handled (nil: every type) may
+// show an event of one of types (nil: of any type).
+func shows(handled, types []string) bool {
+	if len(handled) == 0 || len(types) == 0 {
+		return true
+	}
+	for _, t := range types {
+		if slices.Contains(handled, t) {
+			return true
+		}
+	}
+	return false
 }
