@@ -3,6 +3,7 @@ package queries
 import (
 	"context"
 	"fmt"
+	"math"
 	"regexp"
 	"strings"
 	"unicode/utf8"
@@ -66,11 +67,36 @@ type knowledgeSearchDB interface {
 
 // SearchKnowledgeHandler searches the knowledge_chunks read model
 // (projections.Knowledge).
-type SearchKnowledgeHandler struct{ db knowledgeSearchDB }
+type SearchKnowledgeHandler struct {
+	db           knowledgeSearchDB
+	commonChunks int
+}
 
 // NewSearchKnowledgeHandler searches through db.
 func NewSearchKnowledgeHandler(db knowledgeSearchDB) SearchKnowledgeHandler {
-	return SearchKnowledgeHandler{db: db}
+	return SearchKnowledgeHandler{db: db, commonChunks: CommonWordChunks}
+}
+
+// CommonWordChunks is how many chunks of an organization a word may occur in
+// before search stops looking for passages by it alone: in a large
+// knowledge base words such as "use", "type" or "Paket" occur in thousands
+// of chunks, and ranking each of them (ts_rank_cd reads its whole tsvector)
+// took most of a search's time. Such a word still counts in the ranking of
+// the passages the question's rarer words find. A knowledge base of fewer
+// chunks than this is searched exactly as without the cut-off.
+const CommonWordChunks = 300
+
+// maxCandidates bounds the chunks ranked per signal when every word of the
+// question is common ("how do I use this"): any of them is as good an
+// answer to such a question as another.
+const maxCandidates = 1000
+
+// WithCommonWordChunks returns the handler with another cut-off (see
+// CommonWordChunks); zero or less ranks every chunk that has a word of the
+// question, as a reference for benchmarks and quality tests.
+func (h SearchKnowledgeHandler) WithCommonWordChunks(n int) SearchKnowledgeHandler {
+	h.commonChunks = n
+	return h
 }
 
 // MaxSearchQuery bounds the query text, in characters.
@@ -131,8 +157,10 @@ func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQue
 	// The planner underestimates matching a tsquery row by row (each tsvector
 	// is detoasted): with a scan allowed it reads every chunk of the
 	// organization, ten times slower than the GIN index at 10,000 chunks.
+	// JIT compilation costs tens of milliseconds and never pays off on these
+	// short queries; the planner chose it whenever its estimates ran high.
 	if _, err := tx.Exec(ctx, `SELECT set_config('pg_trgm.similarity_threshold', '0.3', true),
-		set_config('statement_timeout', '10s', true), set_config('enable_seqscan', 'off', true)`); err != nil {
+		set_config('statement_timeout', '10s', true), set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)`); err != nil {
 		return nil, fmt.Errorf("search knowledge: %w", err)
 	}
 	// The tsqueries are computed first and passed as values, so that the
@@ -144,13 +172,26 @@ func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQue
 	if words == "" {
 		words = text
 	}
-	var anyQuery, fuzzyQuery string
-	if err := tx.QueryRow(ctx, queryTermsSQL, q.OrganizationID, words, fuzzyWords(content)).Scan(&anyQuery, &fuzzyQuery); err != nil {
+	// Chunks are found by the question's rarer words and ranked by all of
+	// them (CommonWordChunks); when every word is common, by all of them
+	// but at most maxCandidates chunks.
+	var anyQuery, fuzzyQuery, anyRare, fuzzyRare string
+	common, candidates := h.commonChunks, maxCandidates
+	if common <= 0 {
+		common, candidates = -1, math.MaxInt32
+	}
+	if err := tx.QueryRow(ctx, queryTermsSQL, q.OrganizationID, words, fuzzyWords(content), common).Scan(&anyQuery, &fuzzyQuery, &anyRare, &fuzzyRare); err != nil {
 		return nil, fmt.Errorf("search knowledge: %w", err)
+	}
+	if anyRare == "" {
+		anyRare = anyQuery
+	}
+	if fuzzyRare == "" {
+		fuzzyRare = fuzzyQuery
 	}
 	rows, err := tx.Query(ctx, searchSQL, q.OrganizationID, assistant, text, content, perSignal, limit,
 		weightFullText, weightSimilarity, weightQuestion, rrfK, anyQuery, fuzzyQuery,
-		knowledge.TextSearchConfig(knowledge.DetectLanguage(text)), otherLanguage)
+		knowledge.TextSearchConfig(knowledge.DetectLanguage(text)), otherLanguage, anyRare, fuzzyRare, candidates)
 	if err != nil {
 		return nil, fmt.Errorf("search knowledge: %w", err)
 	}
@@ -212,10 +253,13 @@ func fuzzyWords(content string) []string {
 	return out
 }
 
-// queryTermsSQL turns the query into two tsqueries (as text): $2's words in
-// every configuration, ORed; and the same for the words of the
-// organization's knowledge ($1) most similar by trigrams to each of $3's
-// (up to three each): "pasword" finds "password", "repariert" "reparatur".
+// queryTermsSQL turns the query into tsqueries (as text): $2's words in
+// every configuration, ORed; the same for the words of the organization's
+// knowledge ($1) most similar by trigrams to each of $3's (up to three
+// each): "pasword" finds "password", "repariert" "reparatur"; and each of
+// the two with only the words that occur in at most $4 of the
+// organization's chunks (counted through the full-text index, up to $4 + 1;
+// $4 < 0: none), empty when there are none.
 const queryTermsSQL = `
 WITH fuzzy AS (
 	SELECT coalesce(string_agg(t.term, ' '), '') AS words
@@ -225,13 +269,24 @@ WITH fuzzy AS (
 		WHERE kt.organization_id = $1 AND kt.term % w.word
 		ORDER BY similarity(kt.term, w.word) DESC, kt.term LIMIT 3
 	) t
+),
+exact AS (
+	SELECT DISTINCT unnest(tsvector_to_array(to_tsvector(cfg, $2))) AS l FROM unnest(` + searchConfigs + `) AS cfg
+),
+near AS (
+	SELECT DISTINCT unnest(tsvector_to_array(to_tsvector(cfg, fuzzy.words))) AS l FROM fuzzy, unnest(` + searchConfigs + `) AS cfg
+),
+rare AS (
+	SELECT l FROM (SELECT l FROM exact UNION SELECT l FROM near) u
+	WHERE $4::int >= 0 AND (SELECT count(*) FROM (
+		SELECT 1 FROM knowledge_chunks c
+		WHERE c.tsv @@ plainto_tsquery('simple', u.l) AND c.organization_id = $1 LIMIT $4::int + 1) n) <= $4::int
 )
 SELECT
-	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '')
-	 FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector(cfg, $2))) AS l FROM unnest(` + searchConfigs + `) AS cfg) x),
-	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '')
-	 FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector(cfg, fuzzy.words))) AS l FROM unnest(` + searchConfigs + `) AS cfg) y)
-FROM fuzzy`
+	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM exact),
+	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM near),
+	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM exact JOIN rare USING (l)),
+	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM near JOIN rare USING (l))`
 
 func scoreOrZero(f *float64) float64 {
 	if f == nil {
@@ -260,18 +315,21 @@ func containsTerm(xs []string, s string) bool {
 // without stopwords, $5 candidates per signal, $6 limit, $7-$9 weights, $10 k,
 // $11 the query's words ORed in every configuration, $12 the same for the
 // similar vocabulary words, $13 the question's text search configuration,
-// $14 the factor for passages in another language.
+// $14 the factor for passages in another language, $15 and $16 the
+// tsqueries that find the candidates $11 and $12 rank, $17 how many at most.
 const searchSQL = `
 WITH fts AS (
 	SELECT c.id, ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', c.tsv, $11::tsquery, 1) AS score
-	FROM knowledge_chunks c
-	WHERE c.tsv @@ $11::tsquery AND c.organization_id = $1 AND ($2::uuid IS NULL OR cardinality(c.assistant_ids) = 0 OR $2::uuid = ANY (c.assistant_ids))
+	FROM (SELECT c.id, c.tsv, c.knowledge_id, c.ord FROM knowledge_chunks c
+		WHERE c.tsv @@ $15::tsquery AND c.organization_id = $1 AND ($2::uuid IS NULL OR cardinality(c.assistant_ids) = 0 OR $2::uuid = ANY (c.assistant_ids))
+		LIMIT $17) c
 	ORDER BY score DESC, c.knowledge_id, c.ord LIMIT $5
 ),
 sim AS (
 	SELECT c.id, ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', c.tsv, $12::tsquery, 1) AS score
-	FROM knowledge_chunks c
-	WHERE c.tsv @@ $12::tsquery AND c.organization_id = $1 AND ($2::uuid IS NULL OR cardinality(c.assistant_ids) = 0 OR $2::uuid = ANY (c.assistant_ids))
+	FROM (SELECT c.id, c.tsv, c.knowledge_id, c.ord FROM knowledge_chunks c
+		WHERE c.tsv @@ $16::tsquery AND c.organization_id = $1 AND ($2::uuid IS NULL OR cardinality(c.assistant_ids) = 0 OR $2::uuid = ANY (c.assistant_ids))
+		LIMIT $17) c
 	ORDER BY score DESC, c.knowledge_id, c.ord LIMIT $5
 ),
 qa AS (

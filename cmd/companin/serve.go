@@ -13,6 +13,7 @@ import (
 	httpapi "github.com/companin/companin/adapters/http"
 	"github.com/companin/companin/adapters/messaging"
 	"github.com/companin/companin/adapters/replies"
+	"github.com/companin/companin/commands"
 	"github.com/companin/companin/migrations"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -48,7 +49,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	runtime := messaging.NewRuntime(store, db.Pool, messaging.WithLogger(log), messaging.WithRegisterer(reg))
+	runtime := messaging.NewRuntime(store, db.Pool, messaging.WithLogger(log), messaging.WithRegisterer(reg),
+		messaging.WithConcurrencyOf(commands.ReplyWorkerName, cfg.ReplyWorkers),
+		messaging.WithConcurrencyOf(ingestionWorker, cfg.IngestWorkers))
 	for _, p := range readModels() {
 		runtime.AddProjection(p)
 	}
