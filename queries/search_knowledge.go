@@ -86,10 +86,15 @@ func NewSearchKnowledgeHandler(db knowledgeSearchDB) SearchKnowledgeHandler {
 // chunks than this is searched exactly as without the cut-off.
 const CommonWordChunks = 300
 
-// maxCandidates bounds the chunks ranked per signal when every word of the
-// question is common ("how do I use this"): any of them is as good an
-// answer to such a question as another.
+// maxCandidates bounds the chunks ranked per signal that its rare words
+// find, or, when there are neither rare words nor two common ones, any of
+// its words ("how do I use this": one of those chunks is as good an answer
+// to it as another).
 const maxCandidates = 1000
+
+// maxPairCandidates bounds the chunks ranked per signal that two common
+// words of the question find together ("type" and "method" in a Go manual).
+const maxPairCandidates = 200
 
 // WithCommonWordChunks returns the handler with another cut-off (see
 // CommonWordChunks); zero or less ranks every chunk that has a word of the
@@ -172,26 +177,31 @@ func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQue
 	if words == "" {
 		words = text
 	}
-	// Chunks are found by the question's rarer words and ranked by all of
-	// them (CommonWordChunks); when every word is common, by all of them
-	// but at most maxCandidates chunks.
-	var anyQuery, fuzzyQuery, anyRare, fuzzyRare string
-	common, candidates := h.commonChunks, maxCandidates
+	// Chunks are found by the question's rarer words, or two of its common
+	// words together, and ranked by all of them (CommonWordChunks); when
+	// that finds nothing to look for, by any word, at most maxCandidates.
+	var anyQuery, fuzzyQuery, anyRare, fuzzyRare, anyPairs, fuzzyPairs string
+	common := h.commonChunks
 	if common <= 0 {
-		common, candidates = -1, math.MaxInt32
+		common = -1
 	}
-	if err := tx.QueryRow(ctx, queryTermsSQL, q.OrganizationID, words, fuzzyWords(content), common).Scan(&anyQuery, &fuzzyQuery, &anyRare, &fuzzyRare); err != nil {
+	if err := tx.QueryRow(ctx, queryTermsSQL, q.OrganizationID, words, fuzzyWords(content), common).
+		Scan(&anyQuery, &fuzzyQuery, &anyRare, &fuzzyRare, &anyPairs, &fuzzyPairs); err != nil {
 		return nil, fmt.Errorf("search knowledge: %w", err)
 	}
-	if anyRare == "" {
+	if anyRare == "" && anyPairs == "" {
 		anyRare = anyQuery
 	}
-	if fuzzyRare == "" {
+	if fuzzyRare == "" && fuzzyPairs == "" {
 		fuzzyRare = fuzzyQuery
+	}
+	rare, pairs := maxCandidates, maxPairCandidates
+	if common < 0 {
+		rare = math.MaxInt32
 	}
 	rows, err := tx.Query(ctx, searchSQL, q.OrganizationID, assistant, text, content, perSignal, limit,
 		weightFullText, weightSimilarity, weightQuestion, rrfK, anyQuery, fuzzyQuery,
-		knowledge.TextSearchConfig(knowledge.DetectLanguage(text)), otherLanguage, anyRare, fuzzyRare, candidates)
+		knowledge.TextSearchConfig(knowledge.DetectLanguage(text)), otherLanguage, anyRare, fuzzyRare, rare, anyPairs, fuzzyPairs, pairs)
 	if err != nil {
 		return nil, fmt.Errorf("search knowledge: %w", err)
 	}
@@ -256,10 +266,11 @@ func fuzzyWords(content string) []string {
 // queryTermsSQL turns the query into tsqueries (as text): $2's words in
 // every configuration, ORed; the same for the words of the organization's
 // knowledge ($1) most similar by trigrams to each of $3's (up to three
-// each): "pasword" finds "password", "repariert" "reparatur"; and each of
-// the two with only the words that occur in at most $4 of the
-// organization's chunks (counted through the full-text index, up to $4 + 1;
-// $4 < 0: none), empty when there are none.
+// each): "pasword" finds "password", "repariert" "reparatur"; and for each
+// of the two, the queries that find the chunks to rank: any of its rare
+// words (in at most $4 of the organization's chunks, counted through the
+// full-text index up to $4 + 1), and two of its common words together
+// (empty when there are none; every word is rare when $4 < 0).
 const queryTermsSQL = `
 WITH fuzzy AS (
 	SELECT coalesce(string_agg(t.term, ' '), '') AS words
@@ -276,17 +287,26 @@ exact AS (
 near AS (
 	SELECT DISTINCT unnest(tsvector_to_array(to_tsvector(cfg, fuzzy.words))) AS l FROM fuzzy, unnest(` + searchConfigs + `) AS cfg
 ),
-rare AS (
-	SELECT l FROM (SELECT l FROM exact UNION SELECT l FROM near) u
-	WHERE $4::int >= 0 AND (SELECT count(*) FROM (
+counted AS (
+	SELECT l, $4::int < 0 OR (SELECT count(*) FROM (
 		SELECT 1 FROM knowledge_chunks c
-		WHERE c.tsv @@ plainto_tsquery('simple', u.l) AND c.organization_id = $1 LIMIT $4::int + 1) n) <= $4::int
+		WHERE c.tsv @@ plainto_tsquery('simple', u.l) AND c.organization_id = $1 LIMIT $4::int + 1) n) <= $4::int AS rare
+	FROM (SELECT l FROM exact UNION SELECT l FROM near) u
+),
+pairs AS (
+	SELECT x.query, plainto_tsquery('simple', a.l) && plainto_tsquery('simple', b.l) AS q
+	FROM (SELECT 'exact' AS query, l FROM exact UNION ALL SELECT 'near', l FROM near) x
+	JOIN counted a ON a.l = x.l AND NOT a.rare
+	JOIN (SELECT 'exact' AS query, l FROM exact UNION ALL SELECT 'near', l FROM near) y ON y.query = x.query AND y.l > x.l
+	JOIN counted b ON b.l = y.l AND NOT b.rare
 )
 SELECT
 	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM exact),
 	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM near),
-	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM exact JOIN rare USING (l)),
-	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM near JOIN rare USING (l))`
+	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM exact JOIN counted USING (l) WHERE rare),
+	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM near JOIN counted USING (l) WHERE rare),
+	(SELECT coalesce(knowledge_tsquery_or_agg(q)::text, '') FROM pairs WHERE query = 'exact'),
+	(SELECT coalesce(knowledge_tsquery_or_agg(q)::text, '') FROM pairs WHERE query = 'near')`
 
 func scoreOrZero(f *float64) float64 {
 	if f == nil {
@@ -315,21 +335,32 @@ func containsTerm(xs []string, s string) bool {
 // without stopwords, $5 candidates per signal, $6 limit, $7-$9 weights, $10 k,
 // $11 the query's words ORed in every configuration, $12 the same for the
 // similar vocabulary words, $13 the question's text search configuration,
-// $14 the factor for passages in another language, $15 and $16 the
-// tsqueries that find the candidates $11 and $12 rank, $17 how many at most.
+// $14 the factor for passages in another language; the chunks $11 and $12
+// rank are those $15 and $16 find (at most $17 each) and those $18 and $19
+// find (at most $20 each).
 const searchSQL = `
 WITH fts AS (
 	SELECT c.id, ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', c.tsv, $11::tsquery, 1) AS score
-	FROM (SELECT c.id, c.tsv, c.knowledge_id, c.ord FROM knowledge_chunks c
-		WHERE c.tsv @@ $15::tsquery AND c.organization_id = $1 AND ($2::uuid IS NULL OR cardinality(c.assistant_ids) = 0 OR $2::uuid = ANY (c.assistant_ids))
-		LIMIT $17) c
+	FROM knowledge_chunks c
+	WHERE c.id IN ((SELECT k.id FROM knowledge_chunks k
+		WHERE k.tsv @@ $15::tsquery AND k.organization_id = $1 AND ($2::uuid IS NULL OR cardinality(k.assistant_ids) = 0 OR $2::uuid = ANY (k.assistant_ids))
+		LIMIT $17)
+		UNION
+		(SELECT k.id FROM knowledge_chunks k
+		WHERE k.tsv @@ $18::tsquery AND k.organization_id = $1 AND ($2::uuid IS NULL OR cardinality(k.assistant_ids) = 0 OR $2::uuid = ANY (k.assistant_ids))
+		LIMIT $20))
 	ORDER BY score DESC, c.knowledge_id, c.ord LIMIT $5
 ),
 sim AS (
 	SELECT c.id, ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', c.tsv, $12::tsquery, 1) AS score
-	FROM (SELECT c.id, c.tsv, c.knowledge_id, c.ord FROM knowledge_chunks c
-		WHERE c.tsv @@ $16::tsquery AND c.organization_id = $1 AND ($2::uuid IS NULL OR cardinality(c.assistant_ids) = 0 OR $2::uuid = ANY (c.assistant_ids))
-		LIMIT $17) c
+	FROM knowledge_chunks c
+	WHERE c.id IN ((SELECT k.id FROM knowledge_chunks k
+		WHERE k.tsv @@ $16::tsquery AND k.organization_id = $1 AND ($2::uuid IS NULL OR cardinality(k.assistant_ids) = 0 OR $2::uuid = ANY (k.assistant_ids))
+		LIMIT $17)
+		UNION
+		(SELECT k.id FROM knowledge_chunks k
+		WHERE k.tsv @@ $19::tsquery AND k.organization_id = $1 AND ($2::uuid IS NULL OR cardinality(k.assistant_ids) = 0 OR $2::uuid = ANY (k.assistant_ids))
+		LIMIT $20))
 	ORDER BY score DESC, c.knowledge_id, c.ord LIMIT $5
 ),
 qa AS (

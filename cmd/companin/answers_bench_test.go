@@ -182,8 +182,11 @@ func BenchmarkAnswersUnderLoad(b *testing.B) {
 			b.Fatalf("%d of %d posts got no reply in time; first: %s", len(failures), len(took), failures[0])
 		}
 		retrieval, engine := replyTraces(b, store, threads)
+		dispatch, worker := replyStages(b, pool, org)
 		b.Logf("load average before / after: %s / %s", load, loadAverage())
 		b.Logf("POST to reply:                  p50 %7.1f ms  p99 %7.1f ms  (%d replies, %.1f/s)", pct(took, 0.5), pct(took, 0.99), len(took), float64(len(took))/elapsed.Seconds())
+		b.Logf("message to job (dispatcher):    p50 %7.1f ms  p99 %7.1f ms", pctF(dispatch, 0.5), pctF(dispatch, 0.99))
+		b.Logf("job to reply (claim, handle):   p50 %7.1f ms  p99 %7.1f ms", pctF(worker, 0.5), pctF(worker, 0.99))
 		b.Logf("retrieval in the worker:        p50 %7.1f ms  p99 %7.1f ms", pctF(retrieval, 0.5), pctF(retrieval, 0.99))
 		b.Logf("engine in the worker:           p50 %7.1f ms  p99 %7.1f ms", pctF(engine, 0.5), pctF(engine, 0.99))
 		b.Logf("search alone, 8 at once:        p50 %7.1f ms  p99 %7.1f ms", pct(searchLat, 0.5), pct(searchLat, 0.99))
@@ -453,6 +456,35 @@ func replyTraces(b *testing.B, store es.Store, threads []string) (retrieval, eng
 		}
 	}
 	return retrieval, engine
+}
+
+// replyStages reads from the log and the jobs table where each reply's time
+// went on the server: from the user's message to its job (the worker's
+// dispatcher), and from the job to the reply's append (waiting for a slot,
+// loading the conversation, retrieval, the engine).
+func replyStages(b *testing.B, pool *pgxpool.Pool, org uuid.UUID) (dispatch, worker []float64) {
+	rows, err := pool.Query(context.Background(), `
+		SELECT extract(epoch FROM j.created_at - u.recorded_at) * 1000, extract(epoch FROM r.recorded_at - j.created_at) * 1000
+		FROM events u
+		JOIN consumer_jobs j ON j.event_id = u.event_id AND j.worker = $3
+		JOIN LATERAL (SELECT e.recorded_at FROM events e WHERE e.stream = u.stream AND e.version > u.version
+			AND e.type = $2 AND e.data->>'role' = 'assistant' ORDER BY e.version LIMIT 1) r ON true
+		WHERE u.organization_id = $1 AND u.type = $2 AND u.data->>'role' = 'user'`, org.String(), message.TypePosted, commands.ReplyWorkerName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d, w float64
+		if err := rows.Scan(&d, &w); err != nil {
+			b.Fatal(err)
+		}
+		dispatch, worker = append(dispatch, d), append(worker, w)
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	return dispatch, worker
 }
 
 // corpusFile is a real document the knowledge base is made of.
