@@ -168,13 +168,16 @@ func BenchmarkAnswersUnderLoad(b *testing.B) {
 		var mu sync.Mutex
 		var failures []string
 		start := time.Now()
+		sent := map[string][][2]time.Time{} // per conversation, in order: sent, answered
 		took := concurrentlyIn(conversations, perConversation, func(i int, q string) error {
+			t0 := time.Now()
 			code, body := api.ask(b, threads[i], q)
+			mu.Lock()
+			sent[threads[i]] = append(sent[threads[i]], [2]time.Time{t0, time.Now()})
 			if code != http.StatusCreated {
-				mu.Lock()
 				failures = append(failures, fmt.Sprintf("%d %s", code, body))
-				mu.Unlock()
 			}
+			mu.Unlock()
 			return nil
 		})
 		elapsed := time.Since(start)
@@ -182,11 +185,13 @@ func BenchmarkAnswersUnderLoad(b *testing.B) {
 			b.Fatalf("%d of %d posts got no reply in time; first: %s", len(failures), len(took), failures[0])
 		}
 		retrieval, engine := replyTraces(b, store, threads)
-		dispatch, worker := replyStages(b, pool, org)
+		st := replyStages(b, pool, org, sent)
 		b.Logf("load average before / after: %s / %s", load, loadAverage())
 		b.Logf("POST to reply:                  p50 %7.1f ms  p99 %7.1f ms  (%d replies, %.1f/s)", pct(took, 0.5), pct(took, 0.99), len(took), float64(len(took))/elapsed.Seconds())
-		b.Logf("message to job (dispatcher):    p50 %7.1f ms  p99 %7.1f ms", pctF(dispatch, 0.5), pctF(dispatch, 0.99))
-		b.Logf("job to reply (claim, handle):   p50 %7.1f ms  p99 %7.1f ms", pctF(worker, 0.5), pctF(worker, 0.99))
+		b.Logf("POST to message appended:       p50 %7.1f ms  p99 %7.1f ms", pctF(st.toAppend, 0.5), pctF(st.toAppend, 0.99))
+		b.Logf("message to job (dispatcher):    p50 %7.1f ms  p99 %7.1f ms", pctF(st.dispatch, 0.5), pctF(st.dispatch, 0.99))
+		b.Logf("job to reply (claim, handle):   p50 %7.1f ms  p99 %7.1f ms", pctF(st.worker, 0.5), pctF(st.worker, 0.99))
+		b.Logf("reply appended to response:     p50 %7.1f ms  p99 %7.1f ms", pctF(st.toResponse, 0.5), pctF(st.toResponse, 0.99))
 		b.Logf("retrieval in the worker:        p50 %7.1f ms  p99 %7.1f ms", pctF(retrieval, 0.5), pctF(retrieval, 0.99))
 		b.Logf("engine in the worker:           p50 %7.1f ms  p99 %7.1f ms", pctF(engine, 0.5), pctF(engine, 0.99))
 		b.Logf("search alone, 8 at once:        p50 %7.1f ms  p99 %7.1f ms", pct(searchLat, 0.5), pct(searchLat, 0.99))
@@ -458,33 +463,59 @@ func replyTraces(b *testing.B, store es.Store, threads []string) (retrieval, eng
 	return retrieval, engine
 }
 
-// replyStages reads from the log and the jobs table where each reply's time
-// went on the server: from the user's message to its job (the worker's
-// dispatcher), and from the job to the reply's append (waiting for a slot,
-// loading the conversation, retrieval, the engine).
-func replyStages(b *testing.B, pool *pgxpool.Pool, org uuid.UUID) (dispatch, worker []float64) {
+// stages is where each reply's time went, in milliseconds.
+type stages struct {
+	// toAppend: from sending the POST to the user's message in the log
+	// (authentication, rate limit, the append), as the transaction's start
+	// time tells.
+	toAppend []float64
+	// dispatch: from the message to its job (the worker's dispatcher).
+	dispatch []float64
+	// worker: from the job to the reply's append (waiting for a slot,
+	// loading the conversation, retrieval, the engine).
+	worker []float64
+	// toResponse: from the reply's append to the response's arrival (the
+	// waiting request learning of it, the read models catching up).
+	toResponse []float64
+}
+
+// replyStages reads the log and the jobs table, and matches them with when
+// each conversation's posts were sent and answered (sent, in order; the
+// warm-up message before them).
+func replyStages(b *testing.B, pool *pgxpool.Pool, org uuid.UUID, sent map[string][][2]time.Time) stages {
 	rows, err := pool.Query(context.Background(), `
-		SELECT extract(epoch FROM j.created_at - u.recorded_at) * 1000, extract(epoch FROM r.recorded_at - j.created_at) * 1000
+		SELECT u.stream, u.recorded_at, j.created_at, r.recorded_at
 		FROM events u
 		JOIN consumer_jobs j ON j.event_id = u.event_id AND j.worker = $3
 		JOIN LATERAL (SELECT e.recorded_at FROM events e WHERE e.stream = u.stream AND e.version > u.version
 			AND e.type = $2 AND e.data->>'role' = 'assistant' ORDER BY e.version LIMIT 1) r ON true
-		WHERE u.organization_id = $1 AND u.type = $2 AND u.data->>'role' = 'user'`, org.String(), message.TypePosted, commands.ReplyWorkerName)
+		WHERE u.organization_id = $1 AND u.type = $2 AND u.data->>'role' = 'user'
+		ORDER BY u.stream, u.version`, org.String(), message.TypePosted, commands.ReplyWorkerName)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer rows.Close()
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	var st stages
+	seen := map[string]int{}
 	for rows.Next() {
-		var d, w float64
-		if err := rows.Scan(&d, &w); err != nil {
+		var stream string
+		var appended, queued, replied time.Time
+		if err := rows.Scan(&stream, &appended, &queued, &replied); err != nil {
 			b.Fatal(err)
 		}
-		dispatch, worker = append(dispatch, d), append(worker, w)
+		st.dispatch, st.worker = append(st.dispatch, ms(queued.Sub(appended))), append(st.worker, ms(replied.Sub(queued)))
+		n := seen[stream] - 1 // the first message was the warm-up
+		seen[stream]++
+		if posts := sent[strings.TrimPrefix(stream, "conversation-")]; n >= 0 && n < len(posts) {
+			st.toAppend = append(st.toAppend, ms(appended.Sub(posts[n][0])))
+			st.toResponse = append(st.toResponse, ms(posts[n][1].Sub(replied)))
+		}
 	}
 	if err := rows.Err(); err != nil {
 		b.Fatal(err)
 	}
-	return dispatch, worker
+	return st
 }
 
 // corpusFile is a real document the knowledge base is made of.
