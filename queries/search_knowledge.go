@@ -308,6 +308,27 @@ SELECT
 	(SELECT coalesce(knowledge_tsquery_or_agg(q)::text, '') FROM pairs WHERE query = 'exact'),
 	(SELECT coalesce(knowledge_tsquery_or_agg(q)::text, '') FROM pairs WHERE query = 'near')`
 
+// rankedBy is a full-text signal of searchSQL: the candidates that the
+// tsqueries rare (up to $17 chunks) and pairs (up to $20) find, ranked by
+// the tsquery query with titles and headings weighted up.
+func rankedBy(query, rare, pairs string) string {
+	return `
+	SELECT c.id, ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', c.tsv, ` + query + `::tsquery, 1) AS score
+	FROM knowledge_chunks c
+	WHERE c.id IN ((` + candidatesBy(rare, "$17") + `) UNION (` + candidatesBy(pairs, "$20") + `))
+	ORDER BY score DESC, c.knowledge_id, c.ord LIMIT $5
+`
+}
+
+// candidatesBy selects the ids of at most limit chunks the tsquery query
+// finds among those the assistant ($2) may use in the organization ($1).
+func candidatesBy(query, limit string) string {
+	return `SELECT k.id FROM knowledge_chunks k
+		WHERE k.tsv @@ ` + query + `::tsquery AND k.organization_id = $1
+		  AND ($2::uuid IS NULL OR cardinality(k.assistant_ids) = 0 OR $2::uuid = ANY (k.assistant_ids))
+		LIMIT ` + limit
+}
+
 func scoreOrZero(f *float64) float64 {
 	if f == nil {
 		return 0
@@ -338,31 +359,9 @@ func containsTerm(xs []string, s string) bool {
 // $14 the factor for passages in another language; the chunks $11 and $12
 // rank are those $15 and $16 find (at most $17 each) and those $18 and $19
 // find (at most $20 each).
-const searchSQL = `
-WITH fts AS (
-	SELECT c.id, ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', c.tsv, $11::tsquery, 1) AS score
-	FROM knowledge_chunks c
-	WHERE c.id IN ((SELECT k.id FROM knowledge_chunks k
-		WHERE k.tsv @@ $15::tsquery AND k.organization_id = $1 AND ($2::uuid IS NULL OR cardinality(k.assistant_ids) = 0 OR $2::uuid = ANY (k.assistant_ids))
-		LIMIT $17)
-		UNION
-		(SELECT k.id FROM knowledge_chunks k
-		WHERE k.tsv @@ $18::tsquery AND k.organization_id = $1 AND ($2::uuid IS NULL OR cardinality(k.assistant_ids) = 0 OR $2::uuid = ANY (k.assistant_ids))
-		LIMIT $20))
-	ORDER BY score DESC, c.knowledge_id, c.ord LIMIT $5
-),
-sim AS (
-	SELECT c.id, ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', c.tsv, $12::tsquery, 1) AS score
-	FROM knowledge_chunks c
-	WHERE c.id IN ((SELECT k.id FROM knowledge_chunks k
-		WHERE k.tsv @@ $16::tsquery AND k.organization_id = $1 AND ($2::uuid IS NULL OR cardinality(k.assistant_ids) = 0 OR $2::uuid = ANY (k.assistant_ids))
-		LIMIT $17)
-		UNION
-		(SELECT k.id FROM knowledge_chunks k
-		WHERE k.tsv @@ $19::tsquery AND k.organization_id = $1 AND ($2::uuid IS NULL OR cardinality(k.assistant_ids) = 0 OR $2::uuid = ANY (k.assistant_ids))
-		LIMIT $20))
-	ORDER BY score DESC, c.knowledge_id, c.ord LIMIT $5
-),
+var searchSQL = `
+WITH fts AS (` + rankedBy("$11", "$15", "$18") + `),
+sim AS (` + rankedBy("$12", "$16", "$19") + `),
 qa AS (
 	SELECT c.id, greatest(word_similarity($4, c.question), similarity(c.question, $3) * 0.6,
 		coalesce((SELECT max(word_similarity(t, $4)) FROM unnest(s.tags) AS t), 0) * 0.8) AS score

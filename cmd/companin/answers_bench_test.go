@@ -23,7 +23,6 @@ import (
 	"github.com/companin/companin/adapters/messaging"
 	"github.com/companin/companin/adapters/postgres/pgtest"
 	"github.com/companin/companin/commands"
-	"github.com/companin/companin/domain/answer"
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/knowledge"
 	"github.com/companin/companin/domain/message"
@@ -184,7 +183,6 @@ func BenchmarkAnswersUnderLoad(b *testing.B) {
 		if len(failures) > 0 {
 			b.Fatalf("%d of %d posts got no reply in time; first: %s", len(failures), len(took), failures[0])
 		}
-		retrieval, engine := replyTraces(b, store, threads)
 		st := replyStages(b, pool, org, sent)
 		b.Logf("load average before / after: %s / %s", load, loadAverage())
 		b.Logf("POST to reply:                  p50 %7.1f ms  p99 %7.1f ms  (%d replies, %.1f/s)", pct(took, 0.5), pct(took, 0.99), len(took), float64(len(took))/elapsed.Seconds())
@@ -192,16 +190,16 @@ func BenchmarkAnswersUnderLoad(b *testing.B) {
 		b.Logf("message to job (dispatcher):    p50 %7.1f ms  p99 %7.1f ms", pctF(st.dispatch, 0.5), pctF(st.dispatch, 0.99))
 		b.Logf("job to reply (claim, handle):   p50 %7.1f ms  p99 %7.1f ms", pctF(st.worker, 0.5), pctF(st.worker, 0.99))
 		b.Logf("reply appended to response:     p50 %7.1f ms  p99 %7.1f ms", pctF(st.toResponse, 0.5), pctF(st.toResponse, 0.99))
-		b.Logf("retrieval in the worker:        p50 %7.1f ms  p99 %7.1f ms", pctF(retrieval, 0.5), pctF(retrieval, 0.99))
-		b.Logf("engine in the worker:           p50 %7.1f ms  p99 %7.1f ms", pctF(engine, 0.5), pctF(engine, 0.99))
+		b.Logf("retrieval in the worker:        p50 %7.1f ms  p99 %7.1f ms", pctF(st.retrieval, 0.5), pctF(st.retrieval, 0.99))
+		b.Logf("engine in the worker:           p50 %7.1f ms  p99 %7.1f ms", pctF(st.engine, 0.5), pctF(st.engine, 0.99))
 		b.Logf("search alone, 8 at once:        p50 %7.1f ms  p99 %7.1f ms", pct(searchLat, 0.5), pct(searchLat, 0.99))
 		b.Logf("peer: plain ts_rank, 8 at once: p50 %7.1f ms  p99 %7.1f ms", pct(peerLat, 0.5), pct(peerLat, 0.99))
 		b.ReportMetric(pct(took, 0.5), "p50_ms")
 		b.ReportMetric(pct(took, 0.99), "p99_ms")
 		b.ReportMetric(float64(len(took))/elapsed.Seconds(), "replies/s")
-		b.ReportMetric(pctF(retrieval, 0.5), "retrieval_p50_ms")
-		b.ReportMetric(pctF(retrieval, 0.99), "retrieval_p99_ms")
-		b.ReportMetric(pctF(engine, 0.5), "engine_p50_ms")
+		b.ReportMetric(pctF(st.retrieval, 0.5), "retrieval_p50_ms")
+		b.ReportMetric(pctF(st.retrieval, 0.99), "retrieval_p99_ms")
+		b.ReportMetric(pctF(st.engine, 0.5), "engine_p50_ms")
 		b.ReportMetric(pct(searchLat, 0.99), "search8_p99_ms")
 		b.ReportMetric(pct(peerLat, 0.99), "peer8_p99_ms")
 		b.ReportMetric(float64(chunks), "chunks")
@@ -441,28 +439,6 @@ func (c benchClient) ask(b *testing.B, conversation, q string) (int, []byte) {
 	return code, raw
 }
 
-// replyTraces reads the retrieval and engine times the reply worker
-// recorded in the conversations' replies.
-func replyTraces(b *testing.B, store es.Store, threads []string) (retrieval, engine []float64) {
-	for _, th := range threads {
-		evs, err := store.ReadStream(context.Background(), "conversation-"+th, 1, 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, e := range evs {
-			var p message.Posted
-			if e.Type != message.TypePosted || json.Unmarshal(e.Data, &p) != nil || p.Role != message.Assistant {
-				continue
-			}
-			var tr answer.Trace
-			if json.Unmarshal(p.Trace, &tr) == nil {
-				retrieval, engine = append(retrieval, tr.RetrievalMS), append(engine, tr.GenerationMS)
-			}
-		}
-	}
-	return retrieval, engine
-}
-
 // stages is where each reply's time went, in milliseconds.
 type stages struct {
 	// toAppend: from sending the POST to the user's message in the log
@@ -477,6 +453,8 @@ type stages struct {
 	// toResponse: from the reply's append to the response's arrival (the
 	// waiting request learning of it, the read models catching up).
 	toResponse []float64
+	// retrieval and engine: what the worker recorded in the reply's trace.
+	retrieval, engine []float64
 }
 
 // replyStages reads the log and the jobs table, and matches them with when
@@ -484,10 +462,11 @@ type stages struct {
 // warm-up message before them).
 func replyStages(b *testing.B, pool *pgxpool.Pool, org uuid.UUID, sent map[string][][2]time.Time) stages {
 	rows, err := pool.Query(context.Background(), `
-		SELECT u.stream, u.recorded_at, j.created_at, r.recorded_at
+		SELECT u.stream, u.recorded_at, j.created_at, r.recorded_at,
+			coalesce((r.data->'trace'->>'retrieval_ms')::float8, 0), coalesce((r.data->'trace'->>'generation_ms')::float8, 0)
 		FROM events u
 		JOIN consumer_jobs j ON j.event_id = u.event_id AND j.worker = $3
-		JOIN LATERAL (SELECT e.recorded_at FROM events e WHERE e.stream = u.stream AND e.version > u.version
+		JOIN LATERAL (SELECT e.recorded_at, e.data FROM events e WHERE e.stream = u.stream AND e.version > u.version
 			AND e.type = $2 AND e.data->>'role' = 'assistant' ORDER BY e.version LIMIT 1) r ON true
 		WHERE u.organization_id = $1 AND u.type = $2 AND u.data->>'role' = 'user'
 		ORDER BY u.stream, u.version`, org.String(), message.TypePosted, commands.ReplyWorkerName)
@@ -501,9 +480,11 @@ func replyStages(b *testing.B, pool *pgxpool.Pool, org uuid.UUID, sent map[strin
 	for rows.Next() {
 		var stream string
 		var appended, queued, replied time.Time
-		if err := rows.Scan(&stream, &appended, &queued, &replied); err != nil {
+		var retrieval, engine float64
+		if err := rows.Scan(&stream, &appended, &queued, &replied, &retrieval, &engine); err != nil {
 			b.Fatal(err)
 		}
+		st.retrieval, st.engine = append(st.retrieval, retrieval), append(st.engine, engine)
 		st.dispatch, st.worker = append(st.dispatch, ms(queued.Sub(appended))), append(st.worker, ms(replied.Sub(queued)))
 		n := seen[stream] - 1 // the first message was the warm-up
 		seen[stream]++
