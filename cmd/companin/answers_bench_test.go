@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"os"
@@ -67,6 +68,8 @@ var answerBenchQuestions = []string{
 //	DATABASE_URL=... go test ./cmd/companin/ -run '^$' -bench AnswersUnderLoad -benchtime 1x -v
 //
 // COMPANIN_BENCH_MESSAGES sets the questions per conversation (default 25);
+// COMPANIN_BENCH_INGEST=1 uploads the corpus's PDFs through the API while the
+// conversations ask, so that ingestion (PDFium) competes with the replies;
 // COMPANIN_REPLY_WORKERS and COMPANIN_INGEST_WORKERS are passed to the server.
 func BenchmarkAnswersUnderLoad(b *testing.B) {
 	ctx := context.Background()
@@ -168,6 +171,7 @@ func BenchmarkAnswersUnderLoad(b *testing.B) {
 		var failures []string
 		start := time.Now()
 		sent := map[string][][2]time.Time{} // per conversation, in order: sent, answered
+		stopUploads := uploadWhileAsking(b, api, os.Getenv("COMPANIN_BENCH_INGEST") == "1")
 		took := concurrentlyIn(conversations, perConversation, func(i int, q string) error {
 			t0 := time.Now()
 			code, body := api.ask(b, threads[i], q)
@@ -180,6 +184,9 @@ func BenchmarkAnswersUnderLoad(b *testing.B) {
 			return nil
 		})
 		elapsed := time.Since(start)
+		if n := stopUploads(); n > 0 {
+			b.Logf("%d PDFs uploaded while the conversations asked", n)
+		}
 		if len(failures) > 0 {
 			b.Fatalf("%d of %d posts got no reply in time; first: %s", len(failures), len(took), failures[0])
 		}
@@ -203,6 +210,65 @@ func BenchmarkAnswersUnderLoad(b *testing.B) {
 		b.ReportMetric(pct(searchLat, 0.99), "search8_p99_ms")
 		b.ReportMetric(pct(peerLat, 0.99), "peer8_p99_ms")
 		b.ReportMetric(float64(chunks), "chunks")
+	}
+}
+
+// uploadWhileAsking uploads the corpus's PDFs (26, 16 MB; PDFium needs
+// longer to read them than the conversations take), when on, until the
+// returned function is called; that returns how many it uploaded.
+func uploadWhileAsking(b *testing.B, api benchClient, on bool) func() int {
+	if !on {
+		return func() int { return 0 }
+	}
+	var pdfs []corpusFile
+	for _, f := range corpusFiles(b) {
+		if f.Type == "pdf" {
+			pdfs = append(pdfs, f)
+		}
+	}
+	stop, done := make(chan struct{}), make(chan int)
+	go func() {
+		n := 0
+		defer func() { done <- n }()
+		for i := range pdfs {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			data, err := os.ReadFile(pdfs[i].Path)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			var body bytes.Buffer
+			w := multipart.NewWriter(&body)
+			_ = w.WriteField("title", fmt.Sprintf("upload %d", i))
+			_ = w.WriteField("file_type", "pdf")
+			part, _ := w.CreateFormFile("file", filepath.Base(pdfs[i].Path))
+			_, _ = part.Write(data)
+			_ = w.Close()
+			req, _ := http.NewRequest(http.MethodPost, api.base+"/api/v1/knowledge/files/", &body)
+			req.Header.Set("Content-Type", w.FormDataContentType())
+			req.Header.Set("X-API-Key", api.cred.ClientID)
+			req.Header.Set("X-API-Secret", api.cred.ClientSecret)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode >= 300 {
+				b.Errorf("upload %s: %d", pdfs[i].Path, resp.StatusCode)
+				return
+			}
+			n++
+		}
+	}()
+	return func() int {
+		close(stop)
+		return <-done
 	}
 }
 
