@@ -92,6 +92,10 @@ const CommonWordChunks = 300
 // to it as another).
 const maxCandidates = 1000
 
+// maxPairedWords bounds the common words paired (a long message has many):
+// 12 make at most 66 pairs.
+const maxPairedWords = "12"
+
 // maxPairCandidates bounds the chunks ranked per signal that two common
 // words of the question find together ("type" and "method" in a Go manual).
 const maxPairCandidates = 200
@@ -270,8 +274,9 @@ func fuzzyWords(content string) []string {
 // of the two, the queries that find the chunks to rank: any of its rare
 // words (in at most $4 of the organization's chunks, counted through the
 // full-text index up to $4 + 1), and two of its common words together
-// (empty when there are none; every word is rare when $4 < 0).
-const queryTermsSQL = `
+// (of the first maxPairedWords; empty when there are none; every word is
+// rare when $4 < 0).
+var queryTermsSQL = `
 WITH fuzzy AS (
 	SELECT coalesce(string_agg(t.term, ' '), '') AS words
 	FROM unnest($3::text[]) AS w(word)
@@ -293,12 +298,16 @@ counted AS (
 		WHERE c.tsv @@ plainto_tsquery('simple', u.l) AND c.organization_id = $1 LIMIT $4::int + 1) n) <= $4::int AS rare
 	FROM (SELECT l FROM exact UNION SELECT l FROM near) u
 ),
+common AS (
+	SELECT query, l FROM (
+		SELECT x.query, x.l, row_number() OVER (PARTITION BY x.query ORDER BY x.l) AS n
+		FROM (SELECT 'exact' AS query, l FROM exact UNION ALL SELECT 'near', l FROM near) x
+		JOIN counted c ON c.l = x.l AND NOT c.rare
+	) r WHERE n <= ` + maxPairedWords + `
+),
 pairs AS (
-	SELECT x.query, plainto_tsquery('simple', a.l) && plainto_tsquery('simple', b.l) AS q
-	FROM (SELECT 'exact' AS query, l FROM exact UNION ALL SELECT 'near', l FROM near) x
-	JOIN counted a ON a.l = x.l AND NOT a.rare
-	JOIN (SELECT 'exact' AS query, l FROM exact UNION ALL SELECT 'near', l FROM near) y ON y.query = x.query AND y.l > x.l
-	JOIN counted b ON b.l = y.l AND NOT b.rare
+	SELECT a.query, plainto_tsquery('simple', a.l) && plainto_tsquery('simple', b.l) AS q
+	FROM common a JOIN common b ON b.query = a.query AND b.l > a.l
 )
 SELECT
 	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM exact),

@@ -109,7 +109,7 @@ func BenchmarkSearch10kChunks(b *testing.B) {
 	pool := pgtest.NewPool(b)
 	ctx := context.Background()
 	org := uuid.New()
-	_, n := indexKBAmongGenerated(b, pool, org)
+	_, n, _ := indexKBAmongGenerated(b, pool, org)
 	raw, _ := os.ReadFile(filepath.Join("testdata", "kb", "questions.json"))
 	var questions []struct{ Q string }
 	_ = json.Unmarshal(raw, &questions)
@@ -134,8 +134,9 @@ func BenchmarkSearch10kChunks(b *testing.B) {
 
 // indexKBAmongGenerated indexes the quality test's knowledge base (testdata/kb)
 // for org among 10,000 generated chunks, and returns which knowledge id each
-// file became and how many chunks org has.
-func indexKBAmongGenerated(t testing.TB, pool *pgxpool.Pool, org uuid.UUID) (map[uuid.UUID]string, int) {
+// file became, how many chunks org has, and the 50 words most frequent in
+// the generated chunks.
+func indexKBAmongGenerated(t testing.TB, pool *pgxpool.Pool, org uuid.UUID) (map[uuid.UUID]string, int, []string) {
 	t.Helper()
 	ctx := context.Background()
 	store := memory.New()
@@ -191,5 +192,5 @@ func indexKBAmongGenerated(t testing.TB, pool *pgxpool.Pool, org uuid.UUID) (map
 	if _, err := pool.Exec(ctx, `ANALYZE knowledge_chunks`); err != nil {
 		t.Fatal(err)
 	}
-	return names, n
+	return names, n, made[:50]
 }

@@ -123,7 +123,7 @@ func TestRetrievalQuality(t *testing.T) {
 func TestRetrievalQualityAmong10kChunks(t *testing.T) {
 	pool := pgtest.NewPool(t)
 	org := uuid.New()
-	names, chunks := indexKBAmongGenerated(t, pool, org)
+	names, chunks, frequent := indexKBAmongGenerated(t, pool, org)
 	search := queries.NewSearchKnowledgeHandler(pool)
 	recall, mrr := retrievalQuality(t, search, org, names, true)
 	allRecall, allMRR := retrievalQuality(t, search.WithCommonWordChunks(0), org, names, true)
@@ -132,6 +132,25 @@ func TestRetrievalQualityAmong10kChunks(t *testing.T) {
 	if recall < allRecall || mrr < allMRR {
 		t.Errorf("the common-word cut-off loses answers: recall@3 %.3f < %.3f or MRR %.3f < %.3f", recall, allRecall, mrr, allMRR)
 	}
+	// A message as long as allowed, of the generated chunks' most frequent
+	// words and the documents' words, is answered within the search's
+	// statement timeout (10 s): the common words paired are bounded (66
+	// pairs rather than thousands).
+	long := append([]string(nil), frequent...)
+	for _, f := range []string{"router-manual.md", "app-guide.md", "konto-hilfe.md"} {
+		raw, err := os.ReadFile(filepath.Join("testdata", "kb", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		long = append(long, strings.Fields(string(raw))...)
+	}
+	q := []rune(strings.Join(long, " "))[:queries.MaxSearchQuery]
+	start := time.Now()
+	got, err := search.Handle(context.Background(), queries.SearchKnowledgeQuery{OrganizationID: org, Query: string(q), Limit: 5})
+	if err != nil || len(got) == 0 {
+		t.Fatalf("a %d-character question: %d passages, %v", len(q), len(got), err)
+	}
+	t.Logf("a %d-character question: %d passages in %s", len(q), len(got), time.Since(start).Round(time.Millisecond))
 }
 
 // retrievalQuality asks testdata/kb/questions.json and returns recall@3 and
