@@ -193,6 +193,9 @@ func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQue
 		Scan(&anyQuery, &fuzzyQuery, &anyRare, &fuzzyRare, &anyPairs, &fuzzyPairs); err != nil {
 		return nil, fmt.Errorf("search knowledge: %w", err)
 	}
+	if common < 0 {
+		anyRare, fuzzyRare = anyQuery, fuzzyQuery
+	}
 	if anyRare == "" && anyPairs == "" {
 		anyRare = anyQuery
 	}
@@ -313,18 +316,19 @@ SELECT
 	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM exact),
 	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM near),
 	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM exact JOIN counted USING (l) WHERE rare),
-	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM near JOIN counted USING (l) WHERE rare),
+	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM near JOIN counted USING (l) WHERE rare AND l NOT IN (SELECT l FROM exact)),
 	(SELECT coalesce(knowledge_tsquery_or_agg(q)::text, '') FROM pairs WHERE query = 'exact'),
 	(SELECT coalesce(knowledge_tsquery_or_agg(q)::text, '') FROM pairs WHERE query = 'near')`
 
 // rankedBy is a full-text signal of searchSQL: the candidates that the
 // tsqueries rare (up to $17 chunks) and pairs (up to $20) find, ranked by
 // the tsquery query with titles and headings weighted up.
-func rankedBy(query, rare, pairs string) string {
+func rankedBy(query, rare, pairs, also string) string {
 	return `
 	SELECT c.id, ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', c.tsv, ` + query + `::tsquery, 1) AS score
 	FROM knowledge_chunks c
-	WHERE c.id IN ((` + candidatesBy(rare, "$17") + `) UNION (` + candidatesBy(pairs, "$20") + `))
+	WHERE c.id IN ((` + candidatesBy(rare, "$17") + `) UNION (` + candidatesBy(pairs, "$20") + `)` + also + `)
+	  AND c.tsv @@ ` + query + `::tsquery
 	ORDER BY score DESC, c.knowledge_id, c.ord LIMIT $5
 `
 }
@@ -369,8 +373,8 @@ func containsTerm(xs []string, s string) bool {
 // rank are those $15 and $16 find (at most $17 each) and those $18 and $19
 // find (at most $20 each).
 var searchSQL = `
-WITH fts AS (` + rankedBy("$11", "$15", "$18") + `),
-sim AS (` + rankedBy("$12", "$16", "$19") + `),
+WITH fts AS (` + rankedBy("$11", "$15", "$18", "") + `),
+sim AS (` + rankedBy("$12", "$16", "$19", " UNION (SELECT id FROM fts)") + `),
 qa AS (
 	SELECT c.id, greatest(word_similarity($4, c.question), similarity(c.question, $3) * 0.6,
 		coalesce((SELECT max(word_similarity(t, $4)) FROM unnest(s.tags) AS t), 0) * 0.8) AS score
