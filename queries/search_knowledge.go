@@ -184,6 +184,8 @@ func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQue
 	// Chunks are found by the question's rarer words, or two of its common
 	// words together, and ranked by all of them (CommonWordChunks); when
 	// that finds nothing to look for, by any word, at most maxCandidates.
+	// The similar words rank the passages the question's own words found
+	// and those that only the similar words find (a typo's correction).
 	var anyQuery, fuzzyQuery, anyRare, fuzzyRare, anyPairs, fuzzyPairs string
 	common := h.commonChunks
 	if common <= 0 {
@@ -198,9 +200,6 @@ func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQue
 	}
 	if anyRare == "" && anyPairs == "" {
 		anyRare = anyQuery
-	}
-	if fuzzyRare == "" && fuzzyPairs == "" {
-		fuzzyRare = fuzzyQuery
 	}
 	rare, pairs := maxCandidates, maxPairCandidates
 	if common < 0 {
@@ -276,9 +275,10 @@ func fuzzyWords(content string) []string {
 // each): "pasword" finds "password", "repariert" "reparatur"; and for each
 // of the two, the queries that find the chunks to rank: any of its rare
 // words (in at most $4 of the organization's chunks, counted through the
-// full-text index up to $4 + 1), and two of its common words together
-// (of the first maxPairedWords; empty when there are none; every word is
-// rare when $4 < 0).
+// full-text index up to $4 + 1; for the similar words, only those the
+// question did not use, all of them when none is rare), and two of its
+// common words together (of the first maxPairedWords; empty when there
+// are none; every word is rare when $4 < 0).
 var queryTermsSQL = `
 WITH fuzzy AS (
 	SELECT coalesce(string_agg(t.term, ' '), '') AS words
@@ -301,6 +301,9 @@ counted AS (
 		WHERE c.tsv @@ plainto_tsquery('simple', u.l) AND c.organization_id = $1 LIMIT $4::int + 1) n) <= $4::int AS rare
 	FROM (SELECT l FROM exact UNION SELECT l FROM near) u
 ),
+near_only AS (
+	SELECT l, rare FROM near JOIN counted USING (l) WHERE l NOT IN (SELECT l FROM exact)
+),
 common AS (
 	SELECT query, l FROM (
 		SELECT x.query, x.l, row_number() OVER (PARTITION BY x.query ORDER BY x.l) AS n
@@ -316,13 +319,15 @@ SELECT
 	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM exact),
 	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM near),
 	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM exact JOIN counted USING (l) WHERE rare),
-	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM near JOIN counted USING (l) WHERE rare AND l NOT IN (SELECT l FROM exact)),
+	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM near_only
+	 WHERE rare OR NOT EXISTS (SELECT 1 FROM near_only WHERE rare)),
 	(SELECT coalesce(knowledge_tsquery_or_agg(q)::text, '') FROM pairs WHERE query = 'exact'),
 	(SELECT coalesce(knowledge_tsquery_or_agg(q)::text, '') FROM pairs WHERE query = 'near')`
 
-// rankedBy is a full-text signal of searchSQL: the candidates that the
-// tsqueries rare (up to $17 chunks) and pairs (up to $20) find, ranked by
-// the tsquery query with titles and headings weighted up.
+// rankedBy is a full-text signal of searchSQL: the chunks matching the
+// tsquery query among the candidates that the tsqueries rare (up to $17
+// chunks) and pairs (up to $20) find, and those of the SQL also (a UNION
+// clause, or ""), ranked by query with titles and headings weighted up.
 func rankedBy(query, rare, pairs, also string) string {
 	return `
 	SELECT c.id, ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', c.tsv, ` + query + `::tsquery, 1) AS score
