@@ -3,6 +3,7 @@ package queries
 import (
 	"context"
 	"fmt"
+	"math"
 	"regexp"
 	"strings"
 	"unicode/utf8"
@@ -66,11 +67,45 @@ type knowledgeSearchDB interface {
 
 // SearchKnowledgeHandler searches the knowledge_chunks read model
 // (projections.Knowledge).
-type SearchKnowledgeHandler struct{ db knowledgeSearchDB }
+type SearchKnowledgeHandler struct {
+	db           knowledgeSearchDB
+	commonChunks int
+}
 
 // NewSearchKnowledgeHandler searches through db.
 func NewSearchKnowledgeHandler(db knowledgeSearchDB) SearchKnowledgeHandler {
-	return SearchKnowledgeHandler{db: db}
+	return SearchKnowledgeHandler{db: db, commonChunks: CommonWordChunks}
+}
+
+// CommonWordChunks is how many chunks of an organization a word may occur in
+// before search stops looking for passages by it alone: in a large
+// knowledge base words such as "use", "type" or "Paket" occur in thousands
+// of chunks, and ranking each of them (ts_rank_cd reads its whole tsvector)
+// took most of a search's time. Such a word still counts in the ranking of
+// the passages the question's rarer words find. A knowledge base of fewer
+// chunks than this is searched exactly as without the cut-off.
+const CommonWordChunks = 300
+
+// maxCandidates bounds the chunks ranked per signal that its rare words
+// find, or, when there are neither rare words nor two common ones, any of
+// its words ("how do I use this": one of those chunks is as good an answer
+// to it as another).
+const maxCandidates = 1000
+
+// maxPairedWords bounds the common words paired (a long message has many):
+// 12 make at most 66 pairs.
+const maxPairedWords = "12"
+
+// maxPairCandidates bounds the chunks ranked per signal that two common
+// words of the question find together ("type" and "method" in a Go manual).
+const maxPairCandidates = 200
+
+// WithCommonWordChunks returns the handler with another cut-off (see
+// CommonWordChunks); zero or less ranks every chunk that has a word of the
+// question, as a reference for benchmarks and quality tests.
+func (h SearchKnowledgeHandler) WithCommonWordChunks(n int) SearchKnowledgeHandler {
+	h.commonChunks = n
+	return h
 }
 
 // MaxSearchQuery bounds the query text, in characters.
@@ -131,8 +166,10 @@ func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQue
 	// The planner underestimates matching a tsquery row by row (each tsvector
 	// is detoasted): with a scan allowed it reads every chunk of the
 	// organization, ten times slower than the GIN index at 10,000 chunks.
+	// JIT compilation costs tens of milliseconds and never pays off on these
+	// short queries; the planner chose it whenever its estimates ran high.
 	if _, err := tx.Exec(ctx, `SELECT set_config('pg_trgm.similarity_threshold', '0.3', true),
-		set_config('statement_timeout', '10s', true), set_config('enable_seqscan', 'off', true)`); err != nil {
+		set_config('statement_timeout', '10s', true), set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)`); err != nil {
 		return nil, fmt.Errorf("search knowledge: %w", err)
 	}
 	// The tsqueries are computed first and passed as values, so that the
@@ -144,13 +181,33 @@ func (h SearchKnowledgeHandler) Handle(ctx context.Context, q SearchKnowledgeQue
 	if words == "" {
 		words = text
 	}
-	var anyQuery, fuzzyQuery string
-	if err := tx.QueryRow(ctx, queryTermsSQL, q.OrganizationID, words, fuzzyWords(content)).Scan(&anyQuery, &fuzzyQuery); err != nil {
+	// Chunks are found by the question's rarer words, or two of its common
+	// words together, and ranked by all of them (CommonWordChunks); when
+	// that finds nothing to look for, by any word, at most maxCandidates.
+	// The similar words rank the passages the question's own words found
+	// and those that only the similar words find (a typo's correction).
+	var anyQuery, fuzzyQuery, anyRare, fuzzyRare, anyPairs, fuzzyPairs string
+	common := h.commonChunks
+	if common <= 0 {
+		common = -1
+	}
+	if err := tx.QueryRow(ctx, queryTermsSQL, q.OrganizationID, words, fuzzyWords(content), common).
+		Scan(&anyQuery, &fuzzyQuery, &anyRare, &fuzzyRare, &anyPairs, &fuzzyPairs); err != nil {
 		return nil, fmt.Errorf("search knowledge: %w", err)
+	}
+	if common < 0 {
+		anyRare, fuzzyRare = anyQuery, fuzzyQuery
+	}
+	if anyRare == "" && anyPairs == "" {
+		anyRare = anyQuery
+	}
+	rare, pairs := maxCandidates, maxPairCandidates
+	if common < 0 {
+		rare = math.MaxInt32
 	}
 	rows, err := tx.Query(ctx, searchSQL, q.OrganizationID, assistant, text, content, perSignal, limit,
 		weightFullText, weightSimilarity, weightQuestion, rrfK, anyQuery, fuzzyQuery,
-		knowledge.TextSearchConfig(knowledge.DetectLanguage(text)), otherLanguage)
+		knowledge.TextSearchConfig(knowledge.DetectLanguage(text)), otherLanguage, anyRare, fuzzyRare, rare, anyPairs, fuzzyPairs, pairs)
 	if err != nil {
 		return nil, fmt.Errorf("search knowledge: %w", err)
 	}
@@ -212,11 +269,17 @@ func fuzzyWords(content string) []string {
 	return out
 }
 
-// queryTermsSQL turns the query into two tsqueries (as text): $2's words in
-// every configuration, ORed; and the same for the words of the
-// organization's knowledge ($1) most similar by trigrams to each of $3's
-// (up to three each): "pasword" finds "password", "repariert" "reparatur".
-const queryTermsSQL = `
+// queryTermsSQL turns the query into tsqueries (as text): $2's words in
+// every configuration, ORed; the same for the words of the organization's
+// knowledge ($1) most similar by trigrams to each of $3's (up to three
+// each): "pasword" finds "password", "repariert" "reparatur"; and for each
+// of the two, the queries that find the chunks to rank: any of its rare
+// words (in at most $4 of the organization's chunks, counted through the
+// full-text index up to $4 + 1; for the similar words, only those the
+// question did not use, all of them when none is rare), and two of its
+// common words together (of the first maxPairedWords; empty when there
+// are none; every word is rare when $4 < 0).
+var queryTermsSQL = `
 WITH fuzzy AS (
 	SELECT coalesce(string_agg(t.term, ' '), '') AS words
 	FROM unnest($3::text[]) AS w(word)
@@ -225,13 +288,64 @@ WITH fuzzy AS (
 		WHERE kt.organization_id = $1 AND kt.term % w.word
 		ORDER BY similarity(kt.term, w.word) DESC, kt.term LIMIT 3
 	) t
+),
+exact AS (
+	SELECT DISTINCT unnest(tsvector_to_array(to_tsvector(cfg, $2))) AS l FROM unnest(` + searchConfigs + `) AS cfg
+),
+near AS (
+	SELECT DISTINCT unnest(tsvector_to_array(to_tsvector(cfg, fuzzy.words))) AS l FROM fuzzy, unnest(` + searchConfigs + `) AS cfg
+),
+counted AS (
+	SELECT l, $4::int < 0 OR (SELECT count(*) FROM (
+		SELECT 1 FROM knowledge_chunks c
+		WHERE c.tsv @@ plainto_tsquery('simple', u.l) AND c.organization_id = $1 LIMIT $4::int + 1) n) <= $4::int AS rare
+	FROM (SELECT l FROM exact UNION SELECT l FROM near) u
+),
+near_only AS (
+	SELECT l, rare FROM near JOIN counted USING (l) WHERE l NOT IN (SELECT l FROM exact)
+),
+common AS (
+	SELECT query, l FROM (
+		SELECT x.query, x.l, row_number() OVER (PARTITION BY x.query ORDER BY x.l) AS n
+		FROM (SELECT 'exact' AS query, l FROM exact UNION ALL SELECT 'near', l FROM near) x
+		JOIN counted c ON c.l = x.l AND NOT c.rare
+	) r WHERE n <= ` + maxPairedWords + `
+),
+pairs AS (
+	SELECT a.query, plainto_tsquery('simple', a.l) && plainto_tsquery('simple', b.l) AS q
+	FROM common a JOIN common b ON b.query = a.query AND b.l > a.l
 )
 SELECT
-	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '')
-	 FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector(cfg, $2))) AS l FROM unnest(` + searchConfigs + `) AS cfg) x),
-	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '')
-	 FROM (SELECT DISTINCT unnest(tsvector_to_array(to_tsvector(cfg, fuzzy.words))) AS l FROM unnest(` + searchConfigs + `) AS cfg) y)
-FROM fuzzy`
+	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM exact),
+	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM near),
+	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM exact JOIN counted USING (l) WHERE rare),
+	(SELECT coalesce(knowledge_tsquery_or_agg(plainto_tsquery('simple', l))::text, '') FROM near_only
+	 WHERE rare OR NOT EXISTS (SELECT 1 FROM near_only WHERE rare)),
+	(SELECT coalesce(knowledge_tsquery_or_agg(q)::text, '') FROM pairs WHERE query = 'exact'),
+	(SELECT coalesce(knowledge_tsquery_or_agg(q)::text, '') FROM pairs WHERE query = 'near')`
+
+// rankedBy is a full-text signal of searchSQL: the chunks matching the
+// tsquery query among the candidates that the tsqueries rare (up to $17
+// chunks) and pairs (up to $20) find, and those of the SQL also (a UNION
+// clause, or ""), ranked by query with titles and headings weighted up.
+func rankedBy(query, rare, pairs, also string) string {
+	return `
+	SELECT c.id, ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', c.tsv, ` + query + `::tsquery, 1) AS score
+	FROM knowledge_chunks c
+	WHERE c.id IN ((` + candidatesBy(rare, "$17") + `) UNION (` + candidatesBy(pairs, "$20") + `)` + also + `)
+	  AND c.tsv @@ ` + query + `::tsquery
+	ORDER BY score DESC, c.knowledge_id, c.ord LIMIT $5
+`
+}
+
+// candidatesBy selects the ids of at most limit chunks the tsquery query
+// finds among those the assistant ($2) may use in the organization ($1).
+func candidatesBy(query, limit string) string {
+	return `SELECT k.id FROM knowledge_chunks k
+		WHERE k.tsv @@ ` + query + `::tsquery AND k.organization_id = $1
+		  AND ($2::uuid IS NULL OR cardinality(k.assistant_ids) = 0 OR $2::uuid = ANY (k.assistant_ids))
+		LIMIT ` + limit
+}
 
 func scoreOrZero(f *float64) float64 {
 	if f == nil {
@@ -260,20 +374,12 @@ func containsTerm(xs []string, s string) bool {
 // without stopwords, $5 candidates per signal, $6 limit, $7-$9 weights, $10 k,
 // $11 the query's words ORed in every configuration, $12 the same for the
 // similar vocabulary words, $13 the question's text search configuration,
-// $14 the factor for passages in another language.
-const searchSQL = `
-WITH fts AS (
-	SELECT c.id, ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', c.tsv, $11::tsquery, 1) AS score
-	FROM knowledge_chunks c
-	WHERE c.tsv @@ $11::tsquery AND c.organization_id = $1 AND ($2::uuid IS NULL OR cardinality(c.assistant_ids) = 0 OR $2::uuid = ANY (c.assistant_ids))
-	ORDER BY score DESC, c.knowledge_id, c.ord LIMIT $5
-),
-sim AS (
-	SELECT c.id, ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', c.tsv, $12::tsquery, 1) AS score
-	FROM knowledge_chunks c
-	WHERE c.tsv @@ $12::tsquery AND c.organization_id = $1 AND ($2::uuid IS NULL OR cardinality(c.assistant_ids) = 0 OR $2::uuid = ANY (c.assistant_ids))
-	ORDER BY score DESC, c.knowledge_id, c.ord LIMIT $5
-),
+// $14 the factor for passages in another language; the chunks $11 and $12
+// rank are those $15 and $16 find (at most $17 each) and those $18 and $19
+// find (at most $20 each).
+var searchSQL = `
+WITH fts AS (` + rankedBy("$11", "$15", "$18", "") + `),
+sim AS (` + rankedBy("$12", "$16", "$19", " UNION (SELECT id FROM fts)") + `),
 qa AS (
 	SELECT c.id, greatest(word_similarity($4, c.question), similarity(c.question, $3) * 0.6,
 		coalesce((SELECT max(word_similarity(t, $4)) FROM unnest(s.tags) AS t), 0) * 0.8) AS score

@@ -172,7 +172,7 @@ func (s *jobSubscriber) Subscribe(ctx context.Context, _ string) (<-chan *messag
 		}
 	}()
 	var loops sync.WaitGroup
-	for range max(s.w.r.cfg.concurrency, 1) {
+	for range s.w.r.concurrencyOf(s.w.name) {
 		loops.Add(1)
 		go func() {
 			defer loops.Done()

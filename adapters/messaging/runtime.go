@@ -60,6 +60,7 @@ type config struct {
 	jobBackoff      time.Duration
 	jobBackoffMax   time.Duration
 	concurrency     int
+	concurrencyOf   map[string]int
 	batchSize       int
 	idleTimeout     time.Duration
 	retries         int
@@ -115,6 +116,27 @@ func WithJobBackoff(initial, max time.Duration) Option {
 
 // WithWorkerConcurrency sets how many jobs of each worker one process handles at once.
 func WithWorkerConcurrency(n int) Option { return func(c *config) { c.concurrency = n } }
+
+// WithConcurrencyOf sets how many jobs of the named worker one process
+// handles at once, in place of WithWorkerConcurrency's number for it: each
+// kind of work gets its own slots, sized for what it waits on (a reply for
+// the database and a model, an ingestion for a PDF child process).
+func WithConcurrencyOf(worker string, n int) Option {
+	return func(c *config) {
+		if c.concurrencyOf == nil {
+			c.concurrencyOf = map[string]int{}
+		}
+		c.concurrencyOf[worker] = n
+	}
+}
+
+// concurrencyOf is how many jobs of worker this process handles at once.
+func (r *Runtime) concurrencyOf(worker string) int {
+	if n, ok := r.cfg.concurrencyOf[worker]; ok && n > 0 {
+		return n
+	}
+	return max(r.cfg.concurrency, 1)
+}
 
 // WithIdleInTransactionTimeout bounds how long a consumer transaction may sit
 // idle before PostgreSQL ends it, so a stuck consumer cannot hold back readers of the log.

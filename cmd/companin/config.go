@@ -56,6 +56,12 @@ type Config struct {
 	MaxStreamsPerOrg int
 	// Feed publishes the log to NATS JetStream (COMPANIN_FEED_*, feed.go).
 	Feed FeedConfig
+	// ReplyWorkers and IngestWorkers are how many replies and how many
+	// knowledge ingestions one process works on at once
+	// (COMPANIN_REPLY_WORKERS, default 8; COMPANIN_INGEST_WORKERS, default
+	// 2). Each kind has its own slots, so that documents being read never
+	// keep a customer waiting for an answer.
+	ReplyWorkers, IngestWorkers int
 }
 
 // LLMConfig is COMPANIN_LLM_BASE_URL, COMPANIN_LLM_API_KEY,
@@ -66,6 +72,10 @@ type LLMConfig struct {
 	Model   string
 	Timeout time.Duration
 }
+
+// maxWorkers bounds COMPANIN_REPLY_WORKERS and COMPANIN_INGEST_WORKERS:
+// each job holds a database connection at times, and the pool has 20.
+const maxWorkers = 64
 
 // Event store choices.
 const (
@@ -113,6 +123,17 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	} {
 		if *l.into, err = strconv.Atoi(get(l.name, l.def)); err != nil || *l.into <= 0 {
 			errs = append(errs, fmt.Errorf("%s: want a positive whole number (per minute), got %q", l.name, getenv(l.name)))
+		}
+	}
+	for _, w := range []struct {
+		name, def string
+		into      *int
+	}{
+		{"COMPANIN_REPLY_WORKERS", "8", &c.ReplyWorkers},
+		{"COMPANIN_INGEST_WORKERS", "2", &c.IngestWorkers},
+	} {
+		if *w.into, err = strconv.Atoi(get(w.name, w.def)); err != nil || *w.into <= 0 || *w.into > maxWorkers {
+			errs = append(errs, fmt.Errorf("%s: want a whole number from 1 to %d (jobs at once per process), got %q", w.name, maxWorkers, getenv(w.name)))
 		}
 	}
 	if c.ReplyWait, err = parseDuration(get("COMPANIN_REPLY_WAIT", "30s")); err != nil {

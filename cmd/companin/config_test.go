@@ -17,7 +17,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	if c.Addr != ":8080" || c.DataDir != ".companin" || c.EventStore != "postgres" ||
 		c.RateLimitPerHour != 1000 || c.WidgetTokenPerClient != 3000 || c.WidgetTokenPerAddress != 60 || c.ReplyWait != 30*time.Second ||
-		c.ReadYourWritesWait != 2*time.Second || c.LLM.Timeout != 30*time.Second || c.FetchAllowPrivate || c.DatabaseURL != "" {
+		c.ReadYourWritesWait != 2*time.Second || c.LLM.Timeout != 30*time.Second || c.FetchAllowPrivate || c.DatabaseURL != "" ||
+		c.ReplyWorkers != 8 || c.IngestWorkers != 2 {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -30,6 +31,7 @@ func TestLoadConfigReadsEverySetting(t *testing.T) {
 		"COMPANIN_LLM_BASE_URL": "http://localhost:11434/v1", "COMPANIN_LLM_API_KEY": "k", "COMPANIN_LLM_MODEL": "m",
 		"COMPANIN_FETCH_ALLOW_PRIVATE": "true", "COMPANIN_LLM_TIMEOUT": "90s", "COMPANIN_RYW_WAIT": "1500ms",
 		"COMPANIN_WIDGET_TOKEN_PER_CLIENT": "500", "COMPANIN_WIDGET_TOKEN_PER_ADDRESS": "20",
+		"COMPANIN_REPLY_WORKERS": "16", "COMPANIN_INGEST_WORKERS": "1",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +40,7 @@ func TestLoadConfigReadsEverySetting(t *testing.T) {
 		ESDBURL: "esdb://localhost:2113?tls=false", JWTSecret: strings.Repeat("s", 32), RateLimitPerHour: 50, ReplyWait: 5 * time.Second,
 		LLM: LLMConfig{BaseURL: "http://localhost:11434/v1", APIKey: "k", Model: "m", Timeout: 90 * time.Second}, FetchAllowPrivate: true,
 		WidgetTokenPerClient: 500, WidgetTokenPerAddress: 20, ReadYourWritesWait: 1500 * time.Millisecond,
-		MaxStreamsPerOrg: 10}
+		MaxStreamsPerOrg: 10, ReplyWorkers: 16, IngestWorkers: 1}
 	if c != want {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
 	}
@@ -61,6 +63,9 @@ func TestLoadConfigRejectsWhatCannotWork(t *testing.T) {
 		"llm timeout":  {map[string]string{"COMPANIN_LLM_TIMEOUT": "0"}, "COMPANIN_LLM_TIMEOUT"},
 		"short secret": {map[string]string{"COMPANIN_JWT_SECRET": "short"}, "COMPANIN_JWT_SECRET"},
 		"token limit":  {map[string]string{"COMPANIN_WIDGET_TOKEN_PER_ADDRESS": "-1"}, "COMPANIN_WIDGET_TOKEN_PER_ADDRESS"},
+		"no repliers":  {map[string]string{"COMPANIN_REPLY_WORKERS": "0"}, "COMPANIN_REPLY_WORKERS"},
+		"ingesters":    {map[string]string{"COMPANIN_INGEST_WORKERS": "many"}, "COMPANIN_INGEST_WORKERS"},
+		"too many":     {map[string]string{"COMPANIN_REPLY_WORKERS": "1000"}, "COMPANIN_REPLY_WORKERS"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := LoadConfig(env(tc.env))

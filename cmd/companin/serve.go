@@ -14,6 +14,7 @@ import (
 	"github.com/companin/companin/adapters/messaging"
 	"github.com/companin/companin/adapters/postgres/notify"
 	"github.com/companin/companin/adapters/replies"
+	"github.com/companin/companin/commands"
 	"github.com/companin/companin/migrations"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -56,7 +57,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	runtime := messaging.NewRuntime(store, db.Pool, messaging.WithLogger(log), messaging.WithRegisterer(reg),
-		messaging.WithListener(listener))
+		messaging.WithListener(listener),
+		messaging.WithConcurrencyOf(commands.ReplyWorkerName, cfg.ReplyWorkers),
+		messaging.WithConcurrencyOf(ingestionWorker, cfg.IngestWorkers))
 	for _, p := range readModels() {
 		runtime.AddProjection(p)
 	}
