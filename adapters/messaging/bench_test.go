@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,6 +86,10 @@ func (r rowsModel) Handle(ctx context.Context, tx pgx.Tx, e es.Event) error {
 	return err
 }
 
+// benchModels numbers the read models the benchmarks create: the testing
+// package may run a benchmark function more than once on one database.
+var benchModels atomic.Int64
+
 func (r rowsModel) insert() string {
 	return "INSERT INTO " + r.table + " (id, stream, version, data) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING"
 }
@@ -106,7 +111,7 @@ func BenchmarkProjectionLive(b *testing.B) {
 				messaging.OldRunner(path == "old")
 				defer messaging.OldRunner(false)
 				for i := 0; i < b.N; i++ {
-					p := benchModel{kind: kind, name: fmt.Sprintf("live_%s_%s_%d", kind, path[:3], i)}.create(b, pool)
+					p := benchModel{kind: kind, name: fmt.Sprintf("live_%s_%s_%d", kind, path[:3], benchModels.Add(1))}.create(b, pool)
 					rt := messaging.NewRuntime(store, pool, messaging.WithLeadershipInterval(10*time.Millisecond))
 					rt.AddProjection(p)
 					ctx, cancel := context.WithCancel(context.Background())
@@ -141,7 +146,7 @@ func BenchmarkProjectionCatchUp(b *testing.B) {
 				messaging.OldRunner(path == "old")
 				defer messaging.OldRunner(false)
 				for i := 0; i < b.N; i++ {
-					p := benchModel{kind: kind, name: fmt.Sprintf("catchup_%s_%s_%d", kind, path[:3], i)}.create(b, pool)
+					p := benchModel{kind: kind, name: fmt.Sprintf("catchup_%s_%s_%d", kind, path[:3], benchModels.Add(1))}.create(b, pool)
 					began := time.Now()
 					if path == "raw" {
 						rawReplay(b, store, pool, p)
