@@ -205,6 +205,20 @@ func TestRepliesThroughTheAPI(t *testing.T) {
 			t.Fatalf("%d feedback events", n)
 		}
 	})
+	t.Run("feedback on a conversation's reply", func(t *testing.T) {
+		conv := ts.create(t, "/api/v1/conversations/", `{"assistant_id":"`+asst["id"].(string)+`","customer_id":"cust-7","title":"Hours"}`)
+		base := "/api/v1/conversations/" + conv["id"].(string) + "/messages/"
+		_, d := ts.ask(t, "conversations/"+conv["id"].(string), "What are your business hours?")
+		rid := d["reply"].(map[string]any)["id"].(string)
+		r := ts.do(t, http.MethodPost, base+rid+"/feedback", ts.org, `{"rating":"dislike","comment":"too short"}`)
+		if r.Status != http.StatusCreated || r.data(t)["rating"] != "dislike" || r.data(t)["message_id"] != rid {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+		// A session's path does not reach a conversation's message.
+		if r := ts.do(t, http.MethodPost, "/api/v1/"+thread+"/messages/"+rid+"/feedback", ts.org, `{"rating":"like"}`); r.Status != http.StatusNotFound {
+			t.Fatalf("the conversation's reply through the session: %d %s", r.Status, r.Body)
+		}
+	})
 }
 
 func TestGermanAssistantAnswersInGerman(t *testing.T) {
