@@ -266,7 +266,7 @@ func BenchmarkReadYourWrites(b *testing.B) {
 			messaging.OldRunner(path == "old")
 			defer messaging.OldRunner(false)
 			for i := 0; i < b.N; i++ {
-				p := benchModel{kind: "rows", name: fmt.Sprintf("ryw_%s_%d", path[:3], i)}.create(b, pool)
+				p := benchModel{kind: "rows", name: fmt.Sprintf("ryw_%s_%d", path[:3], benchModels.Add(1))}.create(b, pool)
 				rt := messaging.NewRuntime(store, pool, messaging.WithLeadershipInterval(10*time.Millisecond))
 				rt.AddProjection(p)
 				ctx, cancel := context.WithCancel(context.Background())
