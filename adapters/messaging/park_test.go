@@ -112,7 +112,8 @@ func TestDataErrorIsParkedAndTheProjectionMovesOn(t *testing.T) {
 			ds[0].Position == "" || !strings.Contains(ds[0].Reason, "22P05") {
 			t.Fatalf("dead letters = %+v", ds)
 		}
-		if got := counterValue(t, reg, "companin_consumer_parked_total", "parking"); got != 1 {
+		// The counter moves after the commit that the wait saw: give it a moment.
+		if got := eventuallyCounter(t, reg, "companin_consumer_parked_total", "parking", 1); got != 1 {
 			t.Fatalf("parked_total = %v", got)
 		}
 		if got := counterValue(t, reg, "companin_consumer_parked_events", "parking"); got != 1 {

@@ -235,7 +235,33 @@ func TestPoisonEventStopsProjectionWithoutSkipping(t *testing.T) {
 	})
 }
 
+// eventuallyCounter waits up to 5 s for the metric to reach want and returns
+// its last value (metrics are updated after the commits that waiters see).
+func eventuallyCounter(t *testing.T, reg *prometheus.Registry, name, consumer string, want float64) float64 {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, ok := metricValue(t, reg, name, consumer)
+		if (ok && got == want) || time.Now().After(deadline) {
+			if !ok {
+				t.Fatalf("no metric %s{consumer=%q}", name, consumer)
+			}
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func counterValue(t *testing.T, reg *prometheus.Registry, name, consumer string) float64 {
+	t.Helper()
+	v, ok := metricValue(t, reg, name, consumer)
+	if !ok {
+		t.Fatalf("no metric %s{consumer=%q}", name, consumer)
+	}
+	return v
+}
+
+func metricValue(t *testing.T, reg *prometheus.Registry, name, consumer string) (float64, bool) {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -249,15 +275,14 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, consumer string)
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "consumer" && l.GetValue() == consumer {
 					if m.Counter != nil {
-						return m.Counter.GetValue()
+						return m.Counter.GetValue(), true
 					}
-					return m.Gauge.GetValue()
+					return m.Gauge.GetValue(), true
 				}
 			}
 		}
 	}
-	t.Fatalf("no metric %s{consumer=%q}", name, consumer)
-	return 0
+	return 0, false
 }
 
 // Two runtimes on one database: the projection runs in only one of them; when

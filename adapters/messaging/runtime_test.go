@@ -119,7 +119,7 @@ func TestTypedProjectionSkipsOtherEventsButItsCheckpointMoves(t *testing.T) {
 		if p.idleTimeout != "7s" {
 			t.Fatalf("idle_in_transaction_session_timeout = %q", p.idleTimeout)
 		}
-		if got := counterValue(t, reg, "companin_consumer_processed_total", "typed"); got != 4 {
+		if got := eventuallyCounter(t, reg, "companin_consumer_processed_total", "typed", 4); got != 4 {
 			t.Fatalf("processed_total = %v", got)
 		}
 	})
