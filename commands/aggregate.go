@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/companin/companin/domain"
@@ -35,8 +36,20 @@ type Identified interface {
 }
 
 // conflictRetries bounds how often Update reloads and decides again after a
-// concurrent writer won the race for the same version.
-const conflictRetries = 3
+// concurrent writer won the race for the same version. Each round of a race
+// has a winner, so n writers racing on one stream all get through within n
+// attempts; past this bound the caller gets a conflict (409).
+const conflictRetries = 10
+
+// conflictPause spreads racing writers out a little before they try again.
+func conflictPause(ctx context.Context, attempt int) {
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond)) + 1))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
 
 // readPage is how many events a load reads per round trip.
 const readPage = 1000
@@ -184,6 +197,7 @@ func (r Repository[A]) save(ctx context.Context, id uuid.UUID, mustExist bool, d
 		res, err := Append(ctx, r.Store, StreamName(r.Kind, id), es.Exact(l.Version), changes)
 		if errors.Is(err, es.ErrWrongExpectedVersion) {
 			if attempt < conflictRetries {
+				conflictPause(ctx, attempt)
 				continue
 			}
 			return res, fmt.Errorf("%s %s changed concurrently: %w", r.Kind, id, domain.ErrConflict)
