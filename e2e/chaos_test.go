@@ -79,9 +79,10 @@ func TestOneOrganizationCannotStopAnother(t *testing.T) {
 	// CPU that B's requests would use (56 ms quiet became 240-250 ms there),
 	// while a stalled process (the 3-5 s garbage-collector freezes PDFium
 	// caused in-process) or a stopped projection is far beyond: the quiet
-	// figure is floored at 100 ms, so that CPU sharing and a few milliseconds
-	// of noise on a tiny baseline cannot fail the test, and a stall still does.
-	base := max(percentile(quiet, 99), 100*time.Millisecond)
+	// figure is floored at 250 ms, so that CPU sharing and noise on a tiny
+	// baseline cannot fail the test (46 ms quiet became 365 ms under attack
+	// once in six quiet runs on two cores), and a stall of seconds still does.
+	base := max(percentile(quiet, 99), 250*time.Millisecond)
 	if p99 := percentile(loaded, 99); p99 > 3*base {
 		t.Errorf("B's p99 went from %v to %v under A's attack (more than 3x)", percentile(quiet, 99), p99)
 	}
