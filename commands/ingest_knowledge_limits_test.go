@@ -1,11 +1,8 @@
 package commands_test
 
 import (
-	"archive/zip"
-	"bytes"
-	"compress/zlib"
 	"context"
-	"fmt"
+	"github.com/companin/companin/adapters/extract/bombs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -20,65 +17,6 @@ import (
 	"github.com/companin/companin/domain/es"
 	"github.com/companin/companin/domain/knowledge"
 )
-
-// inflatingPDF is a small PDF whose one content stream inflates to about
-// size bytes: a single string shown with Tj.
-func inflatingPDF(t testing.TB, size int) []byte {
-	t.Helper()
-	var content bytes.Buffer
-	zw, _ := zlib.NewWriterLevel(&content, zlib.BestSpeed)
-	fmt.Fprint(zw, "BT /F1 12 Tf 72 720 Td (")
-	line := bytes.Repeat([]byte("bomb "), 1<<16/5)
-	for written := 0; written < size; written += len(line) {
-		zw.Write(line)
-	}
-	fmt.Fprint(zw, ") Tj ET")
-	zw.Close()
-	var b bytes.Buffer
-	offsets := []int{}
-	obj := func(body string) {
-		offsets = append(offsets, b.Len())
-		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", len(offsets), body)
-	}
-	b.WriteString("%PDF-1.4\n")
-	obj("<< /Type /Catalog /Pages 2 0 R >>")
-	obj("<< /Type /Pages /Kids [3 0 R] /Count 1 >>")
-	obj("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>")
-	offsets = append(offsets, b.Len())
-	fmt.Fprintf(&b, "4 0 obj\n<< /Length %d /Filter /FlateDecode >>\nstream\n", content.Len())
-	b.Write(content.Bytes())
-	b.WriteString("\nendstream\nendobj\n")
-	obj("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-	xref := b.Len()
-	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(offsets)+1)
-	for _, o := range offsets {
-		fmt.Fprintf(&b, "%010d 00000 n \n", o)
-	}
-	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(offsets)+1, xref)
-	return b.Bytes()
-}
-
-// docxBomb is a small .docx whose document.xml unpacks to about size bytes
-// of paragraphs.
-func docxBomb(t testing.TB, size int) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	zw := zip.NewWriter(&b)
-	w, err := zw.Create("word/document.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprint(w, `<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>`)
-	para := []byte(`<w:p><w:r><w:t>` + strings.Repeat("lorem ipsum dolor sit amet ", 20) + `</w:t></w:r></w:p>`)
-	for written := 0; written < size; written += len(para) {
-		w.Write(para)
-	}
-	fmt.Fprint(w, `</w:body></w:document>`)
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
 
 // peakRSSMB is the process's peak resident memory so far (VmHWM), in MB.
 func peakRSSMB(t testing.TB) int {
@@ -104,8 +42,8 @@ func TestIngestionOfHostileDocumentsEndsReadyOrFailed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pdfBomb := inflatingPDF(t, 100<<20)
-	docx := docxBomb(t, 60<<20)
+	pdfBomb := bombs.PDF(100 << 20)
+	docx := bombs.DOCX(60 << 20)
 	t.Logf("PDF bomb %d KB (inflates to 100 MB), DOCX bomb %d KB (unpacks to 60 MB)", len(pdfBomb)>>10, len(docx)>>10)
 	cases := []struct {
 		name, fileType string
@@ -116,7 +54,7 @@ func TestIngestionOfHostileDocumentsEndsReadyOrFailed(t *testing.T) {
 		{"WaldenFull.pdf, 249 pages", "pdf", walden, true, false, ""},
 		// PDFium reads at most 32 KB of one string, so this may end ready.
 		{"PDF whose one stream inflates to 100 MB", "pdf", pdfBomb, true, true, "split"},
-		{"PDF whose one stream inflates past the engine's memory cap", "pdf", inflatingPDF(t, 400<<20), false, true, "split"},
+		{"PDF whose one stream inflates past the engine's memory cap", "pdf", bombs.PDF(400 << 20), false, true, "split"},
 		{"DOCX unpacking to 60 MB of XML", "docx", docx, false, true, "split"},
 		{"text with control characters and invalid UTF-8", "md", []byte("Reset\x01 the router:\x1b hold the button for ten seconds.\r\n\xff\xfe Done."), true, false, ""},
 	}

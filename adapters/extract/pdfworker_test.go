@@ -1,12 +1,9 @@
 package extract
 
 import (
-	"bytes"
-	"compress/zlib"
 	"context"
 	"errors"
-	"fmt"
-	"io"
+	"github.com/companin/companin/adapters/extract/bombs"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -15,41 +12,6 @@ import (
 	"testing"
 	"time"
 )
-
-// flateBombPDF is a one-page PDF whose single content stream inflates to
-// about n bytes of text ("bomb bomb ..."), a few hundred KB on disk.
-func flateBombPDF(n int) []byte {
-	var content bytes.Buffer
-	zw, _ := zlib.NewWriterLevel(&content, zlib.BestCompression)
-	_, _ = io.WriteString(zw, "BT /F1 12 Tf 72 720 Td (")
-	chunk := bytes.Repeat([]byte("bomb "), 1<<16)
-	for written := 0; written < n; written += len(chunk) {
-		_, _ = zw.Write(chunk)
-	}
-	_, _ = io.WriteString(zw, ") Tj ET")
-	_ = zw.Close()
-	var pdf bytes.Buffer
-	var offsets []int
-	obj := func(s string) {
-		offsets = append(offsets, pdf.Len())
-		pdf.WriteString(s)
-	}
-	pdf.WriteString("%PDF-1.4\n")
-	obj("1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n")
-	obj("2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n")
-	obj("3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >> endobj\n")
-	obj(fmt.Sprintf("4 0 obj << /Length %d /Filter /FlateDecode >> stream\n", content.Len()))
-	pdf.Write(content.Bytes())
-	pdf.WriteString("\nendstream endobj\n")
-	obj("5 0 obj << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> endobj\n")
-	xref := pdf.Len()
-	fmt.Fprintf(&pdf, "xref\n0 %d\n0000000000 65535 f \n", len(offsets)+1)
-	for _, o := range offsets {
-		fmt.Fprintf(&pdf, "%010d 00000 n \n", o)
-	}
-	fmt.Fprintf(&pdf, "trailer << /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(offsets)+1, xref)
-	return pdf.Bytes()
-}
 
 // TestLongPDFCallDoesNotStopTheProcess reads a PDF whose one content stream
 // inflates to 100 MB (seconds inside a single PDFium call) while this process
@@ -60,7 +22,7 @@ func TestLongPDFCallDoesNotStopTheProcess(t *testing.T) {
 	if _, ok := workerExecutable(); !ok {
 		t.Fatal("no executable to start as the PDF worker")
 	}
-	bomb := flateBombPDF(100 << 20)
+	bomb := bombs.PDF(100 << 20)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	var maxGap atomic.Int64
@@ -128,7 +90,7 @@ func TestLongPDFCallDoesNotStopTheProcess(t *testing.T) {
 // middle of the bomb: the child is killed and the document fails with a
 // reason, leaving no slot taken.
 func TestKilledWorkerFailsTheDocument(t *testing.T) {
-	bomb := flateBombPDF(100 << 20)
+	bomb := bombs.PDF(100 << 20)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	_, err := File(ctx, "pdf", bomb)
@@ -139,7 +101,7 @@ func TestKilledWorkerFailsTheDocument(t *testing.T) {
 		t.Fatalf("%d worker slots still taken", n)
 	}
 	// The engine still works afterwards.
-	if _, err := File(context.Background(), "pdf", flateBombPDF(1<<10)); err != nil {
+	if _, err := File(context.Background(), "pdf", bombs.PDF(1<<10)); err != nil {
 		t.Fatalf("a small PDF after the kill: %v", err)
 	}
 }
@@ -172,7 +134,7 @@ func TestBrokenWorkerFailsTheDocument(t *testing.T) {
 // that fails does not cost the child.
 func TestWorkerReadsSeveralDocuments(t *testing.T) {
 	endIdleChildren()
-	small := flateBombPDF(1 << 10)
+	small := bombs.PDF(1 << 10)
 	for i := range 3 {
 		if _, err := File(context.Background(), "pdf", small); err != nil {
 			t.Fatalf("document %d: %v", i, err)
@@ -204,7 +166,7 @@ func endIdleChildren() {
 // from the cache), by a warm child, and in this process (the old way; a
 // fresh PDFium instance each time, as always).
 func BenchmarkPDFWorkerOverhead(b *testing.B) {
-	small := flateBombPDF(1 << 10)
+	small := bombs.PDF(1 << 10)
 	if _, err := File(context.Background(), "pdf", small); err != nil { // compile into the cache if needed
 		b.Fatal(err)
 	}
