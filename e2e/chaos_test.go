@@ -399,7 +399,7 @@ func floodInvalidText(ctx context.Context, a *client, log *poisonLog) {
 	}
 	_, data, _, _ = a.call("POST", "/api/v1/sessions/", map[string]any{"assistant_id": assistant}, "")
 	session := idOf(data)
-	_, data, _, _ = a.call("POST", "/api/v1/contexts/", map[string]any{"user_reference": "a-user"}, "")
+	_, _, _, _ = a.call("POST", "/api/v1/contexts/", map[string]any{"user_reference": "a-user"}, "")
 	_, data, _, _ = a.call("POST", "/api/v1/conversations/", map[string]any{
 		"assistant_id": assistant, "customer_id": "a-customer", "user_context_id": "a-user"}, "")
 	conversation := idOf(data)

@@ -7,10 +7,6 @@ import (
 	"github.com/companin/companin/queries"
 )
 
-// widgetConfigRequest is the body of POST and PATCH /widget-configs: nil
-// fields were not sent.
-type widgetConfigRequest = widgetconfig.Input
-
 var errConfigOrigin = httpError(http.StatusForbidden, "origin_not_allowed", "Forbidden - this Origin is not in the widget configuration's allowed origins")
 
 // widgetConfigs serves /widget-configs and /widget-configs/{id}.

@@ -181,9 +181,6 @@ type target struct {
 	name  string
 	apply applyFunc
 	mark  Marker
-	// parkAfter is how many failed attempts of an unclassified error park
-	// the event (0: never, it is retried for ever).
-	parkAfter int
 }
 
 // applyOrPark applies events after prev like applyTx, but parks an event

@@ -18,11 +18,10 @@ import (
 
 // handled records what a worker did, across runtimes.
 type handled struct {
-	mu     sync.Mutex
-	count  map[uuid.UUID]int
-	by     map[string]int
-	order  map[string][]uint64 // per stream, versions in the order they were handled
-	errors int
+	mu    sync.Mutex
+	count map[uuid.UUID]int
+	by    map[string]int
+	order map[string][]uint64 // per stream, versions in the order they were handled
 }
 
 func newHandled() *handled {

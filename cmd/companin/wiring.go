@@ -52,7 +52,7 @@ func (l *eventLog) Close() {
 // when listener is nil (short commands).
 func openEventLog(ctx context.Context, cfg Config, pool *pgxpool.Pool, listener *notify.Listener, log *slog.Logger) (*eventLog, error) {
 	var inner es.Store
-	closeInner := func() {}
+	var closeInner func()
 	switch cfg.EventStore {
 	case eventStoreESDB:
 		s, err := esdbstore.New(ctx, cfg.ESDBURL)

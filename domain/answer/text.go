@@ -234,11 +234,9 @@ func sentences(text string) []sentenceOf {
 		// of it is weighed on its own.
 		block := strings.Join(code, "\n")
 		for len(code) > 0 {
-			n := min(len(code), codeWindow)
-			if len(code) > maxCodeLines {
+			n := len(code)
+			if n > maxCodeLines {
 				n = codeWindow
-			} else {
-				n = len(code)
 			}
 			out = append(out, sentenceOf{text: strings.Join(code[:n], "\n"), heading: heading, code: true, lead: lastProse, block: block})
 			code = code[n:]
@@ -494,10 +492,6 @@ var stopwords = set(
 	"gibt", "geht", "gern", "gerne", "mal", "noch", "auch", "schon", "so", "sehr", "viel", "frage", "etwas",
 	"jemand", "sagen", "sag", "erklaren", "finde", "finden", "zuruck", "denn", "doch", "eigentlich", "hier", "da",
 )
-
-// greetings mark a message that only says hello.
-var greetings = set("hello", "hi", "hey", "hallo", "moin", "servus", "guten", "morgen", "abend", "tag",
-	"good", "morning", "evening", "afternoon", "greetings", "gruss", "gruezi", "howdy")
 
 // softTerms frame a question more than they name its subject ("how long
 // does it take", "was kostet"): they count, but little. Keys are stems.
