@@ -48,6 +48,7 @@ func updateOrganization(ctx context.Context, store es.Store, id uuid.UUID, decid
 		}
 		res, err := store.Append(ctx, organization.StreamName(id), es.Exact(org.Version()), recorded...)
 		if errors.Is(err, es.ErrWrongExpectedVersion) && attempt < conflictRetries {
+			conflictPause(ctx, attempt)
 			continue
 		}
 		if errors.Is(err, es.ErrWrongExpectedVersion) {
